@@ -1,0 +1,370 @@
+"""Settings: one TOML file, overridable from the environment.
+
+The file is named by ``--config`` or ``WATCHDOG_CONFIG``. Every key can be
+overridden by an environment variable: ``WATCHDOG_`` followed by the dotted
+key in upper case with ``__`` between levels, for example
+``WATCHDOG_DATABASE__URL`` or ``WATCHDOG_MAILBOXES__BOUNCES__PASSWORD``.
+Secrets come from files (``password_file``) or the environment and are never
+required in the file itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from watchdog.errors import ConfigError
+
+ENV_PREFIX = "WATCHDOG_"
+DEFAULT_DATABASE_URL = "sqlite:///mail-watchdog.db"
+
+
+class MailboxKind(StrEnum):
+    """What a mailbox receives."""
+
+    BOUNCES = "bounces"
+    FEEDBACK = "feedback"
+
+
+class TlsMode(StrEnum):
+    """How the IMAP connection is protected."""
+
+    IMPLICIT = "implicit"
+    NONE = "none"
+
+
+class Unrecognised(StrEnum):
+    """What to do with mail that is no bounce, complaint or auto-reply."""
+
+    MOVE = "move"
+    LEAVE = "leave"
+
+
+class LocalFormat(StrEnum):
+    """Layout of a local mail source."""
+
+    AUTO = "auto"
+    MAILDIR = "maildir"
+    MBOX = "mbox"
+    EML = "eml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Section):
+    """Bounds applied to each message before and during classification."""
+
+    max_message_bytes: int = Field(10_000_000, gt=0)
+    max_header_bytes: int = Field(65_536, gt=0)
+    max_parts: int = Field(1_000, gt=0)
+    max_depth: int = Field(32, gt=0)
+    max_recipients: int = Field(
+        10, gt=0, description="recipients acted on per message; more quarantines it"
+    )
+    cpu_seconds: int = Field(5, gt=0)
+    memory_mb: int = Field(512, gt=0)
+    wall_seconds: float = Field(10.0, gt=0)
+
+
+class Policy(_Section):
+    """When an address goes on the suppression list."""
+
+    soft_bounce_threshold: int = Field(3, gt=0)
+    soft_bounce_window_days: int = Field(7, gt=0)
+    soft_suppression_days: int = Field(
+        30, ge=0, description="days a soft-bounce suppression lasts; 0 keeps it"
+    )
+    max_attempts: int = Field(
+        3, gt=0, description="failed classifications before a message is quarantined"
+    )
+
+
+class Database(_Section):
+    """Where events and the suppression list are stored."""
+
+    url: str = DEFAULT_DATABASE_URL
+    busy_timeout_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if scheme not in {"sqlite", "postgresql", "postgresql+psycopg"}:
+            msg = (
+                f"unsupported database URL scheme {scheme!r}: use "
+                "sqlite:///PATH or postgresql://USER@HOST/DB"
+            )
+            raise ValueError(msg)
+        return value
+
+
+class Http(_Section):
+    """The ``/metrics`` and ``/healthz`` listener."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9465, ge=0, le=65535)
+
+
+class Log(_Section):
+    """Log format and level."""
+
+    format: str = Field("auto", pattern="^(auto|json|console)$")
+    level: str = Field("info", pattern="^(debug|info|warning|error)$")
+
+
+class Mailbox(_Section):
+    """One IMAP mailbox polled for bounces or feedback reports."""
+
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: TlsMode = TlsMode.IMPLICIT
+    ca_file: Path | None = None
+    username: str
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    kind: MailboxKind = MailboxKind.BOUNCES
+    poll_interval_seconds: float = Field(60.0, gt=0)
+    idle: bool = True
+    idle_renew_seconds: float = Field(
+        300.0, gt=0, le=1740, description="IDLE is re-issued this often"
+    )
+    batch_size: int = Field(100, gt=0, le=200)
+    max_message_bytes: int | None = Field(None, gt=0)
+    unrecognised: Unrecognised = Unrecognised.MOVE
+    timeout_seconds: float = Field(30.0, gt=0)
+    cycle_timeout_seconds: float = Field(600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.tls is TlsMode.NONE and not _is_loopback(self.host):
+            msg = (
+                f"tls = 'none' is allowed only to a loopback host, not {self.host!r}: "
+                "use tls = 'implicit' (port 993)"
+            )
+            raise ValueError(msg)
+        if self.password is None and self.password_file is None:
+            msg = (
+                "no password: set password_file, or the environment variable "
+                "WATCHDOG_MAILBOXES__<NAME>__PASSWORD"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the protocol default for the TLS mode."""
+        if self.port is not None:
+            return self.port
+        return 993 if self.tls is TlsMode.IMPLICIT else 143
+
+    def read_password(self) -> str:
+        """Return the password, reading ``password_file`` when set.
+
+        Raises ConfigError when the file is missing, unreadable or readable by
+        every user on the machine.
+        """
+        if self.password is not None:
+            return self.password.get_secret_value()
+        assert self.password_file is not None
+        return _read_secret_file(self.password_file)
+
+
+class LocalSource(_Section):
+    """A Maildir, mbox file or folder of .eml files polled from disk."""
+
+    path: Path
+    format: LocalFormat = LocalFormat.AUTO
+    kind: MailboxKind = MailboxKind.BOUNCES
+    poll_interval_seconds: float = Field(60.0, gt=0)
+
+
+class Sending(_Section):
+    """What we send from: checked by the audits, used to reject forged bounces."""
+
+    domains: list[str] = Field(
+        default_factory=list,
+        description="our sender domains; a bounce of mail from another domain "
+        "is unverified and suppresses nobody. Empty trusts every bounce.",
+    )
+    ips: list[str] = Field(default_factory=list)
+    helo: str | None = None
+    dkim_selectors: list[str] = Field(default_factory=list)
+
+
+class Dns(_Section):
+    """The resolver used by blocklist and authentication checks."""
+
+    nameservers: list[str] = Field(
+        default_factory=list,
+        description="HOST or HOST:PORT entries; empty uses the system resolver",
+    )
+    timeout_seconds: float = Field(1.0, gt=0)
+    lifetime_seconds: float = Field(3.0, gt=0)
+
+
+class Blocklists(_Section):
+    """DNS blocklist checks of the sending IPs and domains."""
+
+    zones_file: Path | None = None
+    enable: list[str] = Field(default_factory=list)
+    disable: list[str] = Field(default_factory=list)
+    dqs_key_file: Path | None = None
+    interval_seconds: float = Field(900.0, gt=0)
+    concurrency: int = Field(32, gt=0)
+    per_zone_concurrency: int = Field(4, gt=0)
+
+
+class Audit(_Section):
+    """Domain authentication audits (SPF, DKIM, DMARC, MX, PTR ...)."""
+
+    interval_seconds: float = Field(3600.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Every setting of Mail Watchdog."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database: Database = Database()
+    http: Http = Http()
+    log: Log = Log()
+    policy: Policy = Policy()
+    limits: Limits = Limits()
+    sending: Sending = Sending()
+    dns: Dns = Dns()
+    blocklists: Blocklists = Blocklists()
+    audit: Audit = Audit()
+    mailboxes: dict[str, Mailbox] = {}
+    local: dict[str, LocalSource] = {}
+    rules_dir: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, which is passed as init data.
+        return env_settings, init_settings
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (or ``WATCHDOG_CONFIG``) and the environment.
+
+    ``overrides`` are dotted keys from the command line such as
+    ``database.url``; they win over both. Raises ConfigError naming the key,
+    the rejected value and the fix.
+    """
+    if path is None and os.environ.get("WATCHDOG_CONFIG"):
+        path = Path(os.environ["WATCHDOG_CONFIG"])
+
+    data: dict[str, Any] = _read_toml(path) if path is not None else {}
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise _config_error(exc, path) from None
+
+    if not overrides:
+        return settings
+    merged = settings.model_dump()
+    for dotted, value in overrides.items():
+        _set_dotted(merged, dotted, value)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise _config_error(exc, path) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as stream:
+            return tomllib.load(stream)
+    except FileNotFoundError:
+        msg = f"configuration file {str(path)!r} not found: check --config or WATCHDOG_CONFIG"
+        raise ConfigError(msg) from None
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"configuration file {str(path)!r} is not valid TOML: {exc}"
+        raise ConfigError(msg) from None
+
+
+def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
+    where = f" in {str(path)!r}" if path is not None else ""
+    lines = []
+    first_key = None
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        first_key = first_key or key
+        env = ENV_PREFIX + key.replace(".", "__").upper()
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {key}: {error['msg']}{shown}; set it in the file or {env}")
+    count = len(lines)
+    header = f"invalid configuration{where}: {count} error{'s' if count > 1 else ''}"
+    return ConfigError("\n".join([header, *lines]), key=first_key)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"cannot read password file {str(path)!r}: {exc.strerror}"
+        raise ConfigError(msg, key="password_file") from None
+    if mode & stat.S_IROTH:
+        msg = (
+            f"password file {str(path)!r} is readable by every user: "
+            f"run chmod 600 {path}"
+        )
+        raise ConfigError(msg, key="password_file")
+    return text.rstrip("\r\n")

@@ -1,0 +1,183 @@
+"""The processing step shared by every source: one message in, one outcome out.
+
+A source (IMAP, Maildir, mbox) hands over the raw bytes and where they came
+from. The pipeline classifies them in the worker pool and records the
+verdict, its events and the suppression changes in one transaction. The
+source moves the message only after ``process`` has returned, so a crash
+leaves the message either recorded or still in its folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from watchdog.classify.verdict import Kind, Verdict
+
+if TYPE_CHECKING:
+    from watchdog.config import Settings
+    from watchdog.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where a message came from.
+
+    ``source`` is the configured mailbox or local source name; ``uid`` and
+    ``uidvalidity`` are set for IMAP, ``path`` for files on disk.
+    """
+
+    source: str
+    folder: str
+    uidvalidity: int | None = None
+    uid: int | None = None
+    path: str | None = None
+
+
+class Outcome(StrEnum):
+    """What happened to a message, and so where it goes next.
+
+    ``processed``, ``duplicate`` and ``unverified`` go to the processed
+    folder; ``unrecognised`` goes there too unless the mailbox is shared with
+    people; ``quarantined`` goes to the quarantine folder; ``failed`` stays
+    where it is and is retried until its attempts run out.
+    """
+
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    UNVERIFIED = "unverified"
+    UNRECOGNISED = "unrecognised"
+    QUARANTINED = "quarantined"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of processing one message."""
+
+    outcome: Outcome
+    kind: Kind
+    sha256: str
+    verdict: Verdict | None = None
+    events_added: int = 0
+    suppressed: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def sha256_hex(raw: bytes) -> str:
+    """Return the duplicate key of a message: the SHA-256 of its raw bytes."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+class ClassifyFailed(Exception):
+    """Classification of one message failed in the worker.
+
+    ``reason`` is ``cpu``, ``memory``, ``deadline`` or ``error``.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Classifier(Protocol):
+    """Anything that classifies raw bytes off the event loop."""
+
+    async def __call__(self, raw: bytes) -> Verdict: ...
+
+
+class Processor:
+    """Classify and record messages for one configuration.
+
+    ``process`` never raises for anything wrong with the message itself; it
+    raises StoreError when the database fails, and then nothing was recorded
+    and the message must stay where it is.
+    """
+
+    def __init__(
+        self, store: Store, classifier: Classifier, settings: Settings
+    ) -> None:
+        self._store = store
+        self._classifier = classifier
+        self._settings = settings
+        self._our_domains = {d.lower().rstrip(".") for d in settings.sending.domains}
+
+    async def process(self, ref: MessageRef, raw: bytes) -> Result:
+        """Classify ``raw`` and record the verdict; return where it goes next."""
+        digest = sha256_hex(raw)
+        if self._store.is_recorded(digest):
+            return Result(Outcome.DUPLICATE, Kind.UNKNOWN, digest)
+
+        try:
+            verdict = await self._classifier(raw)
+        except ClassifyFailed as exc:
+            return self._record_failure(ref, raw, digest, exc)
+
+        outcome, verified = self._decide(verdict)
+        recorded = self._store.record(
+            ref,
+            sha256=digest,
+            size=len(raw),
+            verdict=verdict,
+            outcome=outcome,
+            verified=verified,
+            policy=self._settings.policy,
+        )
+        if not recorded.inserted:
+            outcome = Outcome.DUPLICATE
+        return Result(
+            outcome,
+            verdict.kind,
+            digest,
+            verdict=verdict,
+            events_added=recorded.events_added,
+            suppressed=recorded.suppressed,
+        )
+
+    def quarantine_oversize(self, ref: MessageRef, size: int, digest: str) -> Result:
+        """Record a message too large to fetch; it goes to quarantine unparsed."""
+        self._store.record_rejected(
+            ref, sha256=digest, size=size, error="max_message_bytes"
+        )
+        return Result(
+            Outcome.QUARANTINED, Kind.UNKNOWN, digest, error="max_message_bytes"
+        )
+
+    def _record_failure(
+        self, ref: MessageRef, raw: bytes, digest: str, exc: ClassifyFailed
+    ) -> Result:
+        attempts = self._store.record_failure(
+            ref, sha256=digest, size=len(raw), error=exc.reason
+        )
+        if attempts >= self._settings.policy.max_attempts:
+            self._store.record_rejected(
+                ref, sha256=digest, size=len(raw), error=exc.reason
+            )
+            return Result(Outcome.QUARANTINED, Kind.UNKNOWN, digest, error=exc.reason)
+        return Result(Outcome.FAILED, Kind.UNKNOWN, digest, error=exc.reason)
+
+    def _decide(self, verdict: Verdict) -> tuple[Outcome, bool]:
+        if verdict.kind is Kind.UNKNOWN and verdict.limit is not None:
+            return Outcome.QUARANTINED, False
+        if len(verdict.recipients) > self._settings.limits.max_recipients:
+            return Outcome.QUARANTINED, False
+        if verdict.kind in (Kind.NOT_BOUNCE, Kind.UNKNOWN):
+            return Outcome.UNRECOGNISED, False
+        if not self._is_ours(verdict):
+            return Outcome.UNVERIFIED, False
+        return Outcome.PROCESSED, True
+
+    def _is_ours(self, verdict: Verdict) -> bool:
+        """Tell whether the bounced or reported message was sent by us.
+
+        With no sender domains configured every report is trusted. Otherwise
+        the embedded original's sender must be in one of our domains, so a
+        forged report about mail we never sent suppresses nobody.
+        """
+        if not self._our_domains:
+            return True
+        sender = verdict.original_sender or ""
+        domain = sender.rpartition("@")[2].lower().rstrip(".>")
+        return any(domain == d or domain.endswith("." + d) for d in self._our_domains)
