@@ -1,0 +1,1 @@
+"""Private instances of real servers, started on loopback for the tests."""
