@@ -1,0 +1,123 @@
+"""Prometheus metrics, declared in one place with an injectable registry.
+
+Label values come from small fixed sets or from our own configuration
+(mailbox names, zones, sending IPs and domains), never from message content.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from watchdog import __version__
+
+_NS = "mailwatchdog"
+
+
+class Metrics:
+    """Every metric the daemon exports, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.build = Info(_NS + "_build", "Version of Mail Watchdog.", registry=r)
+        self.build.info({"version": __version__})
+
+        self.messages = Counter(
+            _NS + "_mailbox_messages",
+            "Messages taken from a mailbox, by kind and outcome.",
+            ["mailbox", "kind", "outcome"],
+            registry=r,
+        )
+        self.poll_duration = Histogram(
+            _NS + "_mailbox_poll_duration_seconds",
+            "Duration of one mailbox poll cycle.",
+            ["mailbox"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=r,
+        )
+        self.last_success = Gauge(
+            _NS + "_mailbox_last_success_timestamp_seconds",
+            "Unix time of the last poll cycle that completed.",
+            ["mailbox"],
+            registry=r,
+        )
+        self.backlog = Gauge(
+            _NS + "_mailbox_backlog_messages",
+            "Messages waiting in the source folder at the start of the last poll.",
+            ["mailbox"],
+            registry=r,
+        )
+        self.reconnects = Counter(
+            _NS + "_imap_reconnects",
+            "IMAP connections dropped and re-opened, by cause.",
+            ["mailbox", "reason"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            _NS + "_imap_auth_failures",
+            "IMAP logins rejected by the server.",
+            ["mailbox"],
+            registry=r,
+        )
+        self.uidvalidity_changes = Counter(
+            _NS + "_imap_uidvalidity_changes",
+            "Times a mailbox's UIDVALIDITY changed and it was rescanned.",
+            ["mailbox"],
+            registry=r,
+        )
+        self.worker_kills = Counter(
+            _NS + "_parse_worker_kills",
+            "Classifier worker processes killed at a limit.",
+            ["reason"],
+            registry=r,
+        )
+        self.db_retries = Counter(
+            _NS + "_db_retries",
+            "Database transactions retried, by cause.",
+            ["reason"],
+            registry=r,
+        )
+        self.bounces = Counter(
+            _NS + "_bounces",
+            "Bounce verdicts per recipient.",
+            ["type", "category", "reason", "provider", "source"],
+            registry=r,
+        )
+        self.complaints = Counter(
+            _NS + "_complaints",
+            "Complaints (ARF feedback reports) per recipient.",
+            ["provider", "feedback_type"],
+            registry=r,
+        )
+        self.suppressions = Gauge(
+            _NS + "_suppressions",
+            "Addresses on the suppression list, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.suppressions_added = Counter(
+            _NS + "_suppressions_added",
+            "Addresses added to the suppression list.",
+            ["reason", "source"],
+            registry=r,
+        )
+        self.suppressions_removed = Counter(
+            _NS + "_suppressions_removed",
+            "Addresses removed from the suppression list.",
+            ["reason", "source"],
+            registry=r,
+        )
+
+    def message(self, mailbox: str, kind: str, outcome: str) -> None:
+        """Count one message taken from ``mailbox``."""
+        self.messages.labels(mailbox, kind, outcome).inc()
+
+    def poll_done(self, mailbox: str, seconds: float, *, succeeded: bool) -> None:
+        """Record the duration of a poll cycle and, on success, its end time."""
+        self.poll_duration.labels(mailbox).observe(seconds)
+        if succeeded:
+            self.last_success.labels(mailbox).set_to_current_time()
+
+    def reconnect(self, mailbox: str, reason: str) -> None:
+        """Count a dropped IMAP connection; ``reason`` is timeout, error or lost."""
+        self.reconnects.labels(mailbox, reason).inc()
