@@ -41,6 +41,12 @@ class Metrics:
             ["mailbox"],
             registry=r,
         )
+        self.poll_interval = Gauge(
+            _NS + "_mailbox_poll_interval_seconds",
+            "Configured poll interval; alerts compare the last success with it.",
+            ["mailbox"],
+            registry=r,
+        )
         self.backlog = Gauge(
             _NS + "_mailbox_backlog_messages",
             "Messages waiting in the source folder at the start of the last poll.",
