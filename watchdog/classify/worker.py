@@ -1,0 +1,257 @@
+"""Classification in worker processes with CPU, memory and wall-clock limits.
+
+Hostile messages can make the email parser or flufl.bounce run for seconds
+or allocate without bound, so ``classify`` never runs in the daemon's own
+process. Each worker is a child process with ``RLIMIT_AS`` set once and
+``RLIMIT_CPU`` re-armed before every message. The parent waits for the reply
+under a wall-clock deadline. A worker that hits a limit is killed and a fresh
+one takes its slot on the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import math
+import multiprocessing
+import os
+import resource
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Any
+
+from watchdog.config import Limits
+from watchdog.pipeline import ClassifyFailed
+
+if TYPE_CHECKING:
+    from watchdog.classify.verdict import Verdict
+    from watchdog.metrics import Metrics
+
+DEFAULT_TARGET = "watchdog.classify:classify"
+_JOIN_SECONDS = 2.0
+
+# Replies from the worker: (status, payload).
+_OK = "ok"
+_ERROR = "error"
+_MEMORY = "memory"
+
+
+@dataclass(frozen=True, slots=True)
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+
+
+class ClassifierPool:
+    """Classifier that runs ``classify`` in ``size`` worker processes.
+
+    Call it as ``await pool(raw)``. ``target`` names the classify function as
+    ``module:function``, so tests can point it at functions that burn CPU or
+    memory. ``start_method`` is ``forkserver`` (default) or ``spawn``. The
+    ``fork`` method is not offered because it is unsafe in a process that
+    runs threads.
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        size: int | None = None,
+        metrics: Metrics | None = None,
+        target: str = DEFAULT_TARGET,
+        start_method: str = "forkserver",
+    ) -> None:
+        if start_method not in ("forkserver", "spawn"):
+            msg = f"unsupported start method {start_method!r}: use forkserver or spawn"
+            raise ValueError(msg)
+        self.size = size if size is not None else (os.cpu_count() or 1)
+        if self.size < 1:
+            msg = f"invalid pool size {self.size!r}: use 1 or more workers"
+            raise ValueError(msg)
+        self._limits = limits
+        self._metrics = metrics
+        self._target = target
+        self._context: ForkServerContext | SpawnContext
+        if start_method == "forkserver":
+            self._context = multiprocessing.get_context("forkserver")
+            # Preloading makes each respawn a fork of a warm interpreter.
+            self._context.set_forkserver_preload(["watchdog.classify"])
+        else:
+            self._context = multiprocessing.get_context("spawn")
+        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        self._busy: set[_Worker] = set()
+        self._closed = False
+
+    async def start(self) -> None:
+        """Start every worker now rather than on first use."""
+        for _ in range(self.size):
+            self._idle.put_nowait(await self._spawn())
+
+    async def __call__(self, raw: bytes) -> Verdict:
+        """Classify ``raw`` in a worker.
+
+        Raises ClassifyFailed with ``reason`` ``cpu``, ``memory``,
+        ``deadline`` or ``error``. Raises RuntimeError after ``close()``.
+        """
+        if self._closed:
+            raise RuntimeError("classifier pool is closed")
+        if self._idle.empty() and len(self._busy) + self._idle.qsize() < self.size:
+            self._idle.put_nowait(None)
+        slot = await self._idle.get()
+        worker = slot if slot is not None else await self._spawn()
+        self._busy.add(worker)
+        healthy = False
+        try:
+            status, payload = await self._ask(worker, raw)
+            healthy = status != _MEMORY
+        finally:
+            self._busy.discard(worker)
+            if healthy and not self._closed:
+                self._idle.put_nowait(worker)
+            else:
+                _kill(worker)
+                self._idle.put_nowait(None)
+        if status == _OK:
+            return payload  # type: ignore[no-any-return]
+        if status == _MEMORY:
+            raise self._failed("memory", worker)
+        raise ClassifyFailed(f"classify raised {payload}", reason="error")
+
+    async def close(self) -> None:
+        """Stop every worker. A message still in flight fails with ``error``."""
+        self._closed = True
+        for busy in self._busy:
+            # The caller awaiting this worker sees the pipe close and cleans up.
+            busy.process.kill()
+        while not self._idle.empty():
+            slot = self._idle.get_nowait()
+            if slot is not None:
+                _kill(slot)
+
+    async def _spawn(self) -> _Worker:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=_worker_main,
+            args=(child_end, self._target, self._limits),
+            name="mail-watchdog-classify",
+            daemon=True,
+        )
+        await asyncio.to_thread(process.start)
+        child_end.close()
+        return _Worker(process, parent_end)
+
+    async def _ask(self, worker: _Worker, raw: bytes) -> tuple[str, Any]:
+        """Send ``raw`` to ``worker`` and return its reply.
+
+        Raises ClassifyFailed when the worker died or missed the deadline.
+        """
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+        fd = worker.conn.fileno()
+        loop.add_reader(fd, _set_once, readable)
+        try:
+            worker.conn.send_bytes(raw)
+            async with asyncio.timeout(self._limits.wall_seconds):
+                await readable
+            reply: tuple[str, Any] = worker.conn.recv()
+        except TimeoutError:
+            raise self._failed("deadline", worker) from None
+        except (EOFError, OSError):
+            raise self._failed(self._death_reason(worker), worker) from None
+        finally:
+            loop.remove_reader(fd)
+        return reply
+
+    def _death_reason(self, worker: _Worker) -> str:
+        worker.process.join(_JOIN_SECONDS)
+        if worker.process.exitcode == -signal.SIGXCPU:
+            return "cpu"
+        return "error"
+
+    def _failed(self, reason: str, worker: _Worker) -> ClassifyFailed:
+        if self._metrics is not None:
+            self._metrics.worker_kills.labels(reason).inc()
+        detail = _describe(reason, self._limits, worker)
+        return ClassifyFailed(f"classifier worker killed: {detail}", reason=reason)
+
+
+def _describe(reason: str, limits: Limits, worker: _Worker) -> str:
+    if reason == "cpu":
+        return f"used more than {limits.cpu_seconds} s of CPU (limits.cpu_seconds)"
+    if reason == "memory":
+        return f"needed more than {limits.memory_mb} MB (limits.memory_mb)"
+    if reason == "deadline":
+        return f"took longer than {limits.wall_seconds} s (limits.wall_seconds)"
+    return f"worker exited with code {worker.process.exitcode} and no reply"
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _kill(worker: _Worker) -> None:
+    with contextlib.suppress(OSError):
+        worker.conn.close()
+    if worker.process.exitcode is None:
+        worker.process.kill()
+    worker.process.join(_JOIN_SECONDS)
+    with contextlib.suppress(ValueError):
+        worker.process.close()
+
+
+def _worker_main(conn: Connection, target: str, limits: Limits) -> None:
+    """Serve classification requests until the parent closes the pipe."""
+    # Ctrl-C reaches the whole process group, but only the parent handles it.
+    # A worker ends when the parent closes the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    classify = _load(target)
+    memory = limits.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    while True:
+        try:
+            raw = conn.recv_bytes()
+        except EOFError:
+            return
+        _arm_cpu_limit(limits.cpu_seconds)
+        conn.send(_classify_one(classify, raw, limits))
+
+
+def _classify_one(
+    classify: Callable[[bytes, Limits], Any], raw: bytes, limits: Limits
+) -> tuple[str, Any]:
+    try:
+        return _OK, classify(raw, limits)
+    except MemoryError:
+        return _MEMORY, None
+    except Exception as exc:  # a bug in a detector
+        return _ERROR, f"{type(exc).__name__}: {exc}"
+
+
+def _arm_cpu_limit(seconds: int) -> None:
+    """Let the next message use ``seconds`` of CPU on top of what was used.
+
+    RLIMIT_CPU counts the whole life of the process, so the soft limit moves
+    up before each message. The kernel sends SIGXCPU at the soft limit, and
+    its default action ends the worker.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = math.ceil(usage.ru_utime + usage.ru_stime)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = used + seconds
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _load(target: str) -> Callable[[bytes, Limits], Any]:
+    module_name, _, attribute = target.partition(":")
+    function: Callable[[bytes, Limits], Any] = getattr(
+        importlib.import_module(module_name), attribute
+    )
+    return function
