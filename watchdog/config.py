@@ -80,6 +80,14 @@ class Limits(_Section):
     max_header_bytes: int = Field(65_536, gt=0)
     max_parts: int = Field(1_000, gt=0)
     max_depth: int = Field(32, gt=0)
+    max_encoded_words: int = Field(
+        2_000, gt=0, description="RFC 2047 encoded-words in the whole message"
+    )
+    max_text_bytes: int = Field(
+        262_144,
+        gt=0,
+        description="bytes of one part's body handed to detectors; the rest is cut",
+    )
     max_recipients: int = Field(
         10, gt=0, description="recipients acted on per message; more quarantines it"
     )
