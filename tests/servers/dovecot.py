@@ -49,11 +49,11 @@ first_valid_uid = 1
 mail_max_userip_connections = 100
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%n {dir}/users
+  args = scheme=PLAIN username_format=%n {dir}/users/%n
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%n {dir}/users
+  args = username_format=%n {dir}/users/%n
 }}
 namespace inbox {{
   inbox = yes
@@ -130,8 +130,11 @@ class Dovecot:
             (home / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
         for path in [home, *home.rglob("*")]:
             os.chown(path, MAIL_UID, MAIL_UID)
-        with (self.root / "users").open("a") as stream:
-            stream.write(f"{name}:{{PLAIN}}{PASSWORD}:{MAIL_UID}:{MAIL_UID}::{home}\n")
+        # One passwd-file per user: with one shared file, Dovecot 2.3.19 did
+        # not find about half of the users appended less than a second apart.
+        entry = self.root / "users" / name
+        entry.write_text(f"{name}:{{PLAIN}}{PASSWORD}:{MAIL_UID}:{MAIL_UID}::{home}\n")
+        entry.chmod(0o644)
         self.users.add(name)
         return PASSWORD
 
@@ -231,7 +234,7 @@ def running_dovecot() -> Iterator[Dovecot]:
 def _write_files(instance: Dovecot) -> None:
     root = instance.root
     (root / "mail").mkdir()
-    (root / "users").touch(mode=0o644)
+    (root / "users").mkdir(mode=0o755)
     text = _CONFIG.format(dir=root, imap=instance.imap_port, imaps=instance.imaps_port)
     instance.config.write_text(text)
     subprocess.run(

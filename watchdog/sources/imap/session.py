@@ -216,12 +216,15 @@ class ImapSession:
         client = self._client
         _drain(client.protocol.idle_queue)
         idle_task = await self._call("IDLE", client.idle_start(timeout=renew_seconds))
+        # aioimaplib queues STOP_WAIT_SERVER_PUSH after renew_seconds; the
+        # grace beyond it catches a server or loop that never delivers it.
+        grace = self._endpoint.timeout
         try:
             while True:
                 lines = await self._call(
                     "IDLE push",
-                    client.wait_server_push(timeout=renew_seconds),
-                    seconds=renew_seconds + self._endpoint.timeout,
+                    client.wait_server_push(timeout=renew_seconds + grace),
+                    seconds=renew_seconds + 2 * grace,
                 )
                 if lines is aioimaplib.STOP_WAIT_SERVER_PUSH or lines == [
                     b"stop_wait_server_push"
