@@ -1,0 +1,37 @@
+"""The database: processed messages, events, the suppression list, mailbox state.
+
+SQLite by default, PostgreSQL by URL. ``Store`` is the only entry point;
+everything it returns is a frozen record, never a live row.
+"""
+
+from __future__ import annotations
+
+from watchdog.policy import SuppressionReason
+from watchdog.store.listing import InvalidAddress
+from watchdog.store.records import (
+    NOT_RECORDED,
+    AuditAction,
+    AuditRecord,
+    EventRecord,
+    ImportResult,
+    ImportRow,
+    Recorded,
+    Stats,
+    Suppression,
+)
+from watchdog.store.store import Store
+
+__all__ = [
+    "NOT_RECORDED",
+    "AuditAction",
+    "AuditRecord",
+    "EventRecord",
+    "ImportResult",
+    "ImportRow",
+    "InvalidAddress",
+    "Recorded",
+    "Stats",
+    "Store",
+    "Suppression",
+    "SuppressionReason",
+]

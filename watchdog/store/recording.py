@@ -1,0 +1,207 @@
+"""The statements behind ``Store.record``: message row, events, suppressions.
+
+Everything here runs inside one transaction that ``Store`` opens, so a
+message, its events and the suppressions they cause are committed together
+or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select, update
+
+from watchdog.addresses import normalise_address
+from watchdog.classify.verdict import Category, RecipientVerdict, Verdict
+from watchdog.config import Policy
+from watchdog.pipeline import MessageRef, Outcome
+from watchdog.policy import decide, soft_window_start
+from watchdog.store import suppressions
+from watchdog.store.models import MAX_DIAGNOSTIC_CHARS, event_table, message_table
+from watchdog.store.records import NOT_RECORDED, AuditAction, Recorded
+
+M = message_table.c
+E = event_table.c
+
+# Categories the policy may act on; the rest are stored for statistics only.
+_POLICY_CATEGORIES = frozenset({Category.ADDRESS, Category.COMPLAINT, Category.MAILBOX})
+
+
+@dataclass(frozen=True, slots=True)
+class _NewEvent:
+    id: int
+    recipient: str
+    category: Category
+
+
+def record(
+    conn: Connection,
+    ref: MessageRef,
+    *,
+    sha256: str,
+    size: int,
+    verdict: Verdict,
+    outcome: Outcome,
+    verified: bool,
+    policy: Policy,
+    now: datetime,
+) -> Recorded:
+    """Write one classified message; see ``Store.record``."""
+    values = message_values(ref, sha256=sha256, size=size, outcome=outcome, now=now)
+    values |= {
+        "kind": verdict.kind.value,
+        "detector": clean(verdict.detector, 200),
+        "message_id": clean(verdict.message_id, 998),
+        "last_error": clean(verdict.limit, 200),
+    }
+    message_id = claim_message(conn, values)
+    if message_id is None:
+        return NOT_RECORDED
+    if outcome is Outcome.QUARANTINED:
+        return Recorded(inserted=True)
+
+    added = _insert_events(conn, message_id, verdict, verified, now)
+    suppressed: list[str] = []
+    if verified and outcome is Outcome.PROCESSED:
+        suppressed = [e.recipient for e in added if _apply_policy(conn, e, policy, now)]
+    return Recorded(True, len(added), tuple(suppressed))
+
+
+def message_values(
+    ref: MessageRef, *, sha256: str, size: int, outcome: Outcome, now: datetime
+) -> dict[str, object]:
+    """Return the message row for ``ref`` without classification fields."""
+    return {
+        "source": clean(ref.source, 200),
+        "folder": clean(ref.folder, 1000),
+        "uidvalidity": ref.uidvalidity,
+        "uid": ref.uid,
+        "path": clean(ref.path, 4096),
+        "sha256": sha256,
+        "size": size,
+        "attempts": 0,
+        "outcome": outcome.value,
+        "first_seen": now,
+    }
+
+
+def claim_message(conn: Connection, values: dict[str, object]) -> int | None:
+    """Insert the message row, or take over a failed row with these bytes.
+
+    Returns the row id, or None when the bytes already reached a final
+    outcome and nothing may be written.
+    """
+    inserted = suppressions.insert_ignoring_conflict(
+        conn, message_table, values, ["sha256"]
+    )
+    if inserted is not None:
+        return int(inserted)
+
+    query = select(M.id, M.outcome).where(M.sha256 == values["sha256"])
+    row = conn.execute(query.with_for_update()).one()
+    if row.outcome != Outcome.FAILED.value:
+        return None
+    keep = {"attempts", "first_seen", "sha256"}
+    changes = {k: v for k, v in values.items() if k not in keep}
+    conn.execute(update(message_table).where(M.id == row.id).values(**changes))
+    return int(row.id)
+
+
+def _insert_events(
+    conn: Connection, message_id: int, verdict: Verdict, verified: bool, now: datetime
+) -> list[_NewEvent]:
+    added: list[_NewEvent] = []
+    for item in verdict.recipients:
+        recipient = normalise_address(item.address)
+        if recipient is None:
+            continue
+        values = _event_values(item, recipient, verdict, verified, now)
+        values["message_id"] = message_id
+        event_id = suppressions.insert_ignoring_conflict(
+            conn, event_table, values, ["message_id", "recipient"]
+        )
+        if event_id is not None:
+            added.append(_NewEvent(int(event_id), recipient, item.category))
+    return added
+
+
+def _event_values(
+    item: RecipientVerdict,
+    recipient: str,
+    verdict: Verdict,
+    verified: bool,
+    now: datetime,
+) -> dict[str, object]:
+    return {
+        "recipient": recipient,
+        "original_recipient": clean(item.original_address or item.address, 1000),
+        "kind": verdict.kind.value,
+        "reason": clean(item.reason, 100) or "undefined",
+        "category": item.category.value,
+        "hard": item.hard,
+        "status": clean(item.status, 32),
+        "reply_code": clean(item.reply_code, 8),
+        "diagnostic": clean(item.diagnostic, MAX_DIAGNOSTIC_CHARS),
+        "remote_mta": clean(item.remote_mta, 255),
+        "verified": verified,
+        "created_at": now,
+    }
+
+
+def _apply_policy(
+    conn: Connection, event: _NewEvent, policy: Policy, now: datetime
+) -> bool:
+    """Apply the policy to one new event; True when it newly suppresses."""
+    if event.category not in _POLICY_CATEGORIES:
+        return False
+    soft = 0
+    if event.category is Category.MAILBOX:
+        soft = count_soft_bounces(conn, event.recipient, soft_window_start(policy, now))
+    current = suppressions.get(conn, event.recipient, for_update=True)
+    change = decide(
+        event.category,
+        verified=True,
+        soft_bounces=soft,
+        current=None if current is None else current.entry(),
+        policy=policy,
+        now=now,
+    )
+    if change is None:
+        return False
+    action = suppressions.write(
+        conn,
+        event.recipient,
+        reason=change.reason,
+        expires_at=change.expires_at,
+        actor="daemon",
+        now=now,
+        event_id=event.id,
+    )
+    was_active = current is not None and current.is_active(now)
+    return action is AuditAction.ADD or (action is not None and not was_active)
+
+
+def count_soft_bounces(conn: Connection, recipient: str, since: datetime) -> int:
+    """Count verified ``mailbox`` events of ``recipient`` since ``since``."""
+    query = select(func.count()).where(
+        E.recipient == recipient,
+        E.category == Category.MAILBOX.value,
+        E.verified.is_(True),
+        E.created_at >= since,
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def clean(text: str | None, limit: int) -> str | None:
+    """Return ``text`` safe to store: no NUL or lone surrogates, cut to ``limit``.
+
+    PostgreSQL rejects NUL in text and both drivers reject surrogate escapes.
+    """
+    if text is None:
+        return None
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text.replace("\x00", "\ufffd")[:limit]

@@ -1,0 +1,285 @@
+"""``Store``: the database the daemon commits to before it moves a message.
+
+Each public method runs in its own transaction, or in the transaction of an
+enclosing ``batch()``. Database errors leave as StoreBusy (locked, disk
+full, disconnected: retry later) or StoreError, chained to the driver's
+exception, and the transaction is rolled back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.engine import make_url
+
+from watchdog.classify.verdict import Verdict
+from watchdog.config import Policy
+from watchdog.errors import StoreError
+from watchdog.pipeline import MessageRef, Outcome
+from watchdog.store import locks, recording, suppressions
+from watchdog.store.engine import (
+    READ_ONLY,
+    create_store_engine,
+    database_url,
+    translated,
+)
+from watchdog.store.listing import SuppressionList
+from watchdog.store.migrate import upgrade as run_upgrade
+from watchdog.store.models import mailbox_table, message_table
+from watchdog.store.records import (
+    Recorded,
+)
+
+M = message_table.c
+B = mailbox_table.c
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Store(SuppressionList):
+    """Messages, events, suppressions and mailbox state in one database.
+
+    ``url`` is ``sqlite:///PATH`` or ``postgresql://USER@HOST/DB``;
+    ``busy_timeout`` is how long an SQLite writer waits for the lock, in
+    seconds.
+    """
+
+    def __init__(self, url: str, *, busy_timeout: float = 5.0) -> None:
+        self.url = url
+        self._engine = create_store_engine(url, busy_timeout=busy_timeout)
+        self._batch: Connection | None = None
+        parsed = make_url(database_url(url))
+        self._sqlite_path: Path | None = None
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (
+            None,
+            "",
+            ":memory:",
+        ):
+            self._sqlite_path = Path(parsed.database or "").resolve()
+
+    @property
+    def dialect(self) -> str:
+        """The database kind: ``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Apply every pending migration (``alembic upgrade head``)."""
+        with translated("upgrading the database schema"), self._engine.begin() as conn:
+            run_upgrade(conn)
+
+    def check(self) -> None:
+        """Check that the database answers and, on SQLite, is not corrupt.
+
+        Raises StoreError naming the first problem ``PRAGMA quick_check``
+        reports.
+        """
+        with self._read("checking the database") as conn:
+            if self.dialect != "sqlite":
+                conn.execute(text("SELECT 1"))
+                return
+            result = conn.execute(text("PRAGMA quick_check")).scalar()
+        if result != "ok":
+            msg = (
+                f"database {self.url!r} failed PRAGMA quick_check: {result!r}; "
+                "restore it from a backup"
+            )
+            raise StoreError(msg)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    # -- transactions ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes of the block into one transaction (one fsync).
+
+        Each ``record`` inside runs in a savepoint, so one failed message
+        does not undo the others. Nothing is committed before the block
+        ends; if it raises, everything is rolled back.
+        """
+        if self._batch is not None:
+            yield
+            return
+        with translated("committing a batch"), self._engine.begin() as conn:
+            self._batch = conn
+            try:
+                yield
+            finally:
+                self._batch = None
+
+    @contextlib.contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        with translated(what):
+            if self._batch is not None:
+                with self._batch.begin_nested():
+                    yield self._batch
+                return
+            with self._engine.begin() as conn:
+                yield conn
+
+    @contextlib.contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        with translated(what):
+            if self._batch is not None:
+                yield self._batch
+                return
+            with self._engine.connect() as plain:
+                conn = plain.execution_options(**{READ_ONLY: True})
+                with conn.begin():
+                    yield conn
+
+    # -- the pipeline ------------------------------------------------------
+
+    def is_recorded(self, sha256: str) -> bool:
+        """Tell whether these bytes reached a final outcome (anything but failed)."""
+        with self._read("looking up a message") as conn:
+            outcome = conn.execute(select(M.outcome).where(M.sha256 == sha256)).scalar()
+        return outcome is not None and outcome != Outcome.FAILED.value
+
+    def record(
+        self,
+        ref: MessageRef,
+        *,
+        sha256: str,
+        size: int,
+        verdict: Verdict,
+        outcome: Outcome,
+        verified: bool,
+        policy: Policy,
+        now: datetime | None = None,
+    ) -> Recorded:
+        """Record a classified message, its events and the suppressions they cause.
+
+        One transaction: the message row (ON CONFLICT on sha256 DO NOTHING,
+        or taking over a failed row), one event per recipient, then the
+        policy for verified, processed messages. Returns
+        ``Recorded(inserted=False)`` when these bytes were already final.
+        """
+        when = now or utcnow()
+        with self._write("recording a message") as conn:
+            return recording.record(
+                conn,
+                ref,
+                sha256=sha256,
+                size=size,
+                verdict=verdict,
+                outcome=outcome,
+                verified=verified,
+                policy=policy,
+                now=when,
+            )
+
+    def record_failure(
+        self, ref: MessageRef, *, sha256: str, size: int, error: str
+    ) -> int:
+        """Count one failed classification of these bytes; return the attempts."""
+        values = recording.message_values(
+            ref, sha256=sha256, size=size, outcome=Outcome.FAILED, now=utcnow()
+        )
+        values |= {"attempts": 1, "last_error": recording.clean(error, 500)}
+        with self._write("recording a failed attempt") as conn:
+            if suppressions.insert_ignoring_conflict(
+                conn, message_table, values, ["sha256"]
+            ):
+                return 1
+            conn.execute(
+                update(message_table)
+                .where(M.sha256 == sha256, M.outcome == Outcome.FAILED.value)
+                .values(attempts=M.attempts + 1, last_error=values["last_error"])
+            )
+            return int(
+                conn.execute(select(M.attempts).where(M.sha256 == sha256)).scalar_one()
+            )
+
+    def record_rejected(
+        self, ref: MessageRef, *, sha256: str, size: int, error: str
+    ) -> None:
+        """Record a quarantined message: over size, over limits or out of attempts."""
+        values = recording.message_values(
+            ref, sha256=sha256, size=size, outcome=Outcome.QUARANTINED, now=utcnow()
+        )
+        values["last_error"] = recording.clean(error, 500)
+        with self._write("recording a quarantined message") as conn:
+            recording.claim_message(conn, values)
+
+    # -- the IMAP cycle ----------------------------------------------------
+
+    def uidvalidity(self, source: str, folder: str) -> int | None:
+        """Return the UIDVALIDITY stored for a folder, or None if never seen."""
+        query = select(B.uidvalidity).where(B.source == source, B.folder == folder)
+        with self._read("reading UIDVALIDITY") as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else int(value)
+
+    def set_uidvalidity(self, source: str, folder: str, value: int) -> bool:
+        """Store a folder's UIDVALIDITY; True when it changed.
+
+        On a change every stored UID of that folder is cleared, because the
+        numbers now name other messages. The SHA-256 key still prevents
+        counting a message twice when the folder is scanned again.
+        """
+        now = utcnow()
+        with self._write("storing UIDVALIDITY") as conn:
+            query = select(B.uidvalidity).where(B.source == source, B.folder == folder)
+            old = conn.execute(query.with_for_update()).scalar()
+            if old is None:
+                row = {
+                    "source": source,
+                    "folder": folder,
+                    "uidvalidity": value,
+                    "updated_at": now,
+                }
+                suppressions.insert_ignoring_conflict(
+                    conn, mailbox_table, row, ["source", "folder"]
+                )
+                return False
+            if int(old) == value:
+                return False
+            conn.execute(
+                update(mailbox_table)
+                .where(B.source == source, B.folder == folder)
+                .values(uidvalidity=value, updated_at=now)
+            )
+            conn.execute(
+                update(message_table)
+                .where(M.source == source, M.folder == folder, M.uidvalidity != value)
+                .values(uid=None)
+            )
+            return True
+
+    def mark_moved(self, sha256: str, folder: str) -> None:
+        """Note that the message with these bytes now sits in ``folder``."""
+        with self._write("marking a message moved") as conn:
+            conn.execute(
+                update(message_table)
+                .where(M.sha256 == sha256)
+                .values(moved_to=recording.clean(folder, 1000), moved_at=utcnow())
+            )
+
+    @contextlib.contextmanager
+    def consumer_lock(self, source: str, folder: str) -> Iterator[bool]:
+        """Hold the lock that makes this process the folder's only consumer.
+
+        Yields False, holding nothing, when another process has it. An
+        in-memory SQLite database cannot be shared, so there it always wins.
+        """
+        key = locks.lock_key(source, folder)
+        if self.dialect == "postgresql":
+            with locks.postgres_lock(self._engine, key) as won:
+                yield won
+        elif self._sqlite_path is not None:
+            with locks.file_lock(self._sqlite_path, key) as won:
+                yield won
+        else:
+            yield True
