@@ -6,6 +6,17 @@ inside a worker process with CPU, memory and wall-clock limits.
 
 from __future__ import annotations
 
+from watchdog.classify.detectors import Detector
+from watchdog.classify.detectors import (
+    arf,
+    autoreply,
+    dsn,
+    fallback,
+    ses,
+    vendor,
+)
+from watchdog.classify.message import LimitHit, parse
+from watchdog.classify.rules import Rules, default_rules
 from watchdog.classify.verdict import (
     Category,
     Feedback,
@@ -17,6 +28,7 @@ from watchdog.classify.verdict import (
 from watchdog.config import Limits
 
 __all__ = [
+    "DETECTORS",
     "Category",
     "Feedback",
     "Kind",
@@ -26,8 +38,65 @@ __all__ = [
     "unknown",
 ]
 
+# Tried in this order; the first verdict wins. Structured reports come
+# before text heuristics, and auto-replies after bounces because Exim and
+# RFC 3464 bounces carry "Auto-Submitted: auto-replied" too.
+DETECTORS: tuple[tuple[str, Detector], ...] = (
+    (ses.NAME, ses.detect),
+    (arf.NAME, arf.detect),
+    (dsn.NAME, dsn.detect),
+    (vendor.NAME, vendor.detect),
+    (autoreply.NAME, autoreply.detect),
+    (fallback.NAME, fallback.detect),
+)
 
-def classify(raw: bytes, limits: Limits | None = None) -> Verdict:
-    """Classify one message given as its raw bytes."""
-    del raw, limits
-    return unknown("none")
+
+def classify(
+    raw: bytes, limits: Limits | None = None, rules: Rules | None = None
+) -> Verdict:
+    """Classify one message given as its raw bytes.
+
+    Never raises: a message that breaks a detector, or a rules directory
+    that fails to load, yields an ``unknown`` verdict naming the cause in
+    ``detector``. ``rules`` defaults to the files under ``rules/classify``.
+    """
+    try:
+        return _classify(raw, limits or Limits(), rules)
+    except RecursionError:
+        return unknown("error", limit="max_depth")
+    except Exception:  # noqa: BLE001 - the contract is to never raise
+        return unknown("error")
+
+
+def _classify(raw: bytes, limits: Limits, rules: Rules | None) -> Verdict:
+    parsed = parse(raw, limits)
+    if isinstance(parsed, LimitHit):
+        return unknown("limits", limit=parsed.name)
+    active = rules if rules is not None else default_rules()
+    for _name, detect in DETECTORS:
+        verdict = detect(parsed, active)
+        if verdict is not None:
+            return _with_defects(verdict, parsed.defects)
+    return Verdict(
+        kind=Kind.NOT_BOUNCE,
+        detector="none",
+        message_id=parsed.header("Message-ID"),
+        defects=tuple(parsed.defects),
+    )
+
+
+def _with_defects(verdict: Verdict, defects: list[str]) -> Verdict:
+    if not defects:
+        return verdict
+    limit = "max_parts" if "max_parts" in defects else verdict.limit
+    return Verdict(
+        kind=verdict.kind,
+        detector=verdict.detector,
+        recipients=verdict.recipients,
+        message_id=verdict.message_id,
+        original_message_id=verdict.original_message_id,
+        original_sender=verdict.original_sender,
+        feedback=verdict.feedback,
+        limit=limit,
+        defects=tuple(defects),
+    )

@@ -1,0 +1,71 @@
+"""Normalisation of e-mail addresses taken from untrusted messages.
+
+Bounce and feedback reports write the same address in many forms:
+``rfc822;<Alice@Example.COM>``, ``utf-8;ålice@bücher.example``, with
+surrogate escapes left by the ``email`` package, or with stray control
+characters. ``normalise_address`` reduces each to one canonical string so
+that the classifier and the store compare equal addresses as equal.
+"""
+
+from __future__ import annotations
+
+import re
+
+import idna
+
+# RFC 3464 and RFC 6533 address types that may prefix an address.
+_ADDRESS_TYPES = ("rfc822;", "utf-8;", "x-unknown;")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ANGLE = re.compile(r"<([^<>]*)>")
+# Longest address RFC 5321 allows in a path (section 4.5.3.1.3).
+_MAX_ADDRESS_LENGTH = 254
+
+
+def normalise_address(text: str) -> str | None:
+    """Return ``text`` as ``local@domain`` with a lower-case ASCII domain.
+
+    Strips an address-type prefix, angle brackets and surrounding blanks,
+    keeps the local part as written and IDNA-encodes (UTS 46) a non-ASCII
+    domain. Returns None for anything that is not one plausible address:
+    no ``@``, control characters or NUL, an empty part, or a domain that
+    does not encode.
+    """
+    value = _redecode(text).strip()
+    lowered = value.lower()
+    for prefix in _ADDRESS_TYPES:
+        if lowered.startswith(prefix):
+            value = value[len(prefix) :].strip()
+            break
+    bracketed = _ANGLE.search(value)
+    if bracketed is not None:
+        value = bracketed.group(1).strip()
+    value = value.strip("\"'<>()[];:,. ")
+    if _CONTROL.search(value) or len(value) > _MAX_ADDRESS_LENGTH:
+        return None
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain or any(c.isspace() for c in value):
+        return None
+    ascii_domain = _encode_domain(domain.rstrip("."))
+    if ascii_domain is None:
+        return None
+    return f"{local}@{ascii_domain}"
+
+
+def _redecode(text: str) -> str:
+    """Turn surrogate escapes of raw UTF-8 bytes back into characters."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeError:
+        return text.encode("utf-8", "replace").decode("utf-8", "replace")
+
+
+def _encode_domain(domain: str) -> str | None:
+    """Return the lower-case A-label form of ``domain``, or None if invalid."""
+    if not domain:
+        return None
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None

@@ -1,0 +1,149 @@
+"""RFC 3464 delivery status notifications, and RFC 6533 global ones.
+
+Reads the ``message/delivery-status`` part, one block of fields per
+recipient. When a broken report has no such part but its text carries
+``Final-Recipient:`` blocks, those are read instead.
+"""
+
+from __future__ import annotations
+
+import email.message
+import re
+
+from watchdog.classify.message import ParsedMessage
+from watchdog.classify.original import find_original
+from watchdog.classify.reasons import status_in
+from watchdog.classify.recipients import build_recipient, human_text
+from watchdog.classify.rules import Rules
+from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict
+
+NAME = "rfc3464"
+_STATUS_PARTS = ("message/delivery-status", "message/global-delivery-status")
+_FIELDS = (
+    "final-recipient",
+    "original-recipient",
+    "x-actual-recipient",
+    "action",
+    "status",
+    "diagnostic-code",
+    "remote-mta",
+)
+_FIELD_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
+_SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
+
+Block = dict[str, str]
+
+
+def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
+    """Return a verdict for a delivery status notification, or None."""
+    blocks = _status_blocks(message)
+    text = human_text(message)
+    if not blocks:
+        blocks = _parse_text(text) if "final-recipient" in text.lower() else []
+    blocks = [b for b in blocks if "final-recipient" in b or "original-recipient" in b]
+    if not blocks:
+        return None
+    failed: list[RecipientVerdict] = []
+    delivered: list[RecipientVerdict] = []
+    for block in blocks:
+        recipient = _recipient(rules, block, text)
+        if recipient is None:
+            continue
+        is_success = recipient.reason == "delivered"
+        (delivered if is_success else failed).append(recipient)
+    if not failed and not delivered:
+        return None
+    original = find_original(message)
+    return Verdict(
+        kind=Kind.BOUNCE if failed else Kind.DELIVERY_REPORT,
+        detector=NAME,
+        recipients=tuple(_unique(failed or delivered)),
+        message_id=message.header("Message-ID"),
+        original_message_id=original.message_id,
+        original_sender=original.sender,
+    )
+
+
+def _recipient(rules: Rules, block: Block, context: str) -> RecipientVerdict | None:
+    final = block.get("final-recipient") or block.get("original-recipient", "")
+    action = block.get("action", "").strip().lower().split(" ")[0] or None
+    status = status_in(block.get("status", ""))
+    if action in _SUCCESS_ACTIONS and status is None:
+        status = "2.0.0"
+    diagnostic = _strip_type(block.get("diagnostic-code", ""))
+    return build_recipient(
+        rules,
+        _strip_type(final),
+        diagnostic=diagnostic or None,
+        status=status,
+        context=context,
+        original_address=_strip_type(block.get("original-recipient", "")) or None,
+        remote_mta=_strip_type(block.get("remote-mta", "")) or None,
+        action=action,
+    )
+
+
+def _strip_type(value: str) -> str:
+    """Remove an RFC 3464 type prefix such as ``rfc822;`` or ``smtp;``."""
+    head, sep, tail = value.partition(";")
+    if sep and " " not in head.strip() and len(head) < 40:
+        return tail.strip()
+    return value.strip()
+
+
+def _status_blocks(message: ParsedMessage) -> list[Block]:
+    for part in message.walk():
+        if part.get_content_type() not in _STATUS_PARTS:
+            continue
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            return [_read_block(message, block) for block in payload]
+        return _parse_text(message.text(part))
+    return []
+
+
+def _read_block(message: ParsedMessage, block: email.message.Message) -> Block:
+    found: Block = {}
+    for name in _FIELDS:
+        value = message.header(name, block)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def _parse_text(text: str) -> list[Block]:
+    """Split ``text`` into blocks of ``Name: value`` fields at blank lines."""
+    blocks: list[Block] = []
+    current: Block = {}
+    last: str | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+            current, last = {}, None
+            continue
+        if line[0] in " \t" and last is not None:
+            current[last] += " " + line.strip()
+            continue
+        match = _FIELD_LINE.match(line)
+        if match is None:
+            last = None
+            continue
+        last = match.group(1).lower()
+        if last in current and last == "final-recipient":
+            blocks.append(current)
+            current = {}
+        current.setdefault(last, match.group(2).strip())
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _unique(recipients: list[RecipientVerdict]) -> list[RecipientVerdict]:
+    seen: set[str] = set()
+    kept: list[RecipientVerdict] = []
+    for recipient in recipients:
+        if recipient.address.lower() not in seen:
+            seen.add(recipient.address.lower())
+            kept.append(recipient)
+    return kept

@@ -1,0 +1,59 @@
+"""flufl.bounce as the last resort for recipients of unrecognised bounces.
+
+flufl.bounce knows many old vendor formats but returns only addresses and
+whether each failure was temporary, so the reason comes from our rules over
+the report's text. It runs only on messages that already passed the parse
+limits.
+"""
+
+from __future__ import annotations
+
+import email.message
+
+from flufl.bounce import scan_message
+
+from watchdog.classify.message import ParsedMessage
+from watchdog.classify.original import find_original
+from watchdog.classify.recipients import build_recipient, human_text
+from watchdog.classify.rules import Rules
+from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict
+
+NAME = "flufl.bounce"
+
+
+def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
+    """Return a bounce verdict for the addresses flufl.bounce finds, or None."""
+    try:
+        temporary, permanent = scan_message(message.root)
+    except Exception:  # noqa: BLE001 - a crash in a heuristic means "not found"
+        return None
+    addresses = sorted(_decode(a) for a in (*permanent, *temporary))
+    if not addresses:
+        return None
+    text = human_text(message)
+    found: list[RecipientVerdict] = []
+    for address in addresses:
+        recipient = build_recipient(rules, address, diagnostic=text)
+        if recipient is not None:
+            found.append(recipient)
+    if not found:
+        return None
+    original = find_original(message, text)
+    return Verdict(
+        kind=Kind.BOUNCE,
+        detector=NAME,
+        recipients=tuple(found),
+        message_id=message.header("Message-ID"),
+        original_message_id=original.message_id,
+        original_sender=original.sender,
+    )
+
+
+def _decode(address: bytes | str) -> str:
+    if isinstance(address, bytes):
+        return address.decode("utf-8", "surrogateescape")
+    return address
+
+
+def _root(message: ParsedMessage) -> email.message.Message:
+    return message.root

@@ -1,0 +1,181 @@
+"""Non-standard bounces: plain-text reports from qmail, Exim, old Sendmail,
+Exchange, Domino, Courier, Gmail, Yahoo, Google Groups, Mail.ru, Yandex,
+the Japanese carriers and others.
+
+These formats differ in layout but share a shape: a bounce sender
+(``MAILER-DAEMON``, ``postmaster``) or subject, a paragraph naming each
+failed recipient followed by the remote server's reply, and a copy of the
+original after a separator line. Recipients are found in that order of
+confidence: on a line of their own (Exim, Gmail), as ``<address>:``
+(qmail, Yahoo), after a recipient label, then anywhere in the report.
+"""
+
+from __future__ import annotations
+
+import re
+
+from watchdog.addresses import normalise_address
+from watchdog.classify.message import ParsedMessage
+from watchdog.classify.original import Original, address_of, find_original
+from watchdog.classify.recipients import build_recipient, human_text
+from watchdog.classify.rules import Rules
+from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict, unknown
+
+NAME = "vendor"
+_BOUNCE_SENDERS = re.compile(
+    r"^(mailer-daemon|postmaster|mail-?daemon|mailerdaemon|mdaemon|bounces?|"
+    r"mail delivery (system|subsystem)|nobody|root|no-?reply)\b",
+    re.IGNORECASE,
+)
+_BOUNCE_SUBJECTS = re.compile(
+    r"undeliver|undelivered|delivery (status notification|failure|failed|problem|"
+    r"has failed|notification)|failure notice|returned mail|mail delivery failed|"
+    r"mail system error|nondeliverable|non[- ]?delivery|could not be delivered|"
+    r"delivery report|warning: could not send|returned to sender|message not "
+    r"delivered|non remis|unzustellbar|nicht zustellbar|不達|配信不能|エラー|"
+    r"error sending|failed delivery|mail failure|bounce",
+    re.IGNORECASE,
+)
+# Lines after which a bounce quotes the original message.
+_ORIGINAL_MARKERS = re.compile(
+    r"^\s*(-{2,}.*(below this line|copy of (the|your) message|original message|"
+    r"message (header|text|body)s?|headers? (of|from) the original|returned "
+    r"message|unsent message|forwarded message)|original message follows|"
+    r"-+ ?original message ?-+|the original message was received|"
+    r"included is a copy|content-type: message/rfc822|received: from)",
+    re.IGNORECASE,
+)
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9\-.\[\]]+[A-Za-z0-9\]]")
+_OWN_LINE = re.compile(r"^\s*<?(" + _ADDRESS.pattern + r")>?\s*(:|\.\.\.)?\s*$")
+_LABELLED = re.compile(
+    r"(recipient|address|to|rcpt|destinataire|宛先|送信先)[^:\n]{0,30}:\s*<?("
+    + _ADDRESS.pattern
+    + r")>?",
+    re.IGNORECASE,
+)
+_IGNORED_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster", "noreply"})
+
+
+def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
+    """Return a verdict for a plain-text bounce, or None if it is not one."""
+    if not _looks_like_bounce(message):
+        return None
+    full = human_text(message)
+    report = _report_part(full)
+    original = find_original(message, full[len(report) :] or full)
+    ignored = _ignored_addresses(message, original)
+    found = _recipients(rules, report, ignored)
+    if not found and original.recipient and original.recipient not in ignored:
+        recipient = build_recipient(rules, original.recipient, diagnostic=report)
+        found = [recipient] if recipient is not None else []
+    if not found:
+        return unknown(NAME)
+    return Verdict(
+        kind=Kind.BOUNCE,
+        detector=NAME,
+        recipients=tuple(found),
+        message_id=message.header("Message-ID"),
+        original_message_id=original.message_id,
+        original_sender=original.sender,
+    )
+
+
+def _looks_like_bounce(message: ParsedMessage) -> bool:
+    sender = message.header("From") or ""
+    name_or_address = sender.strip().strip('"').lower()
+    local = (address_of(sender) or "").split("@")[0]
+    if _BOUNCE_SENDERS.match(name_or_address) or _BOUNCE_SENDERS.match(local):
+        return True
+    return _BOUNCE_SUBJECTS.search(message.header("Subject") or "") is not None
+
+
+def _report_part(text: str) -> str:
+    """Return the text before the quoted original message."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if index > 0 and _ORIGINAL_MARKERS.match(line):
+            return "\n".join(lines[:index])
+    return text
+
+
+def _ignored_addresses(message: ParsedMessage, original: Original) -> set[str]:
+    ignored = {original.sender} if original.sender else set()
+    for name in ("From", "To", "Return-Path", "Reply-To"):
+        address = address_of(message.header(name))
+        if address is not None:
+            ignored.add(address)
+    return {a.lower() for a in ignored}
+
+
+def _recipients(rules: Rules, report: str, ignored: set[str]) -> list[RecipientVerdict]:
+    lines = report.splitlines()
+    spans = _own_line_spans(lines, ignored) or _labelled_spans(lines, ignored)
+    if not spans:
+        spans = _anywhere_spans(lines, ignored)
+    found: list[RecipientVerdict] = []
+    seen: set[str] = set()
+    for address, diagnostic in spans:
+        recipient = build_recipient(
+            rules, address, diagnostic=diagnostic, context=report
+        )
+        if recipient is not None and recipient.address.lower() not in seen:
+            seen.add(recipient.address.lower())
+            found.append(recipient)
+    return found
+
+
+def _own_line_spans(lines: list[str], ignored: set[str]) -> list[tuple[str, str]]:
+    """Find recipients on lines of their own; each owns the lines up to the next."""
+    starts: list[tuple[int, str]] = []
+    for index, line in enumerate(lines):
+        match = _OWN_LINE.match(line)
+        if match is not None and _wanted(match.group(1), ignored):
+            starts.append((index, match.group(1)))
+    return _spans(lines, starts)
+
+
+def _labelled_spans(lines: list[str], ignored: set[str]) -> list[tuple[str, str]]:
+    starts: list[tuple[int, str]] = []
+    for index, line in enumerate(lines):
+        match = _LABELLED.search(line)
+        if match is not None and _wanted(match.group(2), ignored):
+            starts.append((index, match.group(2)))
+    return _spans(lines, starts)
+
+
+def _anywhere_spans(lines: list[str], ignored: set[str]) -> list[tuple[str, str]]:
+    starts: list[tuple[int, str]] = []
+    for index, line in enumerate(lines):
+        if "http" in line.lower() and "@" not in line.split("http")[0]:
+            continue
+        for match in _ADDRESS.finditer(line):
+            if _wanted(match.group(0), ignored):
+                starts.append((index, match.group(0)))
+    return _spans(lines, starts)
+
+
+def _spans(lines: list[str], starts: list[tuple[int, str]]) -> list[tuple[str, str]]:
+    """Pair each recipient with its text: its line and those that follow.
+
+    The text stops at the next recipient line, or at a blank line once some
+    text has been collected.
+    """
+    spans: list[tuple[str, str]] = []
+    for position, (index, address) in enumerate(starts):
+        end = starts[position + 1][0] if position + 1 < len(starts) else len(lines)
+        if end == index:
+            end = index + 1
+        collected: list[str] = [lines[index]]
+        for line in lines[index + 1 : end]:
+            if not line.strip() and len(collected) > 1:
+                break
+            collected.append(line)
+        spans.append((address, "\n".join(collected)))
+    return spans
+
+
+def _wanted(address: str, ignored: set[str]) -> bool:
+    normalised = normalise_address(address)
+    if normalised is None or normalised.lower() in ignored:
+        return False
+    return normalised.split("@")[0].lower() not in _IGNORED_LOCAL_PARTS

@@ -1,0 +1,87 @@
+"""Pieces every detector uses: the report's human text and recipient records."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from watchdog.addresses import normalise_address
+from watchdog.classify.message import ParsedMessage
+from watchdog.classify.reasons import decide, reply_code_in, status_in
+from watchdog.classify.rules import Rules
+from watchdog.classify.verdict import RecipientVerdict
+
+_ORIGINAL_PARTS = frozenset(
+    {
+        "message/rfc822",
+        "message/global",
+        "text/rfc822-headers",
+        "message/rfc822-headers",
+    }
+)
+_TAG = re.compile(r"<[^>]{0,2000}>")
+_GENERIC_STATUS = re.compile(r"^[45]\.0\.0$")
+
+
+def human_text(message: ParsedMessage) -> str:
+    """Return the text parts written by the reporting MTA, before the original.
+
+    HTML parts are used, with tags removed, only when there is no plain text.
+    """
+    plain: list[str] = []
+    markup: list[str] = []
+    for part in message.walk():
+        content_type = part.get_content_type()
+        if content_type in _ORIGINAL_PARTS:
+            break
+        if content_type == "text/plain":
+            plain.append(message.text(part))
+        elif content_type == "text/html":
+            markup.append(html.unescape(_TAG.sub(" ", message.text(part))))
+    return "\n".join(plain or markup)
+
+
+def build_recipient(
+    rules: Rules,
+    address: str,
+    *,
+    diagnostic: str | None = None,
+    status: str | None = None,
+    reply_code: str | None = None,
+    context: str | None = None,
+    original_address: str | None = None,
+    remote_mta: str | None = None,
+    action: str | None = None,
+) -> RecipientVerdict | None:
+    """Decide the reason for one recipient and build its record.
+
+    ``status`` and ``reply_code`` default to the first ones written in
+    ``diagnostic``. A generic status (``5.0.0``) gives way to a specific one
+    in the diagnostic. ``context`` is text to try when the diagnostic and
+    status decide nothing. Returns None when ``address`` is not an address.
+    """
+    normalised = normalise_address(address)
+    if normalised is None:
+        return None
+    text = " ".join((diagnostic or "").split())
+    in_text = status_in(text) if text else None
+    if status is None or (_GENERIC_STATUS.match(status) and in_text):
+        status = in_text or status
+    reply_code = reply_code or (reply_code_in(text) if text else None)
+    temporary = action == "delayed"
+    decision = decide(
+        rules, text, status, reply_code, context=context, temporary=temporary
+    )
+    original = normalise_address(original_address) if original_address else None
+    return RecipientVerdict(
+        address=normalised,
+        reason=decision.reason,
+        hard=decision.hard,
+        category=decision.category,
+        original_address=original,
+        status=decision.status,
+        reply_code=reply_code,
+        diagnostic=text or None,
+        remote_mta=remote_mta,
+        action=action,
+    )
