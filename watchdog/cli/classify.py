@@ -2,6 +2,130 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
 
-def classify_command() -> None:
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from watchdog.classify import Verdict, classify
+from watchdog.config import Limits
+from watchdog.errors import SourceError
+from watchdog.sources.local import iter_messages
+
+_RECIPIENT_FIELDS = (
+    "address",
+    "original_address",
+    "reason",
+    "hard",
+    "category",
+    "status",
+    "reply_code",
+    "diagnostic",
+)
+
+
+class OutputFormat(StrEnum):
+    """How ``classify`` prints its verdicts."""
+
+    JSON = "json"
+    TABLE = "table"
+
+
+def classify_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files, folders of .eml files, Maildirs or mbox files.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="json prints JSON Lines, one object per message; table a summary.",
+        ),
+    ] = OutputFormat.TABLE,
+) -> None:
     """Classify messages and print one verdict per message."""
+    limits = Limits()
+    rows = _verdicts(paths, limits)
+    try:
+        if output is OutputFormat.JSON:
+            for row in rows:
+                sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+        else:
+            _print_table(rows)
+    except SourceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+def _verdicts(paths: list[Path], limits: Limits) -> Iterator[dict[str, Any]]:
+    """Classify each message under ``paths`` as it is read."""
+    for path in paths:
+        for message in iter_messages(path, max_bytes=limits.max_message_bytes):
+            if not message.raw:
+                yield _oversized(message.path, message.key)
+                continue
+            verdict = classify(message.raw, limits)
+            yield verdict_row(_display_path(message.path, message.key), verdict)
+
+
+def _display_path(path: Path, key: str) -> str:
+    """Name a message: its file, or ``mbox-file:key`` inside an mbox."""
+    if path.is_file() and path.name != key and not key.endswith(path.name):
+        return f"{path}:{key}"
+    return str(path)
+
+
+def verdict_row(path: str, verdict: Verdict) -> dict[str, Any]:
+    """Return the JSON object printed for one message."""
+    recipients = [
+        {name: _plain(getattr(r, name)) for name in _RECIPIENT_FIELDS}
+        for r in verdict.recipients
+    ]
+    return {
+        "path": path,
+        "kind": str(verdict.kind),
+        "detector": verdict.detector,
+        "recipients": recipients,
+    }
+
+
+def _oversized(path: Path, key: str) -> dict[str, Any]:
+    return {
+        "path": _display_path(path, key),
+        "kind": "unknown",
+        "detector": "limits",
+        "recipients": [],
+    }
+
+
+def _plain(value: object) -> object:
+    return str(value) if isinstance(value, StrEnum) else value
+
+
+def _print_table(rows: Iterator[dict[str, Any]]) -> None:
+    table = Table("path", "kind", "detector", "recipient", "reason", "hard", "status")
+    for row in rows:
+        recipients = row["recipients"] or [{}]
+        for recipient in recipients:
+            table.add_row(
+                row["path"],
+                row["kind"],
+                row["detector"],
+                recipient.get("address") or "",
+                recipient.get("reason") or "",
+                "yes" if recipient.get("hard") else "",
+                recipient.get("status") or "",
+            )
+    Console().print(table)
