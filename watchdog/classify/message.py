@@ -101,7 +101,12 @@ class ParsedMessage:
             return "text/plain"
 
     def walk(self) -> Iterator[Part]:
-        """Yield every part depth-first, stopping at the depth and part limits."""
+        """Yield every part depth-first, stopping at the depth and part limits.
+
+        Unlike ``Message.walk``, the field blocks inside a
+        ``message/delivery-status`` part are not yielded: they are not MIME
+        parts. Read them with ``text`` or from the part's payload list.
+        """
         count = 0
         stack: list[tuple[Part, int]] = [(self.root, 0)]
         while stack:
@@ -112,7 +117,9 @@ class ParsedMessage:
                 return
             yield part
             payload = part.get_payload()
-            if isinstance(payload, list) and depth < self.limits.max_depth:
+            if not isinstance(payload, list) or _is_status(part):
+                continue
+            if depth < self.limits.max_depth:
                 children = [child for child in payload if isinstance(child, Part)]
                 stack.extend((child, depth + 1) for child in reversed(children))
 
@@ -196,6 +203,14 @@ def _prepare(message: ParsedMessage) -> ParsedMessage | LimitHit:
             part.set_payload(payload[:cut])
             message.note("part_truncated")
     return message
+
+
+def _is_status(part: Part) -> bool:
+    """Tell whether the parser split ``part`` into delivery-status field blocks."""
+    try:
+        return part.get_content_type() == "message/delivery-status"
+    except (ValueError, LookupError, TypeError):
+        return False
 
 
 def _header_table(part: Part, max_bytes: int) -> dict[str, list[str]]:

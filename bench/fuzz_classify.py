@@ -1,0 +1,167 @@
+"""Mutation fuzz of classify() over corpus messages for a fixed time.
+
+Usage::
+
+    .venv/bin/python bench/fuzz_classify.py tests/corpus/emails --seconds 120
+
+Each execution takes a random corpus message, applies one to three
+mutations (byte flips, duplicated headers, mangled boundaries, deep
+nesting, huge headers, bogus charsets ...) and classifies the result in
+this process. A wall-clock alarm of ``--hang-seconds`` interrupts a run
+that takes too long and counts it as a hang. Prints executions,
+exceptions by type with one sample each, hangs, and the slowest message's
+time. Failing inputs are written to ``--out`` for replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from watchdog.classify import classify
+from watchdog.config import Limits
+
+Mutation = Callable[[random.Random, bytes], bytes]
+
+
+class Hang(BaseException):
+    """Raised by the alarm when one classification takes too long.
+
+    It derives from BaseException so that handlers in the classifier that
+    catch Exception do not swallow it.
+    """
+
+
+def flip_bytes(rng: random.Random, raw: bytes) -> bytes:
+    data = bytearray(raw)
+    for _ in range(rng.randint(1, 16)):
+        data[rng.randrange(len(data))] = rng.randrange(256)
+    return bytes(data)
+
+
+def duplicate_header(rng: random.Random, raw: bytes) -> bytes:
+    head, sep, body = raw.partition(b"\n\n")
+    lines = head.split(b"\n")
+    line = rng.choice(lines)
+    return b"\n".join(lines + [line] * rng.randint(1, 200)) + sep + body
+
+
+def mangle_boundary(rng: random.Random, raw: bytes) -> bytes:
+    swaps = [(b"--\n", b"\n"), (b"boundary=", b"boundary=x"), (b"\n--", b"\n-")]
+    old, new = rng.choice(swaps)
+    return raw.replace(old, new, rng.randint(1, 3))
+
+
+def nest_deeply(rng: random.Random, raw: bytes) -> bytes:
+    depth = rng.choice([40, 300, 2_000])
+    heads = b"".join(
+        b"Content-Type: multipart/mixed; boundary=n%d\n\n--n%d\n" % (i, i)
+        for i in range(depth)
+    )
+    return heads + raw
+
+
+def huge_header(rng: random.Random, raw: bytes) -> bytes:
+    kind = rng.choice([b"Subject", b"To", b"From", b"Content-Type"])
+    unit = rng.choice([b"=?utf-8?q?a?= ", b"a@example.com, ", b"(", b"; a=b"])
+    return kind + b": " + unit * rng.choice([500, 5_000, 20_000]) + b"\n" + raw
+
+
+def bad_charset(rng: random.Random, raw: bytes) -> bytes:
+    name = rng.choice([b"x-bogus", b"base64", b"idna", b"undefined", b"utf-8*en"])
+    raw = raw.replace(b"charset=", b"charset=" + name + b";x=", 2)
+    return b"Subject: =?" + name + b"?q?caf=E9?=\n" + raw
+
+
+def truncate(rng: random.Random, raw: bytes) -> bytes:
+    return raw[: rng.randrange(len(raw) + 1)]
+
+
+def insert_invalid_utf8(rng: random.Random, raw: bytes) -> bytes:
+    position = rng.randrange(len(raw) + 1)
+    return (
+        raw[:position]
+        + rng.choice([b"\xff", b"\xed\xa0\x80", b"\x00"])
+        + raw[position:]
+    )
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    flip_bytes,
+    duplicate_header,
+    mangle_boundary,
+    nest_deeply,
+    huge_header,
+    bad_charset,
+    truncate,
+    insert_invalid_utf8,
+)
+
+
+def mutate(rng: random.Random, raw: bytes) -> bytes:
+    for mutation in rng.sample(MUTATIONS, rng.randint(1, 3)):
+        raw = mutation(rng, raw) if raw else raw
+    return raw
+
+
+def on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise Hang
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=Path, help="folder of .eml files")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--hang-seconds", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/fuzz-classify"))
+    args = parser.parse_args()
+
+    seeds = [p.read_bytes() for p in sorted(args.corpus.rglob("*")) if p.is_file()]
+    rng = random.Random(args.seed)
+    limits = Limits()
+    signal.signal(signal.SIGALRM, on_alarm)
+    errors: Counter[str] = Counter()
+    samples: dict[str, str] = {}
+    executions, hangs, slowest = 0, 0, 0.0
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline:
+        raw = mutate(rng, rng.choice(seeds))
+        started = time.perf_counter()
+        signal.setitimer(signal.ITIMER_REAL, args.hang_seconds)
+        try:
+            classify(raw, limits)
+        except Hang:
+            hangs += 1
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"hang-{hangs}.eml").write_bytes(raw)
+        except Exception as exc:  # recorded: finding these is the point
+            name = type(exc).__name__
+            errors[name] += 1
+            if name not in samples:
+                samples[name] = traceback.format_exc(limit=-3)
+                args.out.mkdir(parents=True, exist_ok=True)
+                (args.out / f"{name}.eml").write_bytes(raw)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        slowest = max(slowest, time.perf_counter() - started)
+        executions += 1
+
+    print(f"executions: {executions} in {args.seconds:.0f} s (seed {args.seed})")
+    print(f"exceptions: {sum(errors.values())} {dict(errors)}")
+    print(f"hangs over {args.hang_seconds} s: {hangs}")
+    print(f"slowest message: {slowest * 1000:.1f} ms")
+    for name, text in samples.items():
+        print(f"--- {name} (input in {args.out / name}.eml)\n{text}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
