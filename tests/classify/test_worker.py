@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+import pytest_asyncio
 
 from watchdog.classify.verdict import Kind, Verdict
 from watchdog.classify.worker import ClassifierPool
@@ -66,7 +67,7 @@ def pick(raw: bytes, limits: Limits) -> Verdict:
 LIMITS = Limits(cpu_seconds=1, memory_mb=256, wall_seconds=4.0)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def pool_and_metrics():
     metrics = Metrics()
     pool = ClassifierPool(LIMITS, size=1, metrics=metrics, target=f"{HERE}:pick")

@@ -1,0 +1,223 @@
+"""Poll every source on its interval with APScheduler's AsyncIOScheduler.
+
+Each source (an IMAP mailbox or a local Maildir, mbox file or folder) is one
+interval job with ``coalesce=True`` and ``max_instances=1``, so missed runs
+collapse into one and two polls of one source never overlap. ``wake(name)``
+runs a job now, which is how an IMAP IDLE push shortens the wait. A poll that
+raises is logged with the source name and retried at the next interval.
+
+APScheduler has no way to end a job that hangs, and with ``max_instances=1``
+a hung job blocks every later run of that source. Each mailbox poll therefore
+runs under a deadline slightly longer than the worker's own cycle deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import structlog
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from watchdog.http import SourceHealth
+from watchdog.metrics import Metrics
+
+JITTER_FRACTION = 0.1
+MAX_JITTER_SECONDS = 30.0
+# Extra time the outer deadline gives a mailbox cycle to fail on its own.
+DEADLINE_MARGIN_SECONDS = 30.0
+
+log = structlog.get_logger("watchdog.jobs")
+
+Poll = Callable[[], Awaitable[object]]
+
+
+class SourceState(StrEnum):
+    """State of a source after its latest poll."""
+
+    STARTING = "starting"
+    OK = "ok"
+    FAILING = "failing"
+
+
+@dataclass(slots=True)
+class _Source:
+    """Mutable bookkeeping of one source, touched only from the event loop."""
+
+    name: str
+    poll: Poll
+    interval: float
+    deadline: float | None
+    since: float
+    state: SourceState = SourceState.STARTING
+    last_success: float | None = None
+    last_error: str | None = None
+    task: asyncio.Task[None] | None = None
+    rerun: bool = False
+    failures: int = 0
+
+
+class Scheduler:
+    """Interval jobs for every source, plus their health for ``/healthz``.
+
+    ``clock`` returns monotonic seconds; tests replace it to age sources.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        first_run_delay: float = 0.0,
+    ) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._first_run_delay = first_run_delay
+        self._sources: dict[str, _Source] = {}
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._stopping = False
+
+    def add(
+        self, name: str, poll: Poll, *, interval: float, deadline: float | None
+    ) -> None:
+        """Add a source polled every ``interval`` seconds, first right at start.
+
+        ``deadline`` bounds one poll in seconds; None leaves it unbounded,
+        for sources whose every step has its own deadline.
+        """
+        if name in self._sources:
+            msg = f"duplicate source name {name!r}: names must be unique"
+            raise ValueError(msg)
+        source = _Source(name, poll, interval, deadline, since=self._clock())
+        self._sources[name] = source
+        self._metrics.poll_interval.labels(name).set(interval)
+        first = datetime.now(UTC) + timedelta(seconds=self._first_run_delay)
+        self._scheduler.add_job(
+            self._run,
+            "interval",
+            args=[name],
+            id=name,
+            name=f"poll {name}",
+            seconds=interval,
+            jitter=min(interval * JITTER_FRACTION, MAX_JITTER_SECONDS),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            next_run_time=first,
+        )
+
+    def add_mailbox(
+        self, name: str, poll: Poll, *, interval: float, cycle_timeout: float
+    ) -> None:
+        """Add an IMAP mailbox whose cycle has its own ``cycle_timeout``."""
+        self.add(
+            name,
+            poll,
+            interval=interval,
+            deadline=cycle_timeout + DEADLINE_MARGIN_SECONDS,
+        )
+
+    def start(self) -> None:
+        """Start scheduling; call from inside the running event loop."""
+        self._scheduler.start()
+
+    def wake(self, name: str) -> None:
+        """Poll ``name`` now, or right after the poll in progress ends."""
+        source = self._sources.get(name)
+        if source is None or self._stopping:
+            return
+        if source.task is not None:
+            source.rerun = True
+            return
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.modify_job(name, next_run_time=datetime.now(UTC))
+
+    async def stop(self, budget: float) -> list[str]:
+        """Stop scheduling and wait up to ``budget`` seconds for running polls.
+
+        Polls still running after the budget are cancelled. Returns the names
+        of the cancelled sources.
+        """
+        self._stopping = True
+        if not self._scheduler.running:
+            return []
+        # Pause first: in APScheduler 3.11, shutting the asyncio executor down cancels
+        # the running jobs at once.
+        self._scheduler.pause()
+        running = {s.task: s.name for s in self._sources.values() if s.task}
+        pending: set[asyncio.Task[None]] = set()
+        if running:
+            _, pending = await asyncio.wait(running, timeout=budget)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        self._scheduler.shutdown(wait=False)
+        return sorted(running[task] for task in pending)
+
+    def source_health(self) -> list[SourceHealth]:
+        """Report each source's state and the age of its last successful poll."""
+        now = self._clock()
+        return [
+            SourceHealth(
+                name=s.name,
+                state=s.state.value,
+                poll_interval_seconds=s.interval,
+                age_seconds=now - (s.last_success or s.since),
+                last_error=s.last_error,
+            )
+            for s in self._sources.values()
+        ]
+
+    async def _run(self, name: str) -> None:
+        source = self._sources[name]
+        source.task = asyncio.current_task()
+        try:
+            while True:
+                source.rerun = False
+                await self._poll_once(source)
+                if not source.rerun or self._stopping:
+                    return
+        finally:
+            source.task = None
+
+    async def _poll_once(self, source: _Source) -> None:
+        started = self._clock()
+        try:
+            async with asyncio.timeout(source.deadline):
+                await source.poll()
+        except TimeoutError:
+            self._failed(source, started, f"timed out after {source.deadline} s")
+        except Exception as exc:  # a failed poll must not end the daemon
+            self._failed(source, started, f"{type(exc).__name__}: {exc}")
+        else:
+            self._succeeded(source, started)
+
+    def _succeeded(self, source: _Source, started: float) -> None:
+        now = self._clock()
+        if source.state is SourceState.FAILING:
+            log.info("poll_recovered", source=source.name, failures=source.failures)
+        source.state = SourceState.OK
+        source.last_success = now
+        source.last_error = None
+        source.failures = 0
+        self._metrics.poll_done(source.name, now - started, succeeded=True)
+
+    def _failed(self, source: _Source, started: float, error: str) -> None:
+        source.state = SourceState.FAILING
+        source.last_error = error
+        source.failures += 1
+        self._metrics.poll_done(source.name, self._clock() - started, succeeded=False)
+        log.error(
+            "poll_failed",
+            source=source.name,
+            error=error,
+            failures=source.failures,
+            retry_in_seconds=source.interval,
+        )
