@@ -94,6 +94,9 @@ class Limits(_Section):
     cpu_seconds: int = Field(5, gt=0)
     memory_mb: int = Field(512, gt=0)
     wall_seconds: float = Field(10.0, gt=0)
+    workers: int | None = Field(
+        None, gt=0, description="classifier worker processes; unset uses the CPU count"
+    )
 
 
 class Policy(_Section):
