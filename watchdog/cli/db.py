@@ -1,7 +1,87 @@
-"""``mail-watchdog db``: database schema."""
+"""``mail-watchdog db``: database schema, and opening the store for commands."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, NoReturn
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+
+from watchdog.config import load_settings
+from watchdog.errors import WatchdogError
+from watchdog.store import Store
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
 
 app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+err = Console(stderr=True)
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        metavar="URL",
+        help="sqlite:///PATH or postgresql://USER@HOST/DB; overrides database.url.",
+        show_default=False,
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="WATCHDOG_CONFIG",
+        help="Settings file (TOML).",
+        show_default=False,
+    ),
+]
+
+
+def open_store(database: str | None, config: Path | None) -> Store:
+    """Open the configured database and bring its schema up to date.
+
+    Exits with status 1 and the error on stderr when the settings or the
+    database fail.
+    """
+    try:
+        overrides = {"database.url": database} if database else {}
+        settings = load_settings(config, **overrides)
+        store = Store(
+            settings.database.url,
+            busy_timeout=settings.database.busy_timeout_seconds,
+        )
+        store.upgrade()
+    except WatchdogError as exc:
+        fail(str(exc))
+    return store
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print ``message`` to stderr and exit with ``code``."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command("upgrade")
+def upgrade_command(
+    database: DatabaseOption = None, config: ConfigOption = None
+) -> None:
+    """Create or migrate the schema to the newest revision."""
+    store = open_store(database, config)
+    store.close()
+    err.print("database schema is up to date", highlight=False)
+
+
+@app.command("check")
+def check_command(database: DatabaseOption = None, config: ConfigOption = None) -> None:
+    """Check that the database answers and passes PRAGMA quick_check (SQLite)."""
+    store = open_store(database, config)
+    try:
+        store.check()
+    except WatchdogError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    err.print("database is healthy", highlight=False)

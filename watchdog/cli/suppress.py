@@ -1,7 +1,344 @@
-"""``mail-watchdog suppress``: the suppression list."""
+"""``mail-watchdog suppress``: read and edit the suppression list.
+
+Every change is written to the audit history with its actor (``--actor``,
+default ``$USER``) and note. Import and export stream, so lists of a
+million addresses need no more memory than a few thousand.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import getpass
+import itertools
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TextIO
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from watchdog.cli.db import EXIT_USAGE, ConfigOption, DatabaseOption, fail, open_store
+from watchdog.errors import WatchdogError
+from watchdog.store import (
+    ImportRow,
+    InvalidAddress,
+    Store,
+    Suppression,
+    SuppressionReason,
+)
+from watchdog.store.transfer import (
+    FileFormat,
+    Rejected,
+    parse_time,
+    read_rows,
+    write_rows,
+)
+
+EXIT_NOT_FOUND = 1
+EXIT_REJECTED_ROWS = 1
+# Rejected import rows printed one by one; the rest are only counted.
+MAX_REPORTED_REJECTIONS = 100
 
 app = typer.Typer(help="Read and edit the suppression list.", no_args_is_help=True)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class ListFormat(StrEnum):
+    """How ``suppress list`` prints entries."""
+
+    TABLE = "table"
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--actor", help="Name recorded in the audit history; default $USER."),
+]
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        fail(f"invalid --since {text!r}: use a date such as 2026-01-31", EXIT_USAGE)
+
+
+@contextlib.contextmanager
+def _opened(database: str | None, config: Path | None) -> Iterator[Store]:
+    store = open_store(database, config)
+    try:
+        yield store
+    except InvalidAddress as exc:
+        fail(str(exc), EXIT_USAGE)
+    except WatchdogError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+
+
+@app.command("list")
+def list_command(
+    *,
+    reason: Annotated[
+        SuppressionReason | None, typer.Option("--reason", help="Only this reason.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", metavar="DATE", help="Only entries updated since (ISO 8601)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=0, help="Print at most N entries; 0 prints all."),
+    ] = 100,
+    output_format: Annotated[
+        ListFormat, typer.Option("--format", help="table, csv or jsonl.")
+    ] = ListFormat.TABLE,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List entries ordered by address."""
+    with _opened(database, config) as store:
+        entries: Iterable[Suppression] = store.iter_suppressions(
+            reason=reason, since=_since(since)
+        )
+        if limit:
+            entries = itertools.islice(entries, limit)
+        if output_format is ListFormat.TABLE:
+            out.print(_entries_table(entries))
+        else:
+            write_rows(sys.stdout, entries, FileFormat(output_format.value))
+
+
+@app.command("show")
+def show_command(
+    address: Annotated[str, typer.Argument(help="The address to look up.")],
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show an entry, its audit history and the events behind it.
+
+    Exits with status 1 when the address is not on the list.
+    """
+    with _opened(database, config) as store:
+        entry = store.suppression(address)
+        history = store.suppression_history(address)
+        events = store.events_for(address, limit=20)
+    if entry is None:
+        out.print(f"{escape(address)} is not suppressed")
+    else:
+        out.print(_entries_table([entry]))
+    if history:
+        table = Table(
+            "at", "action", "reason", "actor", "event", "note", title="history"
+        )
+        for row in history:
+            table.add_row(
+                _time(row.at),
+                row.action,
+                row.reason,
+                escape(row.actor),
+                _text(row.event_id),
+                escape(row.note or ""),
+            )
+        out.print(table)
+    if events:
+        table = Table(
+            "id",
+            "at",
+            "reason",
+            "category",
+            "status",
+            "verified",
+            "diagnostic",
+            title="events",
+        )
+        for event in events:
+            table.add_row(
+                str(event.id),
+                _time(event.created_at),
+                event.reason,
+                event.category,
+                escape(event.status or ""),
+                "yes" if event.verified else "no",
+                escape((event.diagnostic or "")[:80]),
+            )
+        out.print(table)
+    if entry is None:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+@app.command("add")
+def add_command(
+    addresses: Annotated[list[str], typer.Argument(metavar="ADDRESS...")],
+    *,
+    reason: Annotated[
+        SuppressionReason,
+        typer.Option("--reason", help="Reason recorded for the entries."),
+    ] = SuppressionReason.MANUAL,
+    note: Annotated[
+        str | None, typer.Option("--note", help="Why, for the audit history.")
+    ] = None,
+    actor: ActorOption = None,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add addresses, overwriting any entry they have."""
+    who = _actor(actor)
+    with _opened(database, config) as store:
+        for address in addresses:
+            action = store.add_suppression(address, actor=who, reason=reason, note=note)
+            out.print(f"{escape(address)}: {action or 'unchanged'}")
+
+
+@app.command("remove")
+def remove_command(
+    addresses: Annotated[list[str], typer.Argument(metavar="ADDRESS...")],
+    note: Annotated[
+        str,
+        typer.Option(
+            "--note", help="Why the addresses may be mailed again (required)."
+        ),
+    ],
+    actor: ActorOption = None,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Remove addresses; the removal is audited with actor and note.
+
+    Exits with status 1 when any address was not on the list.
+    """
+    who = _actor(actor)
+    missing = 0
+    with _opened(database, config) as store:
+        for address in addresses:
+            removed = store.remove_suppression(address, actor=who, note=note)
+            missing += not removed
+            out.print(
+                f"{escape(address)}: {'removed' if removed else 'not suppressed'}"
+            )
+    if missing:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV, JSON Lines or one address per line; - reads stdin."),
+    ],
+    input_format: Annotated[
+        FileFormat | None,
+        typer.Option("--format", help="csv or jsonl; default from the file name."),
+    ] = None,
+    actor: Annotated[
+        str, typer.Option("--actor", help="Name in the audit history.")
+    ] = "import",
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Import entries; an import never overwrites a manual entry.
+
+    Rejected rows are listed with their line numbers on stderr and the
+    command exits with status 1; the valid rows are imported anyway.
+    """
+    fmt = input_format or (
+        FileFormat.JSONL if file.suffix == ".jsonl" else FileFormat.CSV
+    )
+    rejected: list[Rejected] = []
+    with _opened(database, config) as store, _open_input(file) as stream:
+        rows = _collect_rejections(read_rows(stream, fmt), rejected)
+        result = store.import_suppressions(rows, actor=actor)
+    for item in rejected[:MAX_REPORTED_REJECTIONS]:
+        err.print(f"line {item.line}: {escape(item.error)}")
+    out.print(
+        f"added {result.added}, updated {result.updated}, "
+        f"unchanged {result.unchanged}, rejected {len(rejected)}"
+    )
+    if rejected:
+        raise typer.Exit(EXIT_REJECTED_ROWS)
+
+
+@app.command("export")
+def export_command(
+    output_format: Annotated[
+        FileFormat, typer.Option("--format", help="csv or jsonl.")
+    ] = FileFormat.CSV,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="File to write; default stdout."),
+    ] = None,
+    database: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export every entry ordered by address."""
+    with _opened(database, config) as store:
+        if output is None:
+            count = write_rows(sys.stdout, store.iter_suppressions(), output_format)
+        else:
+            with output.open("w", encoding="utf-8", newline="") as stream:
+                count = write_rows(stream, store.iter_suppressions(), output_format)
+    err.print(f"exported {count} entries")
+
+
+def _collect_rejections(
+    items: Iterable[ImportRow | Rejected], rejected: list[Rejected]
+) -> Iterator[ImportRow]:
+    for item in items:
+        if isinstance(item, Rejected):
+            rejected.append(item)
+        else:
+            yield item
+
+
+@contextlib.contextmanager
+def _open_input(file: Path) -> Iterator[TextIO]:
+    if str(file) == "-":
+        yield sys.stdin
+        return
+    try:
+        stream = file.open(encoding="utf-8", errors="replace", newline="")
+    except OSError as exc:
+        fail(f"cannot read {str(file)!r}: {exc.strerror}", EXIT_USAGE)
+    with stream:
+        yield stream
+
+
+def _entries_table(entries: Iterable[Suppression]) -> Table:
+    table = Table("address", "reason", "created", "updated", "expires")
+    for entry in entries:
+        table.add_row(
+            escape(entry.address),
+            entry.reason,
+            _time(entry.created_at),
+            _time(entry.updated_at),
+            _time(entry.expires_at),
+        )
+    return table
+
+
+def _time(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)

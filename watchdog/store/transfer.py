@@ -1,0 +1,141 @@
+"""Suppression-list files: CSV, JSON Lines and plain address lists.
+
+Both directions stream: rows are parsed and written one at a time, so a
+list of a million addresses never sits in memory. CSV has the columns
+``address,reason,created_at,note`` (import) and
+``address,reason,created_at,updated_at,expires_at`` (export); import also
+takes a file with one address per line and no header.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TextIO
+
+from watchdog.addresses import normalise_address
+from watchdog.policy import SuppressionReason
+from watchdog.store.records import ImportRow, Suppression
+
+EXPORT_COLUMNS = ("address", "reason", "created_at", "updated_at", "expires_at")
+MAX_NOTE_CHARS = 500
+
+
+class FileFormat(StrEnum):
+    """Layout of an import or export file."""
+
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An import line that was not imported, and why."""
+
+    line: int
+    error: str
+
+
+def read_rows(lines: Iterable[str], fmt: FileFormat) -> Iterator[ImportRow | Rejected]:
+    """Parse an import file line by line into rows and rejections."""
+    if fmt is FileFormat.JSONL:
+        yield from _read_jsonl(lines)
+    else:
+        yield from _read_csv(lines)
+
+
+def _read_csv(lines: Iterable[str]) -> Iterator[ImportRow | Rejected]:
+    reader = csv.reader(iter(lines))
+    header: list[str] | None = None
+    seen_row = False
+    for record in reader:
+        line = reader.line_num
+        cells = [cell.strip() for cell in record]
+        if not cells or not any(cells) or cells[0].startswith("#"):
+            continue
+        if not seen_row and "address" in (c.lower() for c in cells):
+            header = [c.lower() for c in cells]
+            seen_row = True
+            continue
+        seen_row = True
+        fields = dict(zip(header or ["address"], cells, strict=False))
+        yield parse_fields(line, fields)
+
+
+def _read_jsonl(lines: Iterable[str]) -> Iterator[ImportRow | Rejected]:
+    for line, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Rejected(line, f"invalid JSON: {exc.msg}")
+            continue
+        if not isinstance(fields, dict):
+            yield Rejected(line, "expected a JSON object with an 'address' key")
+            continue
+        yield parse_fields(line, fields)
+
+
+def parse_fields(line: int, fields: dict[str, Any]) -> ImportRow | Rejected:
+    """Validate the fields of one import row."""
+    raw = fields.get("address")
+    address = normalise_address(raw) if isinstance(raw, str) else None
+    if address is None:
+        return Rejected(line, f"invalid address {raw!r}")
+
+    reason_text = fields.get("reason") or SuppressionReason.IMPORT.value
+    try:
+        reason = SuppressionReason(str(reason_text).strip().lower())
+    except ValueError:
+        allowed = ", ".join(r.value for r in SuppressionReason)
+        return Rejected(line, f"invalid reason {reason_text!r}: use one of {allowed}")
+
+    created_text = fields.get("created_at") or None
+    try:
+        created_at = None if created_text is None else parse_time(str(created_text))
+    except ValueError:
+        return Rejected(line, f"invalid created_at {created_text!r}: use ISO 8601")
+
+    note = fields.get("note")
+    note_text = None if note in (None, "") else str(note)[:MAX_NOTE_CHARS]
+    return ImportRow(line, address, reason, created_at, note_text)
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO 8601 date or time; a time without an offset is UTC."""
+    value = datetime.fromisoformat(text.strip())
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def write_rows(out: TextIO, entries: Iterable[Suppression], fmt: FileFormat) -> int:
+    """Write ``entries`` to ``out``; return how many were written."""
+    count = 0
+    writer = csv.writer(out, lineterminator="\n")
+    if fmt is FileFormat.CSV:
+        writer.writerow(EXPORT_COLUMNS)
+    for entry in entries:
+        row = export_fields(entry)
+        if fmt is FileFormat.CSV:
+            writer.writerow(["" if row[c] is None else row[c] for c in EXPORT_COLUMNS])
+        else:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def export_fields(entry: Suppression) -> dict[str, str | None]:
+    """Return the exported columns of one entry, times in ISO 8601."""
+    return {
+        "address": entry.address,
+        "reason": entry.reason.value,
+        "created_at": entry.created_at.isoformat(),
+        "updated_at": entry.updated_at.isoformat(),
+        "expires_at": None
+        if entry.expires_at is None
+        else entry.expires_at.isoformat(),
+    }
