@@ -255,6 +255,11 @@ class Audit(_Section):
     """Domain authentication audits (SPF, DKIM, DMARC, MX, PTR ...)."""
 
     interval_seconds: float = Field(3600.0, gt=0)
+    allow_private_mx: bool = Field(
+        False,
+        description="accept MX hosts on loopback, private or documentation "
+        "addresses; for lab and test setups only",
+    )
 
 
 class Settings(BaseSettings):

@@ -114,6 +114,45 @@ class Metrics:
             registry=r,
         )
 
+        self.auth_check_status = Gauge(
+            _NS + "_auth_check_status",
+            "Worst result of an authentication check: 0 ok, 1 warning, "
+            "2 fail, 3 could not check (DNS lookup failed).",
+            ["domain", "check"],
+            registry=r,
+        )
+        self.auth_spf_dns_lookups = Gauge(
+            _NS + "_auth_spf_dns_lookups",
+            "DNS lookups an SPF record tree costs a receiver (limit 10).",
+            ["domain"],
+            registry=r,
+        )
+        self.auth_spf_void_lookups = Gauge(
+            _NS + "_auth_spf_void_lookups",
+            "Void lookups (NXDOMAIN or NODATA) in an SPF record tree (limit 2).",
+            ["domain"],
+            registry=r,
+        )
+        self.auth_dmarc_policy = Gauge(
+            _NS + "_auth_dmarc_policy",
+            "Effective DMARC policy: 0 none, 1 quarantine, 2 reject, "
+            "-1 no single record applies.",
+            ["domain"],
+            registry=r,
+        )
+        self.auth_dkim_key_bits = Gauge(
+            _NS + "_auth_dkim_key_bits",
+            "Size of a published DKIM public key; 0 when revoked or unreadable.",
+            ["domain", "selector"],
+            registry=r,
+        )
+        self.auth_ptr_fcrdns_ok = Gauge(
+            _NS + "_auth_ptr_fcrdns_ok",
+            "1 when a sending IP's PTR name resolves back to it, else 0.",
+            ["ip"],
+            registry=r,
+        )
+
     def message(self, mailbox: str, kind: str, outcome: str) -> None:
         """Count one message taken from ``mailbox``."""
         self.messages.labels(mailbox, kind, outcome).inc()

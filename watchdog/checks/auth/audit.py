@@ -1,0 +1,159 @@
+"""Run every authentication check for a set of domains and export the results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+
+import dns.asyncresolver
+
+from watchdog.checks.auth.bimi import check_bimi
+from watchdog.checks.auth.dkim import DkimReport, check_dkim
+from watchdog.checks.auth.dmarc import DmarcReport, check_dmarc
+from watchdog.checks.auth.findings import Check, Finding, Status, worst
+from watchdog.checks.auth.lookup import Lookup, normalise
+from watchdog.checks.auth.mta_sts import check_mta_sts
+from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher, PolicyFetcher
+from watchdog.checks.auth.mx import check_mx
+from watchdog.checks.auth.ptr import PtrReport, check_ptr
+from watchdog.checks.auth.spf import SpfReport, check_spf
+from watchdog.checks.auth.tls_rpt import check_tls_rpt
+from watchdog.config import Settings
+from watchdog.metrics import Metrics
+
+_POLICY_VALUES = {"none": 0, "quarantine": 1, "reject": 2}
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every domain of one audit shares."""
+
+    resolver: dns.asyncresolver.Resolver
+    ips: list[str]
+    helo: str | None
+    fetcher: PolicyFetcher
+    allow_private_mx: bool
+    metrics: Metrics | None
+
+
+async def run_audit(
+    settings: Settings,
+    domains: list[str],
+    selectors: list[str],
+    resolver: dns.asyncresolver.Resolver,
+    *,
+    ips: list[str] | None = None,
+    helo: str | None = None,
+    learned: set[tuple[str, str]] | None = None,
+    fetcher: PolicyFetcher | None = None,
+    metrics: Metrics | None = None,
+) -> list[Finding]:
+    """Audit SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT and BIMI of each domain,
+    and the PTR of each sending IP.
+
+    ``ips`` and ``helo`` default to ``settings.sending``. The DKIM selectors
+    of a domain are ``settings.sending.dkim_selectors``, ``selectors`` and
+    the ``(domain, selector)`` pairs in ``learned`` (see
+    ``selectors.selectors_from_message``). DNS failures become
+    ``lookup_failed`` findings; nothing is raised for them.
+    """
+    sending = settings.sending
+    ips = sending.ips if ips is None else ips
+    helo = helo or sending.helo
+    fetcher = fetcher or HttpsPolicyFetcher()
+    configured = [*sending.dkim_selectors, *selectors]
+
+    run = _Run(resolver, ips, helo, fetcher, settings.audit.allow_private_mx, metrics)
+    domain_runs = [
+        _audit_domain(
+            run,
+            normalise(domain),
+            _selectors_for(domain, configured, learned or set()),
+        )
+        for domain in domains
+    ]
+    ptr_runs = [check_ptr(Lookup(resolver), ip, helo) for ip in ips]
+    domain_results = await asyncio.gather(*domain_runs)
+    ptr_reports = await asyncio.gather(*ptr_runs)
+
+    findings = [finding for result in domain_results for finding in result]
+    for report in ptr_reports:
+        findings += report.findings
+        if metrics is not None:
+            _record_ptr(metrics, report)
+    if metrics is not None:
+        _record_status(metrics, findings)
+    return findings
+
+
+def _selectors_for(
+    domain: str, configured: list[str], learned: set[tuple[str, str]]
+) -> list[str]:
+    domain = normalise(domain)
+    extra = [selector for signed, selector in learned if signed == domain]
+    return sorted(set(configured) | set(extra))
+
+
+async def _audit_domain(run: _Run, domain: str, selectors: list[str]) -> list[Finding]:
+    lookup = Lookup(run.resolver)
+    spf = await check_spf(lookup, run.resolver, domain, run.ips, run.helo)
+    dkim = [await check_dkim(lookup, domain, selector) for selector in selectors]
+    dmarc = await check_dmarc(lookup, domain)
+    mx = await check_mx(lookup, domain, allow_private=run.allow_private_mx)
+    mta_sts = await check_mta_sts(lookup, run.fetcher, domain, mx.hosts)
+    deployed = any(f.reason != "mta_sts_missing" for f in mta_sts)
+    tls_rpt = await check_tls_rpt(lookup, domain, mta_sts=deployed)
+    bimi = await check_bimi(lookup, domain, dmarc.policy, dmarc.record)
+    if run.metrics is not None:
+        _record_domain(run.metrics, domain, spf, dkim, dmarc)
+
+    findings = list(spf.findings)
+    findings += [finding for report in dkim for finding in report.findings]
+    if not selectors:
+        findings.append(_no_selector_finding(domain))
+    return findings + dmarc.findings + mx.findings + mta_sts + tls_rpt + bimi
+
+
+def _no_selector_finding(domain: str) -> Finding:
+    detail = (
+        "no DKIM selector to check: DNS cannot list selectors, so set "
+        "sending.dkim_selectors or pass --selector"
+    )
+    return Finding(domain, Check.DKIM, Status.WARNING, "dkim_no_selector", detail)
+
+
+def _record_domain(
+    metrics: Metrics,
+    domain: str,
+    spf: SpfReport,
+    dkim: list[DkimReport],
+    dmarc: DmarcReport,
+) -> None:
+    if spf.lookups is not None:
+        metrics.auth_spf_dns_lookups.labels(domain).set(spf.lookups)
+    if spf.void_lookups is not None:
+        metrics.auth_spf_void_lookups.labels(domain).set(spf.void_lookups)
+    for report in dkim:
+        failed = any(f.status is Status.LOOKUP_FAILED for f in report.findings)
+        if not failed:
+            bits = report.key_bits or 0
+            metrics.auth_dkim_key_bits.labels(domain, report.selector).set(bits)
+    failed = any(f.status is Status.LOOKUP_FAILED for f in dmarc.findings)
+    if not failed:
+        value = _POLICY_VALUES.get(dmarc.policy or "", -1)
+        metrics.auth_dmarc_policy.labels(domain).set(value)
+
+
+def _record_ptr(metrics: Metrics, report: PtrReport) -> None:
+    if report.fcrdns_ok is not None:
+        metrics.auth_ptr_fcrdns_ok.labels(report.ip).set(int(report.fcrdns_ok))
+
+
+def _record_status(metrics: Metrics, findings: list[Finding]) -> None:
+    grouped: dict[tuple[str, Check], list[Finding]] = defaultdict(list)
+    for finding in findings:
+        grouped[(finding.domain, finding.check)].append(finding)
+    for (domain, check), group in grouped.items():
+        severity = worst(group).severity
+        metrics.auth_check_status.labels(domain, check.value).set(int(severity))

@@ -1,0 +1,145 @@
+"""A small DNS layer: records, a named "absent" answer, or DnsError.
+
+NXDOMAIN and NODATA are answers ("absent"), which the checks report as
+findings. A timeout, SERVFAIL or REFUSED from every nameserver raises
+``DnsError``, which the checks report as ``lookup_failed``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+import dns.asyncresolver
+import dns.exception
+import dns.name
+import dns.resolver
+import dns.reversename
+
+from watchdog.errors import DnsError
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The records of one query, after any CNAME chain.
+
+    ``canonical`` is the name the records were found at, which differs from
+    ``name`` when a CNAME was followed. ``nxdomain`` tells NXDOMAIN from
+    NODATA when there are no records.
+    """
+
+    name: str
+    rdtype: str
+    records: tuple[Any, ...]
+    canonical: str
+    nxdomain: bool = False
+
+    @property
+    def absent(self) -> bool:
+        """True for NXDOMAIN or NODATA."""
+        return not self.records
+
+    @property
+    def via_cname(self) -> bool:
+        """True when a CNAME led from ``name`` to ``canonical``."""
+        return self.canonical != self.name
+
+
+def absent_answer(name: str, rdtype: str, *, nxdomain: bool) -> Answer:
+    """Build the answer for a name without records of ``rdtype``."""
+    return Answer(name, rdtype, (), name, nxdomain=nxdomain)
+
+
+def normalise(name: str) -> str:
+    """Lower-case a domain name and drop the trailing dot."""
+    return name.rstrip(".").lower()
+
+
+class Lookup:
+    """Query DNS through one resolver and translate dnspython's outcomes."""
+
+    def __init__(self, resolver: dns.asyncresolver.Resolver) -> None:
+        self.resolver = resolver
+        self.queries = 0
+
+    async def query(self, name: str, rdtype: str) -> Answer:
+        """Return the records of ``rdtype`` at ``name``, following CNAMEs.
+
+        Raises DnsError (reason ``timeout``, ``servfail`` or ``error``) when
+        no nameserver gave an answer.
+        """
+        name = normalise(name)
+        self.queries += 1
+        try:
+            answer = await self.resolver.resolve(
+                name, rdtype, search=False, raise_on_no_answer=False
+            )
+        except dns.resolver.NXDOMAIN:
+            return absent_answer(name, rdtype, nxdomain=True)
+        except dns.exception.Timeout as exc:
+            msg = f"DNS query {name!r} {rdtype} timed out: check dns.nameservers"
+            raise DnsError(msg, name=name, reason="timeout") from exc
+        except dns.resolver.NoNameservers as exc:
+            msg = (
+                f"DNS query {name!r} {rdtype} failed on every nameserver "
+                f"(SERVFAIL or REFUSED): {exc}"
+            )
+            raise DnsError(msg, name=name, reason="servfail") from exc
+        except dns.exception.DNSException as exc:
+            msg = f"DNS query {name!r} {rdtype} failed: {exc}"
+            raise DnsError(msg, name=name, reason="error") from exc
+
+        records = tuple(answer.rrset) if answer.rrset is not None else ()
+        canonical = normalise(answer.canonical_name.to_text())
+        return Answer(name, rdtype, records, canonical)
+
+    async def txt(self, name: str) -> tuple[Answer, list[str]]:
+        """Return the TXT answer and each record's strings joined with no separator.
+
+        RFC 7208 section 3.3 and RFC 6376 section 3.6.2.2 join the strings
+        of one record without a space. Bytes outside ASCII are kept as
+        U+FFFD so that a broken record still shows in the finding.
+        """
+        answer = await self.query(name, "TXT")
+        texts = [
+            b"".join(record.strings).decode("utf-8", errors="replace")
+            for record in answer.records
+        ]
+        return answer, texts
+
+    async def addresses(self, name: str) -> list[str]:
+        """Return the A and AAAA addresses of ``name``; empty when absent."""
+        found: list[str] = []
+        for rdtype in ("A", "AAAA"):
+            answer = await self.query(name, rdtype)
+            found.extend(record.address for record in answer.records)
+        return found
+
+    async def ptr(self, ip: str) -> Answer:
+        """Return the PTR answer for an IPv4 or IPv6 address."""
+        reverse = dns.reversename.from_address(str(ipaddress.ip_address(ip)))
+        return await self.query(reverse.to_text(), "PTR")
+
+
+def is_ip_literal(name: str) -> bool:
+    """Tell whether ``name`` is an IPv4 or IPv6 address rather than a host name."""
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def is_public_address(ip: str) -> bool:
+    """Tell whether ``ip`` is a global unicast address.
+
+    Private, loopback, link-local, documentation and reserved ranges are not.
+    """
+    address = ipaddress.ip_address(ip)
+    return address.is_global and not address.is_multicast
+
+
+def dns_name_text(name: dns.name.Name) -> str:
+    """Return a dnspython name as lower-case text without the trailing dot."""
+    return normalise(name.to_text())

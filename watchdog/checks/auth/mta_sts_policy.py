@@ -1,0 +1,161 @@
+"""Fetching and parsing the MTA-STS policy file (RFC 8461 sections 3.2 and 3.3).
+
+The fetcher is an interface so that tests and lab setups can point it at a
+local HTTPS server with their own CA bundle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from watchdog.errors import WatchdogError
+
+POLICY_PATH = "/.well-known/mta-sts.txt"
+# RFC 8461 section 3.3 caps max_age at one year.
+MAX_AGE_LIMIT = 31_557_600
+MAX_POLICY_BYTES = 64 * 1024
+MODES = ("enforce", "testing", "none")
+
+
+class PolicyFetchError(WatchdogError):
+    """The policy file could not be fetched: TLS, connection or timeout."""
+
+
+class PolicySyntaxError(ValueError):
+    """The policy file breaks RFC 8461 section 3.2; the message names the line."""
+
+
+@dataclass(frozen=True)
+class PolicyResponse:
+    """The HTTP response to a policy fetch, before any parsing."""
+
+    status: int
+    content_type: str
+    body: str
+
+
+class PolicyFetcher(Protocol):
+    """Something that fetches ``https://mta-sts.<domain>/.well-known/mta-sts.txt``."""
+
+    async def fetch(self, domain: str) -> PolicyResponse:
+        """Return the response without following redirects; raise PolicyFetchError."""
+        ...
+
+
+class HttpsPolicyFetcher:
+    """Fetch policies over HTTPS with certificate checks and no redirects.
+
+    ``base_url`` replaces ``https://mta-sts.<domain>`` (``{domain}`` is
+    substituted), and ``ca_file`` replaces the system CA bundle.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str = "https://mta-sts.{domain}",
+        ca_file: Path | None = None,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        self.base_url = base_url
+        self.context = ssl.create_default_context(
+            cafile=str(ca_file) if ca_file is not None else None
+        )
+        self.timeout_seconds = timeout_seconds
+
+    async def fetch(self, domain: str) -> PolicyResponse:
+        """Fetch the policy of ``domain`` in a worker thread."""
+        url = urlsplit(self.base_url.format(domain=domain))
+        if url.scheme != "https" or not url.hostname:
+            msg = f"policy URL {url.geturl()!r} is not https://HOST[:PORT]"
+            raise PolicyFetchError(msg)
+        return await asyncio.to_thread(self._fetch, url.hostname, url.port or 443)
+
+    def _fetch(self, host: str, port: int) -> PolicyResponse:
+        connection = http.client.HTTPSConnection(
+            host, port, context=self.context, timeout=self.timeout_seconds
+        )
+        try:
+            connection.request("GET", POLICY_PATH)
+            response = connection.getresponse()
+            body = response.read(MAX_POLICY_BYTES + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            msg = f"fetching https://{host}:{port}{POLICY_PATH} failed: {exc}"
+            raise PolicyFetchError(msg) from exc
+        finally:
+            connection.close()
+        if len(body) > MAX_POLICY_BYTES:
+            msg = f"policy at {host!r} is over {MAX_POLICY_BYTES} bytes"
+            raise PolicyFetchError(msg)
+        content_type = response.getheader("Content-Type", "")
+        return PolicyResponse(
+            response.status, content_type, body.decode("utf-8", "replace")
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed policy file."""
+
+    version: str
+    mode: str
+    max_age: int
+    mx_patterns: list[str] = field(default_factory=list)
+
+
+def parse_policy(body: str) -> Policy:
+    """Parse a policy body with CRLF or LF line endings; raise PolicySyntaxError."""
+    fields: dict[str, str] = {}
+    patterns: list[str] = []
+    for line in body.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise PolicySyntaxError(f"line {line!r} is not 'key: value'")
+        key, value = key.strip().lower(), value.strip()
+        if key == "mx":
+            patterns.append(_checked_pattern(value))
+        else:
+            fields.setdefault(key, value)
+    return _build_policy(fields, patterns)
+
+
+def _checked_pattern(pattern: str) -> str:
+    if "*" in pattern and (not pattern.startswith("*.") or "*" in pattern[1:]):
+        raise PolicySyntaxError(
+            f"mx pattern {pattern!r}: '*' must be the whole first label"
+        )
+    return pattern.lower().rstrip(".")
+
+
+def _build_policy(fields: dict[str, str], patterns: list[str]) -> Policy:
+    if fields.get("version") != "STSv1":
+        raise PolicySyntaxError(f"version is {fields.get('version')!r}, not 'STSv1'")
+    mode = fields.get("mode", "")
+    if mode not in MODES:
+        raise PolicySyntaxError(f"mode {mode!r} is not enforce, testing or none")
+    age = fields.get("max_age", "")
+    if not age.isdigit() or int(age) > MAX_AGE_LIMIT:
+        raise PolicySyntaxError(f"max_age {age!r} is not a number 0-{MAX_AGE_LIMIT}")
+    if mode != "none" and not patterns:
+        raise PolicySyntaxError("no 'mx:' line: a policy in force needs one")
+    return Policy("STSv1", mode, int(age), patterns)
+
+
+def mx_matches(host: str, patterns: list[str]) -> bool:
+    """Tell whether an MX host matches a policy pattern (``*.`` covers one label)."""
+    host = host.lower().rstrip(".")
+    for pattern in patterns:
+        if pattern.startswith("*."):
+            label, _, rest = host.partition(".")
+            if label and rest == pattern[2:]:
+                return True
+        elif host == pattern:
+            return True
+    return False

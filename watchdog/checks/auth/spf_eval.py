@@ -1,0 +1,127 @@
+"""RFC 7208 ``check_host`` through pyspf, with its DNS sent to our resolver.
+
+pyspf looks names up through the module attribute ``spf.DNSLookup``. This
+module replaces it once with a dispatcher that uses the lookup function of
+the calling thread, so each evaluation runs in a worker thread with its own
+resolver, and code that never sets one keeps pyspf's own dnspython lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+import spf
+
+# One row of pyspf's lookup contract: ((name, type), value).
+SpfRow = tuple[tuple[str, str], Any]
+SpfLookupFunction = Callable[[str, str], list[SpfRow]]
+
+_thread_state = threading.local()
+_pyspf_default_lookup: Callable[..., list[SpfRow]] = spf.DNSLookup
+
+
+def _dispatch_lookup(
+    name: str, qtype: str, strict: object = True, timeout: float = 20
+) -> list[SpfRow]:
+    function: SpfLookupFunction | None = getattr(_thread_state, "lookup", None)
+    if function is None:
+        return _pyspf_default_lookup(name, qtype, strict, timeout)
+    return function(name, qtype)
+
+
+spf.DNSLookup = _dispatch_lookup
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """The outcome of ``check_host`` for one IP address.
+
+    ``result`` is one of pass, fail, softfail, neutral, none, permerror or
+    temperror. ``lookups`` and ``void_lookups`` are pyspf's counts along the
+    path this IP took, which stops early at the first matching mechanism.
+    """
+
+    ip: str
+    result: str
+    explanation: str
+    lookups: int
+    void_lookups: int
+
+
+def run_check_host(
+    lookup: SpfLookupFunction, ip: str, domain: str, helo: str | None = None
+) -> HostResult:
+    """Evaluate ``check_host(ip, domain)`` with ``lookup`` answering DNS queries.
+
+    Blocks, so async callers use ``check_host``. The sender is
+    ``postmaster@domain``, as for a bounce address at the domain.
+    """
+    _thread_state.lookup = lookup
+    try:
+        query = spf.query(i=ip, s=f"postmaster@{domain}", h=helo or domain)
+        result, _code, explanation = query.check()
+    finally:
+        _thread_state.lookup = None
+    return HostResult(ip, result, explanation, query.lookups, query.void_lookups)
+
+
+def resolver_lookup(resolver: dns.resolver.Resolver) -> SpfLookupFunction:
+    """Return a pyspf lookup function that queries ``resolver``.
+
+    NXDOMAIN and NODATA return no rows, which pyspf counts as void lookups.
+    A timeout, SERVFAIL or REFUSED raises ``spf.TempError``, which pyspf turns
+    into the ``temperror`` result.
+    """
+
+    def lookup(name: str, qtype: str) -> list[SpfRow]:
+        try:
+            answer = resolver.resolve(
+                name, qtype, search=False, raise_on_no_answer=False
+            )
+        except dns.resolver.NXDOMAIN:
+            return []
+        except dns.exception.DNSException as exc:
+            raise spf.TempError(f"DNS {name} {qtype}: {exc}") from exc
+        if answer.rrset is None:
+            return []
+        return [((name, qtype), _row_value(qtype, rdata)) for rdata in answer.rrset]
+
+    return lookup
+
+
+def _row_value(qtype: str, rdata: Any) -> Any:
+    if qtype in ("A", "AAAA"):
+        return rdata.address
+    if qtype == "MX":
+        return (rdata.preference, rdata.exchange)
+    if qtype == "PTR":
+        return rdata.target.to_text(True)
+    return rdata.strings
+
+
+def sync_resolver(resolver: dns.asyncresolver.Resolver) -> dns.resolver.Resolver:
+    """Build a blocking resolver with the nameservers and timeouts of ``resolver``."""
+    blocking = dns.resolver.Resolver(configure=False)
+    blocking.nameservers = list(resolver.nameservers)
+    blocking.timeout = resolver.timeout
+    blocking.lifetime = resolver.lifetime
+    blocking.cache = None
+    return blocking
+
+
+async def check_host(
+    resolver: dns.asyncresolver.Resolver,
+    ip: str,
+    domain: str,
+    helo: str | None = None,
+) -> HostResult:
+    """Evaluate ``check_host(ip, domain)`` in a worker thread against ``resolver``."""
+    lookup = resolver_lookup(sync_resolver(resolver))
+    return await asyncio.to_thread(run_check_host, lookup, ip, domain, helo)
