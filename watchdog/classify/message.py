@@ -8,34 +8,70 @@ never raise on malformed input and stop at the limits in ``Limits``.
 ``compat32`` policy. On CPython 3.11 ``policy.default`` parses about five
 times slower, and merely reading some malformed headers under it raises
 ``IndexError`` or ``AttributeError``. ``compat32`` stores header values as raw
-strings, so this module decodes RFC 2047 words and charsets itself.
+strings, so ``decoding`` decodes RFC 2047 words and charsets.
 """
 
 from __future__ import annotations
 
 import binascii
-import codecs
 import email.message
 import email.parser
 import email.policy
 import email.utils
-import functools
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from watchdog.classify import bounds
+from watchdog.classify.decoding import decode_bytes, decode_header, repair, unfold
 from watchdog.config import Limits
 
-Part = email.message.Message
+__all__ = ["LimitHit", "ParsedMessage", "Part", "decode_bytes", "decode_header"]
 
-_PARSER = email.parser.BytesParser(policy=email.policy.compat32)
-_ENCODED_WORD = re.compile(r"=\?([^?\s]{1,75})\?([bBqQ])\?([^?\s]*)\?=")
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-# Codecs that exist but do not decode text: they raise or unescape input.
-_NOT_TEXT = frozenset(
-    {"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"}
-)
+_CONTENT_ERRORS = (ValueError, LookupError, TypeError)
+
+
+class Part(email.message.Message):
+    """A compat32 message part that computes its content type once.
+
+    Detectors ask every part they walk for its type, and on CPython 3.11
+    each ``get_content_type`` call re-reads the headers. Methods that change
+    headers or the default type drop the cached value.
+    """
+
+    _content_type: str | None = None
+
+    def get_content_type(self) -> str:
+        if self._content_type is None:
+            self._content_type = super().get_content_type()
+        return self._content_type
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._content_type = None
+        super().__setitem__(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        self._content_type = None
+        super().__delitem__(name)
+
+    def add_header(self, _name: str, _value: str, **_params: Any) -> None:
+        self._content_type = None
+        super().add_header(_name, _value, **_params)
+
+    def replace_header(self, name: str, value: Any) -> None:
+        self._content_type = None
+        super().replace_header(name, value)
+
+    def set_raw(self, name: str, value: Any) -> None:
+        self._content_type = None
+        super().set_raw(name, value)
+
+    def set_default_type(self, ctype: str) -> None:
+        self._content_type = None
+        super().set_default_type(ctype)
+
+
+_PARSER = email.parser.BytesParser(_class=Part, policy=email.policy.compat32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,39 +87,50 @@ class ParsedMessage:
 
     ``defects`` lists the parser's defect class names and this module's own
     notes (``part_truncated``, ``address_unparsable:To`` ...), each once.
+    Header tables and decoded texts are cached per part, keyed by ``id``;
+    each entry keeps its part alive so that the id is not reused.
     """
 
     raw: bytes
-    root: Part
+    root: email.message.Message
     limits: Limits
     defects: list[str] = field(default_factory=list)
-    # Keyed by id(); each entry keeps its part alive so the id is not reused.
-    _header_cache: dict[int, tuple[Part, dict[str, list[str]]]] = field(
+    parts: list[email.message.Message] = field(default_factory=list)
+    _headers: dict[int, tuple[object, dict[str, list[str]]]] = field(
         default_factory=dict
     )
+    _texts: dict[int, tuple[object, str]] = field(default_factory=dict)
 
-    def header(self, name: str, part: Part | None = None) -> str | None:
+    def header(
+        self, name: str, part: email.message.Message | None = None
+    ) -> str | None:
         """Return the first ``name`` header, RFC 2047-decoded, or None."""
         values = self._raw_headers(name, part)
         return decode_header(values[0]) if values else None
 
-    def headers(self, name: str, part: Part | None = None) -> list[str]:
+    def headers(
+        self, name: str, part: email.message.Message | None = None
+    ) -> list[str]:
         """Return every ``name`` header, RFC 2047-decoded and unfolded."""
         return [decode_header(value) for value in self._raw_headers(name, part)]
 
-    def raw_header(self, name: str, part: Part | None = None) -> str | None:
+    def raw_header(
+        self, name: str, part: email.message.Message | None = None
+    ) -> str | None:
         """Return the first ``name`` header unfolded but not RFC 2047-decoded."""
         values = self._raw_headers(name, part)
-        return _unfold(values[0]).strip() if values else None
+        return unfold(values[0]).strip() if values else None
 
-    def addresses(self, name: str, part: Part | None = None) -> list[str]:
+    def addresses(
+        self, name: str, part: email.message.Message | None = None
+    ) -> list[str]:
         """Return the addr-spec of each address in every ``name`` header.
 
         A header the address parser cannot read, such as one nesting
         hundreds of comments, gives an empty list and an
         ``address_unparsable`` defect.
         """
-        values = [_unfold(value) for value in self._raw_headers(name, part)]
+        values = [unfold(value) for value in self._raw_headers(name, part)]
         try:
             pairs = email.utils.getaddresses(values)
         except (RecursionError, ValueError, IndexError):
@@ -91,61 +138,46 @@ class ParsedMessage:
             return []
         return [address for _, address in pairs if address]
 
-    def content_type(self, part: Part | None = None) -> str:
+    def content_type(self, part: email.message.Message | None = None) -> str:
         """Return the lowercase ``type/subtype`` of ``part``, or text/plain."""
         source = self.root if part is None else part
         try:
             return source.get_content_type()
-        except (ValueError, LookupError, TypeError):
+        except _CONTENT_ERRORS:
             self.note("content_type_unreadable")
             return "text/plain"
 
-    def walk(self) -> Iterator[Part]:
-        """Yield every part depth-first, stopping at the depth and part limits.
+    def walk(self) -> Iterator[email.message.Message]:
+        """Yield every part depth-first, within the depth and part limits.
 
         Unlike ``Message.walk``, the field blocks inside a
         ``message/delivery-status`` part are not yielded: they are not MIME
         parts. Read them with ``text`` or from the part's payload list.
         """
-        count = 0
-        stack: list[tuple[Part, int]] = [(self.root, 0)]
-        while stack:
-            part, depth = stack.pop()
-            count += 1
-            if count > self.limits.max_parts:
-                self.note("max_parts")
-                return
-            yield part
-            payload = part.get_payload()
-            if not isinstance(payload, list) or _is_status(part):
-                continue
-            if depth < self.limits.max_depth:
-                children = [child for child in payload if isinstance(child, Part)]
-                stack.extend((child, depth + 1) for child in reversed(children))
+        if not self.parts:
+            self.parts = _flatten(self, self.root)
+        yield from self.parts
 
-    def text(self, part: Part) -> str:
+    def children(self, part: email.message.Message) -> list[email.message.Message]:
+        """Return the messages in ``part``'s payload: parts, or status blocks."""
+        payload = part.get_payload()
+        if not isinstance(payload, list):
+            return []
+        return [child for child in payload if isinstance(child, email.message.Message)]
+
+    def text(self, part: email.message.Message) -> str:
         """Return the decoded text of ``part``; undecodable bytes become U+FFFD.
 
         A ``message/delivery-status`` part, which the parser splits into
         blocks of fields, comes back as those fields in text form.
         """
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            return _blocks_text(payload)
-        try:
-            data = part.get_payload(decode=True)
-        except (ValueError, LookupError, TypeError, binascii.Error):
-            self.note("transfer_encoding_unreadable")
-            data = None
-        if not isinstance(data, bytes):
-            return payload if isinstance(payload, str) else ""
-        try:
-            charset = part.get_content_charset() or "utf-8"
-        except (ValueError, LookupError, TypeError):
-            charset = "utf-8"
-        return decode_bytes(data, charset)
+        entry = self._texts.get(id(part))
+        if entry is None:
+            entry = (part, self._decode_text(part))
+            self._texts[id(part)] = entry
+        return entry[1]
 
-    def find(self, content_type: str) -> Part | None:
+    def find(self, content_type: str) -> email.message.Message | None:
         """Return the first part of ``content_type``, or None."""
         for part in self.walk():
             if self.content_type(part) == content_type:
@@ -157,13 +189,30 @@ class ParsedMessage:
         if defect not in self.defects:
             self.defects.append(defect)
 
-    def _raw_headers(self, name: str, part: Part | None) -> list[str]:
+    def _raw_headers(self, name: str, part: email.message.Message | None) -> list[str]:
         source = self.root if part is None else part
-        entry = self._header_cache.get(id(source))
+        entry = self._headers.get(id(source))
         if entry is None:
             entry = (source, _header_table(source, self.limits.max_header_bytes))
-            self._header_cache[id(source)] = entry
+            self._headers[id(source)] = entry
         return entry[1].get(name.lower(), [])
+
+    def _decode_text(self, part: email.message.Message) -> str:
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            return _blocks_text(payload)
+        try:
+            data = part.get_payload(decode=True)
+        except (*_CONTENT_ERRORS, binascii.Error):
+            self.note("transfer_encoding_unreadable")
+            data = None
+        if not isinstance(data, bytes):
+            return payload if isinstance(payload, str) else ""
+        try:
+            charset = part.get_content_charset() or "utf-8"
+        except _CONTENT_ERRORS:
+            charset = "utf-8"
+        return decode_bytes(data, charset)
 
 
 def parse(raw: bytes, limits: Limits) -> ParsedMessage | LimitHit:
@@ -205,107 +254,50 @@ def _prepare(message: ParsedMessage) -> ParsedMessage | LimitHit:
     return message
 
 
-def _is_status(part: Part) -> bool:
+def _flatten(
+    message: ParsedMessage, root: email.message.Message
+) -> list[email.message.Message]:
+    """List the parts under ``root`` depth-first, within the limits."""
+    limits = message.limits
+    parts: list[email.message.Message] = []
+    stack = [(root, 0)]
+    while stack:
+        part, depth = stack.pop()
+        if len(parts) == limits.max_parts:
+            message.note("max_parts")
+            break
+        parts.append(part)
+        if depth == limits.max_depth or _is_status(part):
+            continue
+        children = message.children(part)
+        stack.extend((child, depth + 1) for child in reversed(children))
+    return parts
+
+
+def _is_status(part: email.message.Message) -> bool:
     """Tell whether the parser split ``part`` into delivery-status field blocks."""
     try:
         return part.get_content_type() == "message/delivery-status"
-    except (ValueError, LookupError, TypeError):
+    except _CONTENT_ERRORS:
         return False
 
 
-def _header_table(part: Part, max_bytes: int) -> dict[str, list[str]]:
+def _header_table(part: email.message.Message, max_bytes: int) -> dict[str, list[str]]:
     """Map each lowercase header name of ``part`` to its raw values."""
     table: dict[str, list[str]] = {}
     for name, value in part.raw_items():
         text = str(value)[:max_bytes]
-        table.setdefault(name.lower(), []).append(_repair(text))
+        table.setdefault(name.lower(), []).append(repair(text))
     return table
-
-
-def _repair(value: str) -> str:
-    """Turn the parser's surrogate escapes back into UTF-8, U+FFFD if invalid.
-
-    The parser reads header bytes as ASCII with ``surrogateescape``, and
-    such surrogates make sqlite3 and PostgreSQL drivers raise later.
-    """
-    if value.isascii():
-        return value
-    data = value.encode("utf-8", "surrogateescape")
-    return data.decode("utf-8", "replace")
-
-
-def _unfold(value: str) -> str:
-    return _FOLD.sub("", value) if "\n" in value else value
 
 
 def _blocks_text(blocks: Sequence[object]) -> str:
     """Render the parser's field blocks back as ``Name: value`` lines."""
     lines: list[str] = []
     for block in blocks:
-        if not isinstance(block, Part):
+        if not isinstance(block, email.message.Message):
             continue
         for name, value in block.raw_items():
-            lines.append(f"{name}: {_repair(_unfold(str(value)))}")
+            lines.append(f"{name}: {repair(unfold(str(value)))}")
         lines.append("")
     return "\n".join(lines)
-
-
-def decode_header(value: str) -> str:
-    """Decode RFC 2047 encoded-words leniently and unfold continuation lines.
-
-    White space between two adjacent encoded-words is dropped (RFC 2047
-    section 6.2). A word that does not decode stays as written.
-    """
-    value = _unfold(value)
-    if "=?" not in value:
-        return value.strip()
-    pieces: list[str] = []
-    position = 0
-    after_word = False
-    for match in _ENCODED_WORD.finditer(value):
-        gap = value[position : match.start()]
-        if not (after_word and (not gap or gap.isspace())):
-            pieces.append(gap)
-        pieces.append(_decode_word(match))
-        position = match.end()
-        after_word = True
-    pieces.append(value[position:])
-    return "".join(pieces).strip()
-
-
-def _decode_word(match: re.Match[str]) -> str:
-    charset, encoding, text = match.groups()
-    data = text.encode("ascii", "replace")
-    try:
-        if encoding in "bB":
-            decoded = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
-        else:
-            decoded = binascii.a2b_qp(data, header=True)
-    except binascii.Error:
-        return match.group(0)
-    return decode_bytes(decoded, charset)
-
-
-def decode_bytes(data: bytes, charset: str) -> str:
-    """Decode ``data`` in ``charset``, falling back to UTF-8; never raises."""
-    codec = _text_codec(charset)
-    try:
-        return data.decode(codec, "replace")
-    except (LookupError, ValueError):
-        return data.decode("utf-8", "replace")
-
-
-@functools.lru_cache(maxsize=256)
-def _text_codec(charset: str) -> str:
-    """Return the Python codec for a MIME charset name, or utf-8 if unknown.
-
-    An RFC 2231 language suffix (``utf-8*en``) is ignored.
-    """
-    name = charset.partition("*")[0].strip().strip('"').lower()
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError):
-        return "utf-8"
-    if info.name in _NOT_TEXT or not getattr(info, "_is_text_encoding", True):
-        return "utf-8"
-    return info.name

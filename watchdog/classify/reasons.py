@@ -121,6 +121,19 @@ def decide(
     )
 
 
+def decision_for(
+    rules: Rules, reason: str, status: str | None, reply_code: str | None
+) -> Decision:
+    """Build the decision for a reason chosen by a detector's own logic."""
+    final_status = status or _pseudo_status(rules, reason, reply_code, False)
+    return Decision(
+        reason=reason,
+        hard=is_hard(reason, final_status, reply_code),
+        category=CATEGORIES[reason],
+        status=final_status,
+    )
+
+
 def _reason(
     rules: Rules, diagnostic: str | None, status: str | None, context: str | None
 ) -> str:

@@ -7,7 +7,7 @@ import re
 
 from watchdog.addresses import normalise_address
 from watchdog.classify.message import ParsedMessage
-from watchdog.classify.reasons import decide, reply_code_in, status_in
+from watchdog.classify.reasons import decide, decision_for, reply_code_in, status_in
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import RecipientVerdict
 
@@ -20,7 +20,17 @@ _ORIGINAL_PARTS = frozenset(
     }
 )
 _TAG = re.compile(r"<[^>]{0,2000}>")
-_GENERIC_STATUS = re.compile(r"^[45]\.0\.0$")
+# An "unknown user" reply to DATA comes from a content filter that hides
+# behind the wording: the address was accepted at RCPT TO.
+_DATA_PHASE = re.compile(
+    r"(end of )?data command|>>> data\b|after (end of )?data\b|\[data\]",
+    re.IGNORECASE,
+)
+# Sendmail pipelines RCPT TO and DATA, so ">>> DATA" followed by "Need RCPT"
+# means the RCPT TO failed after all.
+_RCPT_FAILED = re.compile(r"need (rcpt|recipient)", re.IGNORECASE)
+# How far after a recipient's address the report is searched for the command.
+_COMMAND_WINDOW = 400
 
 
 def human_text(message: ParsedMessage) -> str:
@@ -65,13 +75,19 @@ def build_recipient(
         return None
     text = " ".join((diagnostic or "").split())
     in_text = status_in(text) if text else None
-    if status is None or (_GENERIC_STATUS.match(status) and in_text):
-        status = in_text or status
+    if in_text is not None and in_text[0] == (status or in_text)[0]:
+        status = in_text
     reply_code = reply_code or (reply_code_in(text) if text else None)
     temporary = action == "delayed"
     decision = decide(
         rules, text, status, reply_code, context=context, temporary=temporary
     )
+    if (
+        decision.reason == "userunknown"
+        and not (decision.status or "").endswith(".1.1")
+        and _after_data(text, context, normalised)
+    ):
+        decision = decision_for(rules, "filtered", decision.status, reply_code)
     original = normalise_address(original_address) if original_address else None
     return RecipientVerdict(
         address=normalised,
@@ -85,3 +101,16 @@ def build_recipient(
         remote_mta=remote_mta,
         action=action,
     )
+
+
+def _after_data(diagnostic: str, context: str | None, address: str) -> bool:
+    """Tell whether the failing reply answered DATA rather than RCPT TO."""
+    window = diagnostic
+    if context:
+        start = context.lower().find(address.lower())
+        if start >= 0:
+            window += "\n" + context[start : start + _COMMAND_WINDOW]
+    window = " ".join(window.split())
+    if _RCPT_FAILED.search(window):
+        return False
+    return _DATA_PHASE.search(window) is not None

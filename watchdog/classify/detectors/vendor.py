@@ -17,6 +17,7 @@ import re
 from watchdog.addresses import normalise_address
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import Original, address_of, find_original
+from watchdog.classify.reasons import reply_code_in, status_in
 from watchdog.classify.recipients import build_recipient, human_text
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict, unknown
@@ -41,8 +42,9 @@ _ORIGINAL_MARKERS = re.compile(
     r"^\s*(-{2,}.*(below this line|copy of (the|your) message|original message|"
     r"message (header|text|body)s?|headers? (of|from) the original|returned "
     r"message|unsent message|forwarded message)|original message follows|"
-    r"-+ ?original message ?-+|the original message was received|"
-    r"included is a copy|content-type: message/rfc822|received: from)",
+    r"-+ ?original message ?-+|"
+    r"included is a copy|content-type: message/rfc822|received: from|"
+    r"message headers follow|original message headers)",
     re.IGNORECASE,
 )
 _ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9\-.\[\]]+[A-Za-z0-9\]]")
@@ -157,21 +159,35 @@ def _anywhere_spans(lines: list[str], ignored: set[str]) -> list[tuple[str, str]
 def _spans(lines: list[str], starts: list[tuple[int, str]]) -> list[tuple[str, str]]:
     """Pair each recipient with its text: its line and those that follow.
 
-    The text stops at the next recipient line, or at a blank line once some
-    text has been collected.
+    A recipient named again on a later line keeps its first position. The
+    text stops at the next different recipient, or at a blank line once
+    some text has been collected.
     """
+    first: dict[str, int] = {}
+    for index, address in starts:
+        first.setdefault(address.lower(), index)
+    ordered = sorted((index, address) for address, index in first.items())
     spans: list[tuple[str, str]] = []
-    for position, (index, address) in enumerate(starts):
-        end = starts[position + 1][0] if position + 1 < len(starts) else len(lines)
-        if end == index:
-            end = index + 1
+    for position, (index, address) in enumerate(ordered):
+        end = ordered[position + 1][0] if position + 1 < len(ordered) else len(lines)
         collected: list[str] = [lines[index]]
         for line in lines[index + 1 : end]:
             if not line.strip() and len(collected) > 1:
-                break
+                if not _continues(collected):
+                    break
             collected.append(line)
         spans.append((address, "\n".join(collected)))
     return spans
+
+
+def _continues(collected: list[str]) -> bool:
+    """Tell whether the text so far lacks a reply code, so a blank line in
+    qmail and DragonFly reports does not end it early."""
+    return (
+        status_in("\n".join(collected)) is None
+        and reply_code_in(" ".join(collected)) is None
+        and len(collected) < 6
+    )
 
 
 def _wanted(address: str, ignored: set[str]) -> bool:

@@ -1,0 +1,77 @@
+"""``mail-watchdog classify`` over files, folders, Maildirs and mbox files."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from watchdog.cli import app
+
+CORPUS = Path(__file__).parent.parent / "corpus" / "emails"
+_FIELDS = {
+    "address",
+    "original_address",
+    "reason",
+    "hard",
+    "category",
+    "status",
+    "reply_code",
+    "diagnostic",
+}
+
+
+def _json_lines(*paths: Path) -> list[dict[str, object]]:
+    result = CliRunner().invoke(app, ["classify", "--format", "json", *map(str, paths)])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_json_shape() -> None:
+    (row,) = _json_lines(CORPUS / "lhost-exim" / "lhost-exim-02.eml")
+    assert set(row) == {"path", "kind", "detector", "recipients"}
+    assert row["kind"] == "bounce"
+    recipients = row["recipients"]
+    assert isinstance(recipients, list)
+    assert set(recipients[0]) == _FIELDS
+    assert recipients[0]["reason"] == "userunknown"
+
+
+def test_folder(tmp_path: Path) -> None:
+    for sample in sorted((CORPUS / "rfc3834").glob("*.eml"))[:3]:
+        shutil.copy(sample, tmp_path / sample.name)
+    rows = _json_lines(tmp_path)
+    assert len(rows) == 3
+    assert {row["kind"] for row in rows} == {"auto_reply"}
+
+
+def test_maildir(tmp_path: Path) -> None:
+    box = mailbox.Maildir(tmp_path / "box")
+    box.add((CORPUS / "lhost-qmail" / "lhost-qmail-01.eml").read_bytes())
+    box.add((CORPUS / "arf" / "arf-02.eml").read_bytes())
+    kinds = sorted(str(row["kind"]) for row in _json_lines(tmp_path / "box"))
+    assert kinds == ["bounce", "complaint"]
+
+
+def test_mbox(tmp_path: Path) -> None:
+    box = mailbox.mbox(tmp_path / "bounces.mbox")
+    box.add((CORPUS / "lhost-exim" / "lhost-exim-02.eml").read_bytes())
+    box.add((CORPUS / "lhost-exim" / "lhost-exim-03.eml").read_bytes())
+    box.flush()
+    rows = _json_lines(tmp_path / "bounces.mbox")
+    assert len(rows) == 2
+    assert rows[0]["path"] != rows[1]["path"]
+
+
+def test_table() -> None:
+    result = CliRunner().invoke(app, ["classify", str(CORPUS / "arf" / "arf-02.eml")])
+    assert result.exit_code == 0
+    assert "complaint" in result.stdout
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["classify", str(tmp_path / "none")])
+    assert result.exit_code == 2
