@@ -1,0 +1,140 @@
+"""mail-watchdog config check and config example."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+from typer.testing import CliRunner
+
+from watchdog.cli import app
+from watchdog.cli.config_cmd import EXAMPLE
+from watchdog.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+VALID = """\
+[database]
+url = "postgresql://watchdog:hunter2@db.example.com/watchdog"
+
+[http]
+port = 9999
+
+[mailboxes.bounces]
+host = "imap.example.com"
+username = "bounces@example.com"
+password_file = "{secret}"
+
+[local.archive]
+path = "/var/mail/archive"
+format = "mbox"
+"""
+
+
+def write_config(tmp_path: Path, text: str, secret_mode: int = 0o600) -> Path:
+    secret = tmp_path / "imap-password"
+    secret.write_text("s3cret-imap\n")
+    secret.chmod(secret_mode)
+    path = tmp_path / "watchdog.toml"
+    path.write_text(text.format(secret=secret))
+    return path
+
+
+def test_example_file_matches_command() -> None:
+    result = runner.invoke(app, ["config", "example"])
+    assert result.exit_code == 0
+    assert result.stdout == EXAMPLE
+    assert (ROOT / "mail-watchdog.example.toml").read_text() == EXAMPLE
+
+
+def test_example_loads() -> None:
+    settings = load_settings(ROOT / "mail-watchdog.example.toml")
+    assert settings.mailboxes["bounces"].host == "imap.example.com"
+    assert settings.local["archive"].path == Path("/var/mail/bounce-archive")
+
+
+def setting_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += setting_keys(annotation, f"{prefix}{name}.")
+        elif name in ("mailboxes", "local"):
+            entry = Settings.model_fields[name].annotation.__args__[1]
+            keys += setting_keys(entry, f"{prefix}{name}.NAME.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+@pytest.mark.parametrize("key", setting_keys(Settings))
+def test_example_shows_every_key(key: str) -> None:
+    name = key.rpartition(".")[2]
+    line = re.search(rf"^(# )?{name} = .*$", EXAMPLE, re.MULTILINE)
+    assert line is not None, f"{key} missing from the example"
+    before = EXAMPLE[: line.start()].rstrip("\n").rpartition("\n")[2]
+    assert before.startswith("#"), f"{key} has no comment line above it"
+
+
+def test_example_is_valid_toml() -> None:
+    data = tomllib.loads(EXAMPLE)
+    assert data["database"]["url"] == "sqlite:///mail-watchdog.db"
+
+
+def test_check_valid_prints_summary(tmp_path: Path) -> None:
+    path = write_config(tmp_path, VALID)
+    result = runner.invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert "configuration is valid" in result.stdout
+    assert "bounces" in result.stdout
+    assert "imaps://bounces@example.com@imap.example.com:993/INBOX" in result.stdout
+    assert "archive" in result.stdout
+    assert "http://127.0.0.1:9999/metrics" in result.stdout
+
+
+def test_check_hides_secrets(tmp_path: Path) -> None:
+    path = write_config(tmp_path, VALID)
+    result = runner.invoke(app, ["config", "check", "--config", str(path)])
+    assert "hunter2" not in result.stdout
+    assert "s3cret-imap" not in result.stdout
+    assert "postgresql://watchdog:***@db.example.com/watchdog" in result.stdout
+
+
+def test_check_invalid_value_exit_2(tmp_path: Path) -> None:
+    path = write_config(tmp_path, VALID.replace("port = 9999", 'port = "high"'))
+    result = runner.invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "http.port" in result.stderr
+    assert "WATCHDOG_HTTP__PORT" in result.stderr
+
+
+def test_check_unknown_key_exit_2(tmp_path: Path) -> None:
+    path = write_config(tmp_path, VALID + "\n[http2]\nport = 1\n")
+    result = runner.invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "http2" in result.stderr
+
+
+def test_check_readable_password_file_exit_2(tmp_path: Path) -> None:
+    path = write_config(tmp_path, VALID, secret_mode=0o644)
+    result = runner.invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "chmod 600" in " ".join(result.stderr.split())
+
+
+def test_check_missing_file_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.toml"
+    result = runner.invoke(app, ["config", "check", "--config", str(missing)])
+    assert result.exit_code == 2
+    assert "not found" in " ".join(result.stderr.split())
+
+
+def test_check_without_file_uses_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WATCHDOG_CONFIG", raising=False)
+    result = runner.invoke(app, ["config", "check"])
+    assert result.exit_code == 0
+    assert "sqlite:///mail-watchdog.db" in result.stdout
