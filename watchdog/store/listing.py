@@ -11,7 +11,7 @@ from typing import Protocol
 from sqlalchemy import Connection
 
 from watchdog.addresses import normalise_address
-from watchdog.policy import SuppressionReason, replaces
+from watchdog.policy import Entry, SuppressionReason, replaces
 from watchdog.store import suppressions
 from watchdog.store.records import (
     AuditAction,
@@ -174,7 +174,7 @@ def _import_chunk(conn: Connection, rows: list[ImportRow], actor: str) -> Import
     for row in rows:
         current = suppressions.get(conn, row.address, for_update=True)
         entry = None if current is None else current.entry()
-        if not replaces(entry, row.reason, now):
+        if not replaces(entry, row.reason, now) or _same(entry, row, now):
             unchanged += 1
             continue
         action = suppressions.write(
@@ -192,3 +192,13 @@ def _import_chunk(conn: Connection, rows: list[ImportRow], actor: str) -> Import
         else:
             updated += 1
     return ImportResult(added, updated, unchanged)
+
+
+def _same(entry: Entry | None, row: ImportRow, now: datetime) -> bool:
+    """Tell whether importing ``row`` would change nothing, so a re-import is idle."""
+    return (
+        entry is not None
+        and entry.is_active(now)
+        and entry.reason is row.reason
+        and entry.expires_at is None
+    )
