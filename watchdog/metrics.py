@@ -153,6 +153,45 @@ class Metrics:
             registry=r,
         )
 
+        self.dnsbl_listed = Gauge(
+            _NS + "_dnsbl_listed",
+            "1 when a target has a reputation listing in a healthy zone, else 0. "
+            "Informational zones and configuration codes (Spamhaus PBL) are 0.",
+            ["target", "kind", "zone"],
+            registry=r,
+        )
+        self.dnsbl_return_code = Gauge(
+            _NS + "_dnsbl_return_code_info",
+            "1 for each return code a zone answers for a target.",
+            ["target", "zone", "code", "severity"],
+            registry=r,
+        )
+        self.dnsbl_zone_healthy = Gauge(
+            _NS + "_dnsbl_zone_healthy",
+            "1 when a zone passed its RFC 5782 test points in the last cycle.",
+            ["zone"],
+            registry=r,
+        )
+        self.dnsbl_check_errors = Counter(
+            _NS + "_dnsbl_check_errors",
+            "Blocklist checks without a known answer, by zone and cause.",
+            ["zone", "reason"],
+            registry=r,
+        )
+        self.dnsbl_last_success = Gauge(
+            _NS + "_dnsbl_last_success_timestamp_seconds",
+            "Unix time of the last cycle in which a zone answered its test points.",
+            ["zone"],
+            registry=r,
+        )
+        self.dns_query_duration = Histogram(
+            _NS + "_dns_query_duration_seconds",
+            "Duration of one DNS lookup, retries included, by check.",
+            ["check"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+
     def message(self, mailbox: str, kind: str, outcome: str) -> None:
         """Count one message taken from ``mailbox``."""
         self.messages.labels(mailbox, kind, outcome).inc()

@@ -46,3 +46,41 @@ def make_resolver(
     resolver.lifetime = settings.lifetime_seconds
     resolver.cache = None
     return resolver
+
+
+# Anycast public resolvers. Spamhaus answers 127.255.255.254 to queries
+# through them, and URIBL and SURBL refuse or block them too.
+PUBLIC_RESOLVERS = frozenset(
+    {
+        "8.8.8.8",
+        "8.8.4.4",
+        "1.1.1.1",
+        "1.0.0.1",
+        "9.9.9.9",
+        "149.112.112.112",
+        "208.67.222.222",
+        "208.67.220.220",
+        "94.140.14.14",
+        "94.140.15.15",
+        "2001:4860:4860::8888",
+        "2001:4860:4860::8844",
+        "2606:4700:4700::1111",
+        "2606:4700:4700::1001",
+        "2620:fe::fe",
+        "2620:fe::9",
+    }
+)
+
+
+def public_resolvers(resolver: dns.asyncresolver.Resolver) -> list[str]:
+    """Return the resolver's nameservers that are well-known public resolvers."""
+    found = []
+    for nameserver in resolver.nameservers:
+        address = (
+            nameserver.answer_nameserver()
+            if isinstance(nameserver, dns.nameserver.Nameserver)
+            else str(nameserver)
+        )
+        if address.lower() in PUBLIC_RESOLVERS:
+            found.append(address)
+    return found

@@ -4,4 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from watchdog.cli import check_ip
+
 app = typer.Typer(help="Check sending IPs and domains.", no_args_is_help=True)
+app.command("ip")(check_ip.check_ip_command)

@@ -1,0 +1,311 @@
+"""The catalogue of DNS blocklist zones, loaded from ``rules/dnsbl.yaml``.
+
+Each zone entry names the zone, the kinds of target it lists (``ip4``,
+``ip6``, ``domain``), the meaning and severity of each return code, the
+codes an operator answers instead of a listing (query refused, blocked or
+malformed), and flags: ``informational`` (never alerts), ``needs_key``
+(queryable only through Spamhaus DQS), ``enabled`` (part of the default set).
+A return code is either an exact address (``codes``) or a bit of the last
+octet of 127.0.0.x (``bits``, for SURBL and URIBL).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from watchdog.errors import RulesError
+
+DQS_SUFFIX = "dq.spamhaus.net"
+
+
+class ZoneKind(StrEnum):
+    """Kind of target a zone lists: IPv4 address, IPv6 address or domain name."""
+
+    IP4 = "ip4"
+    IP6 = "ip6"
+    DOMAIN = "domain"
+
+
+class Severity(StrEnum):
+    """Importance of a return code to a sender."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    # A policy listing such as Spamhaus PBL: the IP should not send direct
+    # to MX. It is a configuration finding, not a reputation listing.
+    CONFIGURATION = "configuration"
+    INFO = "info"
+    UNKNOWN = "unknown"
+
+
+REPUTATION_SEVERITIES = frozenset(
+    {Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN}
+)
+
+
+@dataclass(frozen=True)
+class CodeMeaning:
+    """Meaning and severity of one return code or bit of a zone."""
+
+    meaning: str
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class Zone:
+    """One blocklist zone and how to read its answers."""
+
+    name: str
+    kinds: frozenset[ZoneKind]
+    lists: str = ""
+    codes: Mapping[str, CodeMeaning] = field(default_factory=dict)
+    bits: Mapping[int, CodeMeaning] = field(default_factory=dict)
+    operator_errors: Mapping[str, str] = field(default_factory=dict)
+    operator_error_bits: Mapping[int, str] = field(default_factory=dict)
+    informational: bool = False
+    enabled: bool = True
+    needs_key: bool = False
+    dqs: str | None = None
+    delist_url: str | None = None
+    query_zone: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.query_zone:
+            object.__setattr__(self, "query_zone", self.name)
+
+    def with_dqs_key(self, key: str) -> Zone:
+        """Return this zone queried as ``<key>.<dqs>.dq.spamhaus.net``."""
+        if self.dqs is None:
+            return self
+        return _replace(self, query_zone=f"{key}.{self.dqs}.{DQS_SUFFIX}")
+
+
+def _replace(zone: Zone, **changes: Any) -> Zone:
+    values = {name: getattr(zone, name) for name in zone.__dataclass_fields__}
+    values.update(changes)
+    return Zone(**values)
+
+
+def adhoc_zone(name: str) -> Zone:
+    """Build a zone absent from the catalogue: IP lists, every code unknown."""
+    return Zone(name=name, kinds=frozenset({ZoneKind.IP4, ZoneKind.IP6}))
+
+
+_REQUIRED = ("zone", "kind", "lists")
+_OPTIONAL = frozenset(
+    {
+        "codes",
+        "bits",
+        "operator_errors",
+        "operator_error_bits",
+        "informational",
+        "enabled",
+        "needs_key",
+        "dqs",
+        "delist_url",
+    }
+)
+
+
+class _Mapping(dict[Any, Any]):
+    """A YAML mapping that remembers the line of each of its keys."""
+
+    line: int = 0
+    lines: dict[Any, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe YAML loader whose mappings carry line numbers."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
+    mapping = _Mapping(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    mapping.lines = {
+        loader.construct_object(key, deep=True): key.start_mark.line + 1
+        for key, _ in node.value
+    }
+    return mapping
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
+)
+
+
+def load_catalogue(path: Path) -> dict[str, Zone]:
+    """Load and check a zone catalogue, keyed by zone name.
+
+    Raises RulesError naming the file, line and field of the first problem.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"cannot read blocklist catalogue {str(path)!r}: {exc.strerror}"
+        raise RulesError(msg, path=str(path)) from exc
+    try:
+        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        msg = f"{path}:{line}: invalid YAML: {exc}"
+        raise RulesError(msg, path=str(path), line=line) from exc
+
+    zones = _zone_list(document, path)
+    catalogue: dict[str, Zone] = {}
+    for entry in zones:
+        zone = _parse_zone(entry, path)
+        if zone.name in catalogue:
+            _fail(path, entry, "zone", f"zone {zone.name!r} is listed twice")
+        catalogue[zone.name] = zone
+    return catalogue
+
+
+def _zone_list(document: Any, path: Path) -> list[_Mapping]:
+    if not isinstance(document, _Mapping) or not isinstance(
+        document.get("zones"), list
+    ):
+        msg = f"{path}:1: field 'zones' is missing: expected a list of zones"
+        raise RulesError(msg, path=str(path), line=1, field="zones")
+    entries: list[_Mapping] = document["zones"]
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, _Mapping):
+            msg = f"{path}: zones[{index}] is not a mapping: write 'zone: NAME' ..."
+            raise RulesError(msg, path=str(path), field="zones")
+    return entries
+
+
+def _fail(path: Path, entry: _Mapping, key: str, problem: str) -> NoReturn:
+    line = entry.lines.get(key, entry.line)
+    name = entry.get("zone", "?")
+    msg = f"{path}:{line}: zone {name!r}, field {key!r}: {problem}"
+    raise RulesError(msg, path=str(path), line=line, field=key)
+
+
+def _parse_zone(entry: _Mapping, path: Path) -> Zone:
+    for key in _REQUIRED:
+        if key not in entry:
+            _fail(path, entry, key, "required field is missing")
+    for key in entry:
+        if key not in _OPTIONAL and key not in _REQUIRED:
+            _fail(path, entry, key, "unknown field")
+
+    name = _text(entry, "zone", path).lower().rstrip(".")
+    return Zone(
+        name=name,
+        kinds=_kinds(entry, path),
+        lists=_text(entry, "lists", path),
+        codes=_codes(entry, path),
+        bits=_bits(entry, path),
+        operator_errors=_operator_errors(entry, path),
+        operator_error_bits=_operator_error_bits(entry, path),
+        informational=_flag(entry, "informational", path, default=False),
+        enabled=_flag(entry, "enabled", path, default=True),
+        needs_key=_flag(entry, "needs_key", path, default=False),
+        dqs=_optional_text(entry, "dqs", path),
+        delist_url=_optional_text(entry, "delist_url", path),
+    )
+
+
+def _text(entry: _Mapping, key: str, path: Path) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        _fail(path, entry, key, f"expected a non-empty string, got {value!r}")
+    return str(value).strip()
+
+
+def _optional_text(entry: _Mapping, key: str, path: Path) -> str | None:
+    return _text(entry, key, path) if key in entry else None
+
+
+def _flag(entry: _Mapping, key: str, path: Path, *, default: bool) -> bool:
+    value = entry.get(key, default)
+    if not isinstance(value, bool):
+        _fail(path, entry, key, f"expected true or false, got {value!r}")
+    return bool(value)
+
+
+def _kinds(entry: _Mapping, path: Path) -> frozenset[ZoneKind]:
+    raw = entry["kind"]
+    names: Iterable[Any] = raw if isinstance(raw, list) else [raw]
+    try:
+        kinds = frozenset(ZoneKind(name) for name in names)
+    except ValueError:
+        _fail(path, entry, "kind", f"expected ip4, ip6 or domain, got {raw!r}")
+    if not kinds:
+        _fail(path, entry, "kind", "expected at least one of ip4, ip6, domain")
+    return kinds
+
+
+def _meaning(entry: _Mapping, key: str, value: Any, path: Path) -> CodeMeaning:
+    if not isinstance(value, _Mapping) or "meaning" not in value:
+        _fail(path, entry, key, f"expected {{meaning, severity}}, got {value!r}")
+    try:
+        severity = Severity(value.get("severity", "unknown"))
+    except ValueError:
+        allowed = ", ".join(member.value for member in Severity)
+        _fail(path, entry, key, f"severity must be one of {allowed}")
+    return CodeMeaning(meaning=str(value["meaning"]), severity=severity)
+
+
+def _address(entry: _Mapping, key: str, value: Any, path: Path) -> str:
+    try:
+        address = ipaddress.IPv4Address(str(value))
+    except ValueError:
+        _fail(path, entry, key, f"{value!r} is not an IPv4 address")
+    if not address.is_loopback:
+        _fail(path, entry, key, f"{value!r} is outside 127.0.0.0/8")
+    return str(address)
+
+
+def _bit(entry: _Mapping, key: str, value: Any, path: Path) -> int:
+    if not isinstance(value, int) or value not in {1 << n for n in range(8)}:
+        _fail(path, entry, key, f"{value!r} is not a bit value 1, 2, 4 ... 128")
+    return int(value)
+
+
+def _section(entry: _Mapping, key: str, path: Path) -> _Mapping:
+    value = entry.get(key, _Mapping())
+    if not isinstance(value, _Mapping):
+        _fail(path, entry, key, f"expected a mapping, got {value!r}")
+    return value
+
+
+def _codes(entry: _Mapping, path: Path) -> dict[str, CodeMeaning]:
+    section = _section(entry, "codes", path)
+    return {
+        _address(entry, "codes", code, path): _meaning(entry, "codes", value, path)
+        for code, value in section.items()
+    }
+
+
+def _bits(entry: _Mapping, path: Path) -> dict[int, CodeMeaning]:
+    section = _section(entry, "bits", path)
+    return {
+        _bit(entry, "bits", bit, path): _meaning(entry, "bits", value, path)
+        for bit, value in section.items()
+    }
+
+
+def _operator_errors(entry: _Mapping, path: Path) -> dict[str, str]:
+    section = _section(entry, "operator_errors", path)
+    return {
+        _address(entry, "operator_errors", code, path): str(meaning)
+        for code, meaning in section.items()
+    }
+
+
+def _operator_error_bits(entry: _Mapping, path: Path) -> dict[int, str]:
+    section = _section(entry, "operator_error_bits", path)
+    return {
+        _bit(entry, "operator_error_bits", bit, path): str(meaning)
+        for bit, meaning in section.items()
+    }

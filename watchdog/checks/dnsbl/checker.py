@@ -1,0 +1,138 @@
+"""One pass over every zone: test points first, then the targets.
+
+The decisions (what an answer means, whether a zone is healthy, when to
+back off) are pure and live in ``answer`` and ``ZoneBackoff``. This module
+only drives them with lookups run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from watchdog.checks.dnsbl.answer import (
+    HEALTHY,
+    KNOWN_STATES,
+    Answer,
+    Health,
+    State,
+    interpret,
+    judge_canary,
+)
+from watchdog.checks.dnsbl.catalogue import Zone, ZoneKind
+from watchdog.checks.dnsbl.lookup import Lookup
+from watchdog.checks.dnsbl.results import ZoneResult
+from watchdog.checks.dnsbl.targets import TEST_POINTS, Target, query_name
+from watchdog.errors import DnsError
+
+# A zone that answered an operator-error code is not queried again for
+# 5 minutes, so an operator that refuses or rate-limits us is not hammered.
+BACKOFF_SECONDS = 300.0
+
+
+class ZoneBackoff:
+    """Zones that answered an operator-error code, paused until a deadline."""
+
+    def __init__(
+        self,
+        seconds: float = BACKOFF_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._until: dict[str, float] = {}
+
+    def start(self, zone: str) -> None:
+        """Pause ``zone`` for ``seconds`` from now."""
+        self._until[zone] = self._clock() + self.seconds
+
+    def remaining(self, zone: str) -> float:
+        """Return the seconds ``zone`` stays paused, 0 when it is not."""
+        return max(0.0, self._until.get(zone, 0.0) - self._clock())
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Everything one pass learned: results, zone health and paused zones."""
+
+    results: list[ZoneResult]
+    health: dict[str, Health] = field(default_factory=dict)
+    backed_off: frozenset[str] = frozenset()
+
+
+async def check_zones(
+    lookup: Lookup,
+    zones: Sequence[Zone],
+    targets: Sequence[Target],
+    backoff: ZoneBackoff,
+) -> Pass:
+    """Check every target against every zone of its kind.
+
+    IPs go only to IP zones and domains only to domain zones. A zone that
+    fails its test points turns its listed and not-listed answers into
+    ``zone_unhealthy``. A zone paused by ``backoff`` is not queried, and its
+    targets come back ``operator_error``.
+    """
+    active = [zone for zone in zones if not backoff.remaining(zone.name)]
+    paused = [zone for zone in zones if backoff.remaining(zone.name)]
+    passes = await asyncio.gather(
+        *(_check_zone(lookup, zone, targets, backoff) for zone in active)
+    )
+
+    results = [result for zone_results, _ in passes for result in zone_results]
+    health = {
+        zone.name: zone_health
+        for zone, (_, zone_health) in zip(active, passes, strict=True)
+    }
+    for zone in paused:
+        wait = backoff.remaining(zone.name)
+        answer = Answer(
+            State.OPERATOR_ERROR,
+            reason=f"zone paused for {wait:.0f} s after an operator-error code",
+        )
+        results.extend(ZoneResult.of(t, zone, answer) for t in _matching(zone, targets))
+        health[zone.name] = Health(False, answer.reason)
+    return Pass(results, health, frozenset(zone.name for zone in paused))
+
+
+def _matching(zone: Zone, targets: Sequence[Target]) -> list[Target]:
+    return [target for target in targets if target.kind in zone.kinds]
+
+
+async def _check_zone(
+    lookup: Lookup, zone: Zone, targets: Sequence[Target], backoff: ZoneBackoff
+) -> tuple[list[ZoneResult], Health]:
+    kinds = sorted(zone.kinds)
+    chosen = _matching(zone, targets)
+    points = [point for kind in kinds for point in TEST_POINTS[kind]]
+    answers = await asyncio.gather(
+        *(_answer(lookup, zone, target) for target in [*points, *chosen])
+    )
+    canaries, found = answers[: len(points)], answers[len(points) :]
+
+    health_by_kind: dict[ZoneKind, Health] = {
+        kind: judge_canary(canaries[2 * i], canaries[2 * i + 1])
+        for i, kind in enumerate(kinds)
+    }
+    if any(answer.state is State.OPERATOR_ERROR for answer in answers):
+        backoff.start(zone.name)
+
+    results = []
+    for target, found_answer in zip(chosen, found, strict=True):
+        health = health_by_kind[target.kind]
+        answer = found_answer
+        if not health.healthy and answer.state in KNOWN_STATES:
+            answer = Answer(State.ZONE_UNHEALTHY, answer.codes, health.reason)
+        results.append(ZoneResult.of(target, zone, answer))
+    failed = [health for health in health_by_kind.values() if not health.healthy]
+    return results, failed[0] if failed else HEALTHY
+
+
+async def _answer(lookup: Lookup, zone: Zone, target: Target) -> Answer:
+    try:
+        records = await lookup.records(query_name(target, zone), zone.name)
+    except DnsError as exc:
+        return Answer(State.DNS_ERROR, reason=exc.reason)
+    return interpret(zone, records.addresses, records.reason)

@@ -1,0 +1,191 @@
+"""The blocklist cycle the scheduler runs: check, record history, export.
+
+This is the daemon layer of the blocklist checks, so it logs: one
+``dnsbl_cycle_done`` line per cycle, an event per transition
+(``dnsbl_listed``, ``dnsbl_delisted``), and warnings for unhealthy zones,
+paused zones and public resolvers.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import dns.asyncresolver
+import structlog
+
+from watchdog.checks.dnsbl.answer import State
+from watchdog.checks.dnsbl.catalogue import Zone, load_catalogue
+from watchdog.checks.dnsbl.checker import Pass, ZoneBackoff, check_zones
+from watchdog.checks.dnsbl.exporting import Exporter
+from watchdog.checks.dnsbl.history import History, Transition
+from watchdog.checks.dnsbl.lookup import Lookup
+from watchdog.checks.dnsbl.results import ZoneResult
+from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
+from watchdog.checks.dnsbl.targets import Target, targets_from_settings
+from watchdog.checks.resolver import make_resolver, public_resolvers
+from watchdog.config import Settings
+from watchdog.metrics import Metrics
+
+log = structlog.get_logger("watchdog.checks.dnsbl")
+
+JITTER_FRACTION = 0.1
+
+
+class TransitionStore(Protocol):
+    """Somewhere to persist listing transitions, such as a database table."""
+
+    def save(self, transitions: Sequence[Transition]) -> None:
+        """Persist the transitions of one cycle."""
+
+
+class BlocklistMonitor:
+    """The state kept between cycles: cache, paused zones and history."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        zones: Sequence[Zone] | None = None,
+        resolver: dns.asyncresolver.Resolver | None = None,
+        metrics: Metrics | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        if zones is None:
+            catalogue = load_catalogue(catalogue_path(settings))
+            zones = select_zones(catalogue, settings.blocklists)
+        self.zones = list(zones)
+        self.resolver = resolver or make_resolver(settings.dns)
+        self.metrics = metrics
+        self.exporter = Exporter(metrics) if metrics is not None else None
+        duration = (
+            metrics.dns_query_duration.labels("dnsbl").observe
+            if metrics is not None
+            else None
+        )
+        self.lookup = Lookup(
+            self.resolver,
+            concurrency=settings.blocklists.concurrency,
+            per_zone=settings.blocklists.per_zone_concurrency,
+            on_query=duration,
+        )
+        self.backoff = ZoneBackoff()
+        self.history = History()
+        self._wall_clock = wall_clock
+        self._warned_public = False
+
+    async def run(
+        self,
+        targets: Sequence[Target] | None = None,
+        store: TransitionStore | None = None,
+    ) -> list[ZoneResult]:
+        """Check ``targets`` (default: the sending IPs and domains) once.
+
+        Errors never escape as exceptions: each appears as a result in state
+        ``dns_error``, ``bogus``, ``operator_error`` or ``zone_unhealthy``.
+        """
+        self._warn_public_resolver()
+        chosen = (
+            list(targets)
+            if targets is not None
+            else targets_from_settings(self.settings)
+        )
+        started = time.perf_counter()
+        outcome = await check_zones(self.lookup, self.zones, chosen, self.backoff)
+        now = self._wall_clock()
+
+        transitions = self._record(outcome, now)
+        if store is not None and transitions:
+            store.save(transitions)
+        if self.exporter is not None:
+            self.exporter.export(outcome, now)
+        self._log_pass(outcome, time.perf_counter() - started)
+        return outcome.results
+
+    def _record(self, outcome: Pass, now: float) -> list[Transition]:
+        transitions = []
+        for result in outcome.results:
+            transition = self.history.update(result, now)
+            if transition is None:
+                continue
+            transitions.append(transition)
+            event = (
+                "dnsbl_listed" if transition.new is State.LISTED else "dnsbl_delisted"
+            )
+            # The first cycle is a baseline: a listing found then is recorded
+            # at info, and only later changes are warnings.
+            emit = log.warning if transition.old is not None else log.info
+            emit(
+                event,
+                target=transition.target,
+                zone=transition.zone,
+                codes=list(transition.codes),
+                previous=transition.old.value if transition.old else None,
+                reputation=result.alerts,
+            )
+        return transitions
+
+    def _log_pass(self, outcome: Pass, seconds: float) -> None:
+        for zone, health in outcome.health.items():
+            if zone in outcome.backed_off:
+                log.warning("dnsbl_zone_paused", zone=zone, reason=health.reason)
+            elif not health.healthy:
+                log.warning("dnsbl_zone_unhealthy", zone=zone, reason=health.reason)
+        states: dict[str, int] = {}
+        for result in outcome.results:
+            states[result.state.value] = states.get(result.state.value, 0) + 1
+        log.info(
+            "dnsbl_cycle_done",
+            zones=len(outcome.health),
+            results=len(outcome.results),
+            seconds=round(seconds, 3),
+            **states,
+        )
+
+    def _warn_public_resolver(self) -> None:
+        public = public_resolvers(self.resolver)
+        if public and not self._warned_public:
+            self._warned_public = True
+            log.warning(
+                "dnsbl_public_resolver",
+                nameservers=public,
+                fix="run a local recursive resolver and set dns.nameservers to it",
+            )
+
+
+_default_monitor: BlocklistMonitor | None = None
+
+
+async def run_blocklist_cycle(
+    settings: Settings,
+    store: TransitionStore | None = None,
+    metrics: Metrics | None = None,
+) -> list[ZoneResult]:
+    """Run one blocklist cycle for the sending IPs and domains in ``settings``.
+
+    State (cache, paused zones, history) is kept in a process-wide monitor
+    that is rebuilt when the settings or the metrics change. Raises
+    ConfigError or RulesError when the catalogue or the settings are invalid.
+    """
+    global _default_monitor  # noqa: PLW0603
+    monitor = _default_monitor
+    if (
+        monitor is None
+        or monitor.settings != settings
+        or monitor.metrics is not metrics
+    ):
+        monitor = BlocklistMonitor(settings, metrics=metrics)
+        _default_monitor = monitor
+    return await monitor.run(store=store)
+
+
+def next_delay(interval: float, rng: Callable[[], float] = random.random) -> float:
+    """Return ``interval`` jittered by up to 10 % either way.
+
+    Spreading cycles keeps many installations from asking a list at the
+    same second.
+    """
+    return interval * (1 + JITTER_FRACTION * (2 * rng() - 1))

@@ -1,0 +1,54 @@
+"""Prometheus export of blocklist passes."""
+
+from __future__ import annotations
+
+from watchdog.checks.dnsbl.answer import KNOWN_STATES, Code, State
+from watchdog.checks.dnsbl.checker import Pass
+from watchdog.metrics import Metrics
+
+_ERROR_STATES = frozenset({State.BOGUS, State.OPERATOR_ERROR, State.ZONE_UNHEALTHY})
+
+
+class Exporter:
+    """Set the blocklist metrics from each pass, removing codes that went away."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._exported: dict[tuple[str, str], set[tuple[str, str]]] = {}
+
+    def export(self, outcome: Pass, now: float) -> None:
+        """Set the gauges from ``outcome`` and count its errors.
+
+        A result without a known answer leaves ``dnsbl_listed`` and the return
+        codes as they were, so a DNS failure neither raises nor clears a
+        listing.
+        """
+        metrics = self.metrics
+        for zone, health in outcome.health.items():
+            metrics.dnsbl_zone_healthy.labels(zone).set(1 if health.healthy else 0)
+            if health.healthy:
+                metrics.dnsbl_last_success.labels(zone).set(now)
+
+        for result in outcome.results:
+            if result.state is State.DNS_ERROR:
+                # The reason is one of timeout, servfail, refused,
+                # no_nameservers or error.
+                metrics.dnsbl_check_errors.labels(result.zone, result.reason).inc()
+            elif result.state in _ERROR_STATES:
+                metrics.dnsbl_check_errors.labels(result.zone, result.state.value).inc()
+            if result.state not in KNOWN_STATES:
+                continue
+            metrics.dnsbl_listed.labels(result.target, result.kind, result.zone).set(
+                1 if result.alerts else 0
+            )
+            self._replace_codes(result.target, result.zone, result.codes)
+
+    def _replace_codes(self, target: str, zone: str, codes: tuple[Code, ...]) -> None:
+        gauge = self.metrics.dnsbl_return_code
+        current = {(code.address, code.severity.value) for code in codes}
+        exported = self._exported.setdefault((target, zone), set())
+        for code, severity in exported - current:
+            gauge.remove(target, zone, code, severity)
+        for code, severity in current:
+            gauge.labels(target, zone, code, severity).set(1)
+        self._exported[(target, zone)] = current

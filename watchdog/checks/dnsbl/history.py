@@ -1,0 +1,81 @@
+"""History of listings: when a target was first and last seen listed, delisted.
+
+Only ``listed`` and ``not_listed`` are known states. Errors, bogus answers and
+unhealthy zones leave the last known state in place, so a DNS failure never
+reads as a delisting or a new listing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from watchdog.checks.dnsbl.answer import KNOWN_STATES, State
+from watchdog.checks.dnsbl.results import ZoneResult
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The last known state of one target in one zone, with its times (Unix)."""
+
+    state: State
+    first_listed: float | None = None
+    last_listed: float | None = None
+    delisted: float | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of known state: a new listing or a delisting."""
+
+    target: str
+    zone: str
+    old: State | None
+    new: State
+    at: float
+    codes: tuple[str, ...]
+
+
+class History:
+    """Known states per (target, zone), updated from each cycle's results."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], Entry] = {}
+
+    def get(self, target: str, zone: str) -> Entry | None:
+        """Return the entry of ``target`` in ``zone``, or None before any."""
+        return self._entries.get((target, zone))
+
+    def update(self, result: ZoneResult, now: float) -> Transition | None:
+        """Record one result and return the transition it makes, or None.
+
+        The first known state of a pair is a silent baseline unless it is
+        a listing. Results in unknown states change nothing.
+        """
+        if result.state not in KNOWN_STATES:
+            return None
+        key = (result.target, result.zone)
+        old = self._entries.get(key)
+        entry = self._next_entry(old, result.state, now)
+        self._entries[key] = entry
+
+        old_state = old.state if old is not None else None
+        if old_state == result.state:
+            return None
+        if old_state is None and result.state is State.NOT_LISTED:
+            return None
+        codes = tuple(code.address for code in result.codes)
+        return Transition(
+            result.target, result.zone, old_state, result.state, now, codes
+        )
+
+    @staticmethod
+    def _next_entry(old: Entry | None, state: State, now: float) -> Entry:
+        if old is None:
+            old = Entry(state=state)
+        if state is State.LISTED:
+            first = old.first_listed
+            if old.state is not State.LISTED or first is None:
+                first = now
+            return replace(old, state=state, first_listed=first, last_listed=now)
+        delisted = now if old.state is State.LISTED else old.delisted
+        return replace(old, state=state, delisted=delisted)

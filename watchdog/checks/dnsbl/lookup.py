@@ -1,0 +1,172 @@
+"""Asynchronous blocklist lookups: bounded concurrency, retries and a TTL cache.
+
+This is the network boundary. dnspython's exceptions end here: NXDOMAIN
+and NODATA become an empty answer, and timeouts, SERVFAIL and REFUSED
+become ``DnsError``, which callers must never read as absent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dns.asyncresolver
+import dns.exception
+import dns.message
+import dns.rdatatype
+import dns.resolver
+
+from watchdog.errors import DnsError
+
+MIN_CACHE_SECONDS = 60.0
+MAX_CACHE_SECONDS = 3600.0
+DEFAULT_RETRIES = 1
+RETRY_PAUSE_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Records:
+    """The A records and the joined TXT reason for one query name."""
+
+    addresses: tuple[str, ...] = ()
+    reason: str = ""
+    ttl: float = MIN_CACHE_SECONDS
+
+
+ABSENT = Records()
+
+
+def clamp_ttl(ttl: float) -> float:
+    """Clamp a TTL to the cache bounds, 60 s to 1 h."""
+    return min(max(ttl, MIN_CACHE_SECONDS), MAX_CACHE_SECONDS)
+
+
+class Lookup:
+    """Query blocklist names through one resolver, at most ``concurrency`` at once.
+
+    ``per_zone`` caps the queries in flight to any one zone, so a slow list
+    cannot take every slot and a fast one is not flooded. Answers, absent
+    ones included, are cached for their TTL clamped to 60 s .. 1 h.
+    ``on_query`` receives the seconds each uncached lookup took.
+    """
+
+    def __init__(
+        self,
+        resolver: dns.asyncresolver.Resolver,
+        *,
+        concurrency: int,
+        per_zone: int,
+        retries: int = DEFAULT_RETRIES,
+        clock: Callable[[], float] = time.monotonic,
+        on_query: Callable[[float], None] | None = None,
+    ) -> None:
+        self.resolver = resolver
+        self.on_query = on_query
+        self.retries = retries
+        self._clock = clock
+        self._overall = asyncio.Semaphore(concurrency)
+        self._per_zone_limit = per_zone
+        self._per_zone: dict[str, asyncio.Semaphore] = {}
+        self._cache: dict[str, tuple[float, Records]] = {}
+
+    def forget(self) -> None:
+        """Drop every cached answer."""
+        self._cache.clear()
+
+    async def records(self, name: str, zone: str) -> Records:
+        """Return the A records (and TXT reason when listed) for ``name``.
+
+        Raises DnsError after the retries when every try timed out or was
+        answered SERVFAIL or REFUSED.
+        """
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+
+        gate = self._per_zone.setdefault(zone, asyncio.Semaphore(self._per_zone_limit))
+        async with gate, self._overall:
+            started = time.perf_counter()
+            try:
+                records = await self._with_retries(name)
+            finally:
+                if self.on_query is not None:
+                    self.on_query(time.perf_counter() - started)
+        self._cache[name] = (self._clock() + clamp_ttl(records.ttl), records)
+        return records
+
+    async def _with_retries(self, name: str) -> Records:
+        for attempt in range(self.retries + 1):
+            try:
+                return await self._query(name)
+            except DnsError:
+                if attempt == self.retries:
+                    raise
+            await asyncio.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _query(self, name: str) -> Records:
+        addresses = await self._resolve(name, dns.rdatatype.A)
+        if isinstance(addresses, float):
+            return Records(ttl=addresses)
+        texts = await self._resolve(name, dns.rdatatype.TXT)
+        reason = "" if isinstance(texts, float) else " ".join(sorted(texts[0]))
+        return Records(addresses=addresses[0], reason=reason, ttl=addresses[1])
+
+    async def _resolve(
+        self, name: str, rdtype: dns.rdatatype.RdataType
+    ) -> tuple[tuple[str, ...], float] | float:
+        """Return (texts, ttl) of the answer, or the negative TTL when absent."""
+        try:
+            answer = await self.resolver.resolve(name, rdtype, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
+            return _negative_ttl(exc)
+        except dns.resolver.LifetimeTimeout as exc:
+            raise _error(name, "timeout", exc) from exc
+        except dns.resolver.NoNameservers as exc:
+            raise _error(name, _failure_reason(exc), exc) from exc
+        except dns.exception.DNSException as exc:
+            raise _error(name, "error", exc) from exc
+        if rdtype == dns.rdatatype.TXT:
+            texts = tuple(
+                b"".join(r.strings).decode("utf-8", "replace") for r in answer
+            )
+        else:
+            texts = tuple(sorted(r.address for r in answer))
+        return texts, float(answer.rrset.ttl if answer.rrset else MIN_CACHE_SECONDS)
+
+
+def _negative_ttl(exc: dns.exception.DNSException) -> float:
+    """Return the SOA minimum of a negative answer (RFC 2308), or 60 s."""
+    responses: dict[object, dns.message.Message] = {}
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        responses = dict(exc.kwargs.get("responses", {}))
+    elif isinstance(exc, dns.resolver.NoAnswer):
+        response = exc.kwargs.get("response")
+        responses = {None: response} if response is not None else {}
+    for response in responses.values():
+        for rrset in response.authority:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return float(min(rrset.ttl, rrset[0].minimum))
+    return MIN_CACHE_SECONDS
+
+
+def _failure_reason(exc: dns.resolver.NoNameservers) -> str:
+    text = str(exc)
+    if "REFUSED" in text:
+        return "refused"
+    if "SERVFAIL" in text:
+        return "servfail"
+    return "no_nameservers"
+
+
+def _error(name: str, reason: str, exc: Exception) -> DnsError:
+    # The message leaves out the query name because it may embed a DQS key.
+    # Callers log the zone name instead of ``DnsError.name``.
+    msg = (
+        f"DNS lookup failed ({reason}): {exc.__class__.__name__}; check that the "
+        "resolver in dns.nameservers answers and does not forward to a public "
+        "resolver"
+    )
+    return DnsError(msg, name=name, reason=reason)

@@ -1,0 +1,80 @@
+"""Targets (sending IPs and domains) and the names queried for them."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import idna
+
+from watchdog.checks.dnsbl.catalogue import Zone, ZoneKind
+from watchdog.config import Settings
+from watchdog.errors import ConfigError
+
+_REVERSE_SUFFIXES = (".in-addr.arpa", ".ip6.arpa")
+
+
+@dataclass(frozen=True)
+class Target:
+    """An IPv4 address, an IPv6 address or a domain name to look up."""
+
+    value: str
+    kind: ZoneKind
+
+
+def parse_target(text: str) -> Target:
+    """Classify ``text`` as an IP address or a domain, in canonical form.
+
+    Raises ConfigError for text that is neither.
+    """
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        pass
+    else:
+        kind = ZoneKind.IP4 if address.version == 4 else ZoneKind.IP6
+        return Target(str(address), kind)
+    try:
+        domain = idna.encode(text.strip().rstrip("."), uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        msg = f"invalid target {text!r}: expected an IP address or a domain name"
+        raise ConfigError(msg) from exc
+    return Target(domain.lower(), ZoneKind.DOMAIN)
+
+
+def targets_from_settings(settings: Settings) -> list[Target]:
+    """Return the sending IPs and domains as targets, without duplicates."""
+    texts = [*settings.sending.ips, *settings.sending.domains]
+    return list(dict.fromkeys(parse_target(text) for text in texts))
+
+
+def query_name(target: Target, zone: Zone) -> str:
+    """Return the name to ask ``zone`` about ``target``.
+
+    IPv4 addresses are reversed by octet and IPv6 addresses by nibble (32
+    labels), as in their reverse-DNS names without the ``arpa`` suffix.
+    """
+    if target.kind is ZoneKind.DOMAIN:
+        return f"{target.value}.{zone.query_zone}"
+    reverse = ipaddress.ip_address(target.value).reverse_pointer
+    for suffix in _REVERSE_SUFFIXES:
+        reverse = reverse.removesuffix(suffix)
+    return f"{reverse}.{zone.query_zone}"
+
+
+# RFC 5782 section 5: every list must list the first and must not list the
+# second of its kind's test points.
+TEST_POINTS: dict[ZoneKind, tuple[Target, Target]] = {
+    ZoneKind.IP4: (
+        Target("127.0.0.2", ZoneKind.IP4),
+        Target("127.0.0.1", ZoneKind.IP4),
+    ),
+    ZoneKind.IP6: (
+        Target("::ffff:7f00:2", ZoneKind.IP6),
+        Target("::ffff:7f00:1", ZoneKind.IP6),
+    ),
+    ZoneKind.DOMAIN: (
+        Target("test", ZoneKind.DOMAIN),
+        Target("invalid", ZoneKind.DOMAIN),
+    ),
+}

@@ -1,0 +1,135 @@
+"""``mail-watchdog check ip``: look IPs and domains up in the blocklists."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from watchdog import log as logging_setup
+from watchdog.checks.dnsbl.answer import KNOWN_STATES, State
+from watchdog.checks.dnsbl.catalogue import load_catalogue
+from watchdog.checks.dnsbl.cycle import BlocklistMonitor
+from watchdog.checks.dnsbl.results import ZoneResult
+from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
+from watchdog.checks.dnsbl.targets import Target, parse_target
+from watchdog.checks.resolver import make_resolver
+from watchdog.config import Settings, load_settings
+from watchdog.errors import ConfigError, RulesError
+
+EXIT_CLEAN = 0
+EXIT_LISTED = 1
+EXIT_CONFIG = 2
+EXIT_ERRORS = 3
+
+_STATE_STYLES = {
+    State.LISTED: "bold red",
+    State.NOT_LISTED: "green",
+    State.OPERATOR_ERROR: "yellow",
+    State.BOGUS: "yellow",
+    State.DNS_ERROR: "yellow",
+    State.ZONE_UNHEALTHY: "magenta",
+}
+
+
+class OutputFormat(StrEnum):
+    """Output format of the results."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+def check_ip_command(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="IP...",
+            help="IPv4 or IPv6 addresses. Domain names are checked in domain zones.",
+        ),
+    ],
+    zone: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--zone",
+            help="Query only this zone (repeatable). A zone absent from the "
+            "catalogue is checked at its RFC 5782 test points first.",
+        ),
+    ] = None,
+    nameserver: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--nameserver",
+            metavar="HOST:PORT",
+            help="Resolver to query instead of dns.nameservers (repeatable).",
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table, or json for JSON Lines.")
+    ] = OutputFormat.TABLE,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="WATCHDOG_CONFIG", help="Settings file."),
+    ] = None,
+) -> None:
+    """Check IPs against the blocklist zones and print one row per zone.
+
+    Exit status: 0 clean, 1 a reputation listing in a healthy zone, 2 a
+    usage or configuration error, 3 no listing but some checks failed.
+    Informational zones and configuration codes (Spamhaus PBL) are shown
+    but do not set status 1.
+    """
+    logging_setup.configure(level="warning")
+    try:
+        settings = load_settings(config)
+        parsed = [parse_target(text) for text in targets]
+        results = asyncio.run(_check(settings, parsed, zone or [], nameserver or []))
+    except (ConfigError, RulesError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from exc
+
+    if output_format is OutputFormat.JSON:
+        for result in results:
+            sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    else:
+        Console().print(_table(results))
+    raise typer.Exit(exit_status(results))
+
+
+async def _check(
+    settings: Settings, targets: list[Target], zones: list[str], nameservers: list[str]
+) -> list[ZoneResult]:
+    catalogue = load_catalogue(catalogue_path(settings))
+    chosen = select_zones(catalogue, settings.blocklists, only=zones)
+    resolver = make_resolver(settings.dns, nameservers)
+    monitor = BlocklistMonitor(settings, zones=chosen, resolver=resolver)
+    return await monitor.run(targets)
+
+
+def exit_status(results: Sequence[ZoneResult]) -> int:
+    """Return the exit status for ``results`` (see ``check_ip_command``)."""
+    if any(result.alerts for result in results):
+        return EXIT_LISTED
+    if any(result.state not in KNOWN_STATES for result in results):
+        return EXIT_ERRORS
+    return EXIT_CLEAN
+
+
+def _table(results: Sequence[ZoneResult]) -> Table:
+    table = Table("target", "zone", "state", "codes", "reason")
+    for result in results:
+        codes = ", ".join(
+            f"{code.address} {code.meaning} ({code.severity.value})"
+            for code in result.codes
+        )
+        state = f"[{_STATE_STYLES[result.state]}]{result.state.value}[/]"
+        zone = result.zone + (" (informational)" if result.informational else "")
+        table.add_row(result.target, zone, state, codes, result.reason)
+    return table
