@@ -1,0 +1,83 @@
+"""``mail-watchdog check ip`` against the private unbound: output and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.checks.dnsbl.conftest import ZONES_FILE, DnsServers
+from watchdog.cli import app
+
+pytestmark = pytest.mark.dns
+
+
+def _run(dns_servers: DnsServers, *args: str) -> tuple[int, str]:
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["check", "ip", *args, "--nameserver", dns_servers.unbound.nameserver],
+        env={"WATCHDOG_BLOCKLISTS__ZONES_FILE": str(ZONES_FILE), "COLUMNS": "200"},
+    )
+    return result.exit_code, result.stdout
+
+
+EXIT_CODES = [
+    # (arguments, exit code)
+    (["192.0.2.10", "--zone", "zen.test"], 1),
+    (["192.0.2.99", "--zone", "zen.test"], 0),
+    (["192.0.2.11", "--zone", "zen.test"], 0),
+    (["192.0.2.10", "--zone", "info.test"], 0),
+    (["192.0.2.99", "--zone", "refuse.test"], 3),
+    (["192.0.2.99", "--zone", "zen.test", "--zone", "all.test"], 3),
+    (["192.0.2.10", "--zone", "zen.test", "--zone", "all.test"], 1),
+    (["not an ip!", "--zone", "zen.test"], 2),
+    (["192.0.2.10", "--format", "xml"], 2),
+]
+
+
+@pytest.mark.parametrize(("args", "code"), EXIT_CODES)
+def test_exit_code(dns_servers: DnsServers, args: list[str], code: int) -> None:
+    assert _run(dns_servers, *args)[0] == code
+
+
+def test_json_lines(dns_servers: DnsServers) -> None:
+    _, output = _run(
+        dns_servers,
+        "192.0.2.10",
+        "192.0.2.99",
+        "--zone",
+        "zen.test",
+        "--zone",
+        "all.test",
+        "--format",
+        "json",
+    )
+    rows = [json.loads(line) for line in output.splitlines()]
+    states = {(row["target"], row["zone"]): row["state"] for row in rows}
+    listed = rows[0]
+
+    assert states == {
+        ("192.0.2.10", "zen.test"): "listed",
+        ("192.0.2.99", "zen.test"): "not_listed",
+        ("192.0.2.10", "all.test"): "zone_unhealthy",
+        ("192.0.2.99", "all.test"): "zone_unhealthy",
+    }
+    assert [code["code"] for code in listed["codes"]] == ["127.0.0.2", "127.0.0.4"]
+    assert listed["reason"].startswith("Listed in SBL")
+
+
+def test_unknown_zone_probed(dns_servers: DnsServers) -> None:
+    code, output = _run(
+        dns_servers, "192.0.2.10", "--zone", "nowhere.test", "--format", "json"
+    )
+    (row,) = [json.loads(line) for line in output.splitlines()]
+    assert code == 3
+    assert row["state"] == "dns_error"
+
+
+def test_table_output(dns_servers: DnsServers) -> None:
+    _, output = _run(dns_servers, "192.0.2.10", "--zone", "zen.test")
+    assert "listed" in output
+    assert "127.0.0.4 XBL (critical)" in output

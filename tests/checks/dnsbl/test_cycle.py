@@ -1,0 +1,214 @@
+"""Cycles keep history across runs, export metrics and survive DNS failures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.checks.dnsbl.conftest import FLIP_CLEAN, DnsServers
+from tests.servers.common import free_port, wait_until
+from tests.servers.dns import ask
+from watchdog.checks.dnsbl import cycle
+from watchdog.checks.dnsbl.answer import State
+from watchdog.checks.dnsbl.catalogue import Zone
+from watchdog.checks.dnsbl.cycle import (
+    BlocklistMonitor,
+    next_delay,
+    run_blocklist_cycle,
+)
+from watchdog.checks.dnsbl.history import Transition
+from watchdog.checks.dnsbl.targets import parse_target
+from watchdog.checks.resolver import make_resolver, public_resolvers
+from watchdog.config import Blocklists, Dns, Sending, Settings
+from watchdog.metrics import Metrics
+
+pytestmark = pytest.mark.dns
+
+
+class ListStore:
+    """A transition store that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.saved: list[Transition] = []
+
+    def save(self, transitions: Sequence[Transition]) -> None:
+        self.saved.extend(transitions)
+
+
+def _direct(settings: Settings, dns_servers: DnsServers) -> Settings:
+    """Return settings that ask rbldnsd itself, so no resolver cache delays a flip."""
+    nameserver = f"127.0.0.1:{dns_servers.rbldnsd.port}"
+    return settings.model_copy(update={"dns": Dns(nameservers=[nameserver])})
+
+
+def _flip(dns_servers: DnsServers, text: str, ip: str, *, listed: bool) -> None:
+    rbldnsd = dns_servers.rbldnsd
+    rbldnsd.write("flip.ip4set", text)
+    name = ".".join(reversed(ip.split("."))) + ".flip.test"
+    wait_until(
+        lambda: bool(ask("127.0.0.1", rbldnsd.port, name).answer) is listed,
+        what="rbldnsd reload",
+    )
+
+
+async def test_listing_added_and_removed(
+    settings: Settings, dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    monitor = BlocklistMonitor(
+        _direct(settings, dns_servers), zones=[test_zones["flip.test"]]
+    )
+    store = ListStore()
+    target = [parse_target("192.0.2.60")]
+    states = []
+    try:
+        states.append((await monitor.run(target, store))[0].state)
+        _flip(dns_servers, FLIP_CLEAN + "192.0.2.60\n", "192.0.2.60", listed=True)
+        monitor.lookup.forget()
+        states.append((await monitor.run(target, store))[0].state)
+        _flip(dns_servers, FLIP_CLEAN, "192.0.2.60", listed=False)
+        monitor.lookup.forget()
+        states.append((await monitor.run(target, store))[0].state)
+    finally:
+        dns_servers.rbldnsd.write("flip.ip4set", FLIP_CLEAN)
+    entry = monitor.history.get("192.0.2.60", "flip.test")
+
+    assert states == [State.NOT_LISTED, State.LISTED, State.NOT_LISTED]
+    assert [(t.old, t.new) for t in store.saved] == [
+        (State.NOT_LISTED, State.LISTED),
+        (State.LISTED, State.NOT_LISTED),
+    ]
+    assert entry is not None
+    assert entry.delisted is not None
+
+
+async def test_dns_failure_keeps_listing(
+    settings: Settings, dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    metrics = Metrics(CollectorRegistry())
+    monitor = BlocklistMonitor(
+        _direct(settings, dns_servers), zones=[test_zones["zen.test"]], metrics=metrics
+    )
+    target = [parse_target("192.0.2.10")]
+    await monitor.run(target)
+    dead = Dns(nameservers=[f"127.0.0.1:{free_port()}"], lifetime_seconds=0.5)
+    monitor.lookup.resolver = make_resolver(dead)
+    monitor.lookup.retries = 0
+    monitor.lookup.forget()
+
+    (result,) = await monitor.run(target)
+    entry = monitor.history.get("192.0.2.10", "zen.test")
+    labels = {"target": "192.0.2.10", "kind": "ip4", "zone": "zen.test"}
+    errors = {"zone": "zen.test", "reason": "timeout"}
+
+    assert result.state is State.DNS_ERROR
+    assert entry is not None
+    assert entry.state is State.LISTED
+    assert _sample(metrics, "mailwatchdog_dnsbl_listed", labels) == 1
+    assert _sample(metrics, "mailwatchdog_dnsbl_check_errors_total", errors) == 1
+    assert (
+        _sample(metrics, "mailwatchdog_dnsbl_zone_healthy", {"zone": "zen.test"}) == 0
+    )
+
+
+def _sample(metrics: Metrics, name: str, labels: dict[str, str]) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+@pytest.fixture(scope="module")
+async def exported(dns_servers: DnsServers, test_zones: dict[str, Zone]) -> Metrics:
+    metrics = Metrics(CollectorRegistry())
+    settings = Settings(dns=Dns(nameservers=[dns_servers.unbound.nameserver]))
+    names = ["zen.test", "all.test", "info.test", "refuse.test"]
+    monitor = BlocklistMonitor(
+        settings, zones=[test_zones[name] for name in names], metrics=metrics
+    )
+    targets = [parse_target(ip) for ip in ("192.0.2.10", "192.0.2.11")]
+    await monitor.run(targets)
+    return metrics
+
+
+GAUGES = [
+    ("mailwatchdog_dnsbl_listed",
+     {"target": "192.0.2.10", "kind": "ip4", "zone": "zen.test"}, 1),
+    ("mailwatchdog_dnsbl_listed",
+     {"target": "192.0.2.11", "kind": "ip4", "zone": "zen.test"}, 0),
+    ("mailwatchdog_dnsbl_listed",
+     {"target": "192.0.2.10", "kind": "ip4", "zone": "info.test"}, 0),
+    ("mailwatchdog_dnsbl_listed",
+     {"target": "192.0.2.10", "kind": "ip4", "zone": "all.test"}, None),
+    ("mailwatchdog_dnsbl_return_code_info",
+     {"target": "192.0.2.11", "zone": "zen.test", "code": "127.0.0.10",
+      "severity": "configuration"}, 1),
+    ("mailwatchdog_dnsbl_return_code_info",
+     {"target": "192.0.2.10", "zone": "zen.test", "code": "127.0.0.4",
+      "severity": "critical"}, 1),
+    ("mailwatchdog_dnsbl_zone_healthy", {"zone": "zen.test"}, 1),
+    ("mailwatchdog_dnsbl_zone_healthy", {"zone": "all.test"}, 0),
+    ("mailwatchdog_dnsbl_zone_healthy", {"zone": "refuse.test"}, 0),
+    ("mailwatchdog_dnsbl_check_errors_total",
+     {"zone": "all.test", "reason": "zone_unhealthy"}, 2),
+    ("mailwatchdog_dnsbl_check_errors_total",
+     {"zone": "refuse.test", "reason": "operator_error"}, 2),
+    ("mailwatchdog_dnsbl_last_success_timestamp_seconds", {"zone": "all.test"}, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "labels", "value"), GAUGES)
+def test_exported_metric(
+    exported: Metrics, name: str, labels: dict[str, str], value: float | None
+) -> None:
+    assert _sample(exported, name, labels) == value
+
+
+def test_exported_last_success(exported: Metrics) -> None:
+    seconds = _sample(
+        exported,
+        "mailwatchdog_dnsbl_last_success_timestamp_seconds",
+        {"zone": "zen.test"},
+    )
+    assert seconds is not None
+    assert seconds > 1_700_000_000
+
+
+def test_exported_query_duration(exported: Metrics) -> None:
+    count = _sample(
+        exported, "mailwatchdog_dns_query_duration_seconds_count", {"check": "dnsbl"}
+    )
+    assert count is not None
+    assert count >= 12
+
+
+async def test_run_blocklist_cycle(
+    settings: Settings, test_zones: dict[str, Zone]
+) -> None:
+    del test_zones
+    configured = settings.model_copy(
+        update={
+            "sending": Sending(ips=["192.0.2.10"], domains=["spam.example"]),
+            "blocklists": Blocklists(
+                zones_file=settings.blocklists.zones_file,
+                disable=["dead.test", "refuse.test"],
+            ),
+        }
+    )
+    results = await run_blocklist_cycle(configured)
+    again = await run_blocklist_cycle(configured)
+    listed = {(r.target, r.zone) for r in results if r.state is State.LISTED}
+
+    assert ("192.0.2.10", "zen.test") in listed
+    assert ("spam.example", "dbl.test") in listed
+    assert len(again) == len(results)
+    assert cycle._default_monitor is not None
+    assert cycle._default_monitor.history.get("192.0.2.10", "zen.test") is not None
+
+
+def test_public_resolver_detected() -> None:
+    resolver = make_resolver(Dns(nameservers=["8.8.8.8", "127.0.0.1:5353"]))
+    assert public_resolvers(resolver) == ["8.8.8.8"]
+
+
+@pytest.mark.parametrize(("draw", "delay"), [(0.0, 810.0), (0.5, 900.0), (1.0, 990.0)])
+def test_next_delay_jitter(draw: float, delay: float) -> None:
+    assert next_delay(900.0, rng=lambda: draw) == pytest.approx(delay)
