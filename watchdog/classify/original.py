@@ -45,10 +45,10 @@ def find_original(message: ParsedMessage, body: str = "") -> Original:
     for part in message.walk():
         if part is message.root:
             continue
-        content_type = part.get_content_type()
+        content_type = message.content_type(part)
         if content_type in _MESSAGE_PARTS:
-            inner = part.get_payload()
-            if isinstance(inner, list) and inner:
+            inner = message.children(part)
+            if inner:
                 return _from_part(message, inner[0])
             return _from_text(message.text(part))
         if content_type in _HEADER_PARTS:

@@ -7,7 +7,13 @@ import re
 
 from watchdog.addresses import normalise_address
 from watchdog.classify.message import ParsedMessage
-from watchdog.classify.reasons import decide, decision_for, reply_code_in, status_in
+from watchdog.classify.reasons import (
+    REPLY_CODE_IN_TEXT,
+    decide,
+    decision_for,
+    reply_code_in,
+    status_in,
+)
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import RecipientVerdict
 
@@ -28,6 +34,7 @@ _DATA_PHASE = re.compile(
 )
 # Sendmail pipelines RCPT TO and DATA, so ">>> DATA" followed by "Need RCPT"
 # means the RCPT TO failed after all.
+_RCPT_COMMAND = re.compile(r"rcpt to", re.IGNORECASE)
 _RCPT_FAILED = re.compile(r"need (rcpt|recipient)", re.IGNORECASE)
 # How far after a recipient's address the report is searched for the command.
 _COMMAND_WINDOW = 400
@@ -41,7 +48,7 @@ def human_text(message: ParsedMessage) -> str:
     plain: list[str] = []
     markup: list[str] = []
     for part in message.walk():
-        content_type = part.get_content_type()
+        content_type = message.content_type(part)
         if content_type in _ORIGINAL_PARTS:
             break
         if content_type == "text/plain":
@@ -59,6 +66,7 @@ def build_recipient(
     status: str | None = None,
     reply_code: str | None = None,
     context: str | None = None,
+    transcript: str | None = None,
     original_address: str | None = None,
     remote_mta: str | None = None,
     action: str | None = None,
@@ -68,12 +76,13 @@ def build_recipient(
     ``status`` and ``reply_code`` default to the first ones written in
     ``diagnostic``. A generic status (``5.0.0``) gives way to a specific one
     in the diagnostic. ``context`` is text to try when the diagnostic and
-    status decide nothing. Returns None when ``address`` is not an address.
+    status decide nothing. ``transcript`` is the report's text, searched
+    near the address for the SMTP command that failed. Returns None when ``address`` is not an address.
     """
     normalised = normalise_address(address)
     if normalised is None:
         return None
-    text = " ".join((diagnostic or "").split())
+    text = _join_continuations(" ".join((diagnostic or "").split()))
     in_text = status_in(text) if text else None
     if in_text is not None and in_text[0] == (status or in_text)[0]:
         status = in_text
@@ -85,7 +94,7 @@ def build_recipient(
     if (
         decision.reason == "userunknown"
         and not (decision.status or "").endswith(".1.1")
-        and _after_data(text, context, normalised)
+        and _after_data(text, transcript, normalised)
     ):
         decision = decision_for(rules, "filtered", decision.status, reply_code)
     original = normalise_address(original_address) if original_address else None
@@ -106,6 +115,8 @@ def build_recipient(
 def _after_data(diagnostic: str, context: str | None, address: str) -> bool:
     """Tell whether the failing reply answered DATA rather than RCPT TO."""
     window = diagnostic
+    if _RCPT_COMMAND.search(diagnostic):
+        return False
     if context:
         start = context.lower().find(address.lower())
         if start >= 0:
@@ -114,3 +125,19 @@ def _after_data(diagnostic: str, context: str | None, address: str) -> bool:
     if _RCPT_FAILED.search(window):
         return False
     return _DATA_PHASE.search(window) is not None
+
+
+def _join_continuations(text: str) -> str:
+    """Drop the reply codes repeated on the continuation lines of ``text``.
+
+    A multi-line SMTP reply repeats its codes on every line ("550-5.7.1 ...
+    550-5.7.1 ..."); after the first, they only split the sentence.
+    """
+    first = REPLY_CODE_IN_TEXT.search(text)
+    if first is None:
+        return text
+    head, tail = text[: first.end()], text[first.end() :]
+    code = first.group(1)
+    return head + re.sub(
+        rf"(?<=\S) {code}[ -](?:[245]\.[0-9]{{1,3}}\.[0-9]{{1,3}} )?", " ", tail
+    )

@@ -71,8 +71,7 @@ def _report_fields(
         "arrival-date",
         "received-date",
     )
-    payload = report.get_payload()
-    blocks = payload if isinstance(payload, list) else []
+    blocks = message.children(report)
     fields: dict[str, str] = {}
     for block in blocks:
         for name in names:
@@ -90,10 +89,10 @@ def _report_fields(
 
 def _jmrp(message: ParsedMessage) -> Verdict | None:
     for part in message.walk():
-        if part.get_content_type() != "message/rfc822":
+        if message.content_type(part) != "message/rfc822":
             continue
-        inner = part.get_payload()
-        if not isinstance(inner, list) or not inner:
+        inner = message.children(part)
+        if not inner:
             continue
         recipient = message.header(_JMRP_HEADER, inner[0])
         if recipient is None:

@@ -77,6 +77,7 @@ def _recipient(rules: Rules, block: Block, context: str) -> RecipientVerdict | N
         diagnostic=diagnostic or None,
         status=status,
         context=context,
+        transcript=context,
         original_address=_strip_type(block.get("original-recipient", "")) or None,
         remote_mta=_strip_type(block.get("remote-mta", "")) or None,
         action=action,
@@ -93,11 +94,11 @@ def _strip_type(value: str) -> str:
 
 def _status_blocks(message: ParsedMessage) -> list[Block]:
     for part in message.walk():
-        if part.get_content_type() not in _STATUS_PARTS:
+        if message.content_type(part) not in _STATUS_PARTS:
             continue
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            return [_read_block(message, block) for block in payload]
+        blocks = message.children(part)
+        if blocks:
+            return [_read_block(message, block) for block in blocks]
         return _parse_text(message.text(part))
     return []
 

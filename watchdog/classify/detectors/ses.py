@@ -67,7 +67,7 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
 
 def _notification(message: ParsedMessage) -> dict[str, Any] | None:
     for part in message.walk():
-        if part.get_content_maintype() == "multipart":
+        if message.content_type(part).startswith("multipart/"):
             continue
         text = message.text(part).strip()
         start = text.find("{")

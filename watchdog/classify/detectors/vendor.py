@@ -43,7 +43,7 @@ _ORIGINAL_MARKERS = re.compile(
     r"message (header|text|body)s?|headers? (of|from) the original|returned "
     r"message|unsent message|forwarded message)|original message follows|"
     r"-+ ?original message ?-+|"
-    r"included is a copy|content-type: message/rfc822|received: from|"
+    r"included is a copy|content-type: message/rfc822|received: ?from|"
     r"message headers follow|original message headers)",
     re.IGNORECASE,
 )
