@@ -121,7 +121,7 @@ async def test_hung_poll_hits_deadline(scheduler) -> None:
         scheduler.start()
         await wait_for(lambda: scheduler.source_health()[0].state == "failing")
     assert poll.running == 0
-    assert logs[-1]["error"] == "timed out after 0.2 s"
+    assert logs[-1]["error"] == "poll timed out after 0.2 s"
 
 
 async def test_recovery_logged(scheduler) -> None:
@@ -216,3 +216,65 @@ async def test_metrics_after_poll() -> None:
     assert interval == 60
     assert last is not None and last > 0
     assert count == 1
+
+
+class Outcome:
+    """A poll result shaped like the mailbox worker's CycleSummary."""
+
+    def __init__(self, state: str, error: str | None = None) -> None:
+        self.state = state
+        self.error = error
+
+
+def returning(*outcomes: Outcome):
+    remaining = list(outcomes)
+
+    async def poll() -> Outcome:
+        return remaining.pop(0) if len(remaining) > 1 else remaining[0]
+
+    return poll
+
+
+async def test_reported_failure_not_logged_twice(scheduler) -> None:
+    poll = returning(Outcome("failed", "IMAP login rejected"))
+    scheduler.add_mailbox("bounces", poll, interval=3600, cycle_timeout=10)
+    with capture_logs() as logs:
+        scheduler.start()
+        await wait_for(lambda: scheduler.source_health()[0].state == "failing")
+    [health] = scheduler.source_health()
+    assert health.last_error == "IMAP login rejected"
+    assert [e for e in logs if e["event"] == "poll_failed"] == []
+
+
+async def test_reported_poll_metrics_left_to_source() -> None:
+    metrics = Metrics()
+    sched = Scheduler(metrics)
+    sched.add_mailbox(
+        "bounces", returning(Outcome("done")), interval=60, cycle_timeout=10
+    )
+    sched.start()
+    await wait_for(lambda: sched.source_health()[0].state == "ok")
+    await sched.stop(budget=1)
+    count = metrics.registry.get_sample_value(
+        "mailwatchdog_mailbox_poll_duration_seconds_count", {"mailbox": "bounces"}
+    )
+    assert count is None
+
+
+async def test_locked_poll_counts_as_fresh(scheduler) -> None:
+    scheduler.add_mailbox(
+        "bounces", returning(Outcome("locked")), interval=3600, cycle_timeout=10
+    )
+    scheduler.start()
+    await wait_for(lambda: scheduler.source_health()[0].state == "locked")
+    assert scheduler.source_health()[0].age_seconds < 1
+
+
+async def test_backoff_poll_keeps_state(scheduler) -> None:
+    poll = returning(Outcome("failed", "refused"), Outcome("backoff"))
+    scheduler.add_mailbox("bounces", poll, interval=0.1, cycle_timeout=10)
+    scheduler.start()
+    await asyncio.sleep(0.5)
+    [health] = scheduler.source_health()
+    assert health.state == "failing"
+    assert health.last_error == "refused"

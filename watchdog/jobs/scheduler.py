@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 import structlog
 from apscheduler.jobstores.base import JobLookupError
@@ -35,7 +36,23 @@ DEADLINE_MARGIN_SECONDS = 30.0
 
 log = structlog.get_logger("watchdog.jobs")
 
-Poll = Callable[[], Awaitable[object]]
+
+class PollOutcome(Protocol):
+    """What a source that reports on itself returns from a poll.
+
+    ``state`` is ``done``, ``locked`` (another process polls the source),
+    ``backoff`` or ``stopped`` (the poll was skipped) or ``failed``. The
+    mailbox worker's CycleSummary has this shape.
+    """
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
+Poll = Callable[[], Awaitable[PollOutcome | None]]
 
 
 class SourceState(StrEnum):
@@ -43,6 +60,7 @@ class SourceState(StrEnum):
 
     STARTING = "starting"
     OK = "ok"
+    LOCKED = "locked"
     FAILING = "failing"
 
 
@@ -55,6 +73,7 @@ class _Source:
     interval: float
     deadline: float | None
     since: float
+    reports_itself: bool
     state: SourceState = SourceState.STARTING
     last_success: float | None = None
     last_error: str | None = None
@@ -84,17 +103,32 @@ class Scheduler:
         self._stopping = False
 
     def add(
-        self, name: str, poll: Poll, *, interval: float, deadline: float | None
+        self,
+        name: str,
+        poll: Poll,
+        *,
+        interval: float,
+        deadline: float | None,
+        reports_itself: bool = False,
     ) -> None:
         """Add a source polled every ``interval`` seconds, first right at start.
 
-        ``deadline`` bounds one poll in seconds; None leaves it unbounded,
-        for sources whose every step has its own deadline.
+        ``deadline`` bounds one poll in seconds, and None leaves it unbounded.
+        A source that ``reports_itself`` records its own poll metrics and logs
+        its own failures, so the scheduler only tracks its health. It still
+        logs and counts a poll that raises or misses the deadline.
         """
         if name in self._sources:
             msg = f"duplicate source name {name!r}: names must be unique"
             raise ValueError(msg)
-        source = _Source(name, poll, interval, deadline, since=self._clock())
+        source = _Source(
+            name,
+            poll,
+            interval,
+            deadline,
+            since=self._clock(),
+            reports_itself=reports_itself,
+        )
         self._sources[name] = source
         self._metrics.poll_interval.labels(name).set(interval)
         first = datetime.now(UTC) + timedelta(seconds=self._first_run_delay)
@@ -115,12 +149,13 @@ class Scheduler:
     def add_mailbox(
         self, name: str, poll: Poll, *, interval: float, cycle_timeout: float
     ) -> None:
-        """Add an IMAP mailbox whose cycle has its own ``cycle_timeout``."""
+        """Add an IMAP mailbox worker's poll, which has its own ``cycle_timeout``."""
         self.add(
             name,
             poll,
             interval=interval,
             deadline=cycle_timeout + DEADLINE_MARGIN_SECONDS,
+            reports_itself=True,
         )
 
     def start(self) -> None:
@@ -189,31 +224,55 @@ class Scheduler:
 
     async def _poll_once(self, source: _Source) -> None:
         started = self._clock()
+        deadline = asyncio.timeout(source.deadline)
         try:
-            async with asyncio.timeout(source.deadline):
-                await source.poll()
-        except TimeoutError:
-            self._failed(source, started, f"timed out after {source.deadline} s")
+            async with deadline:
+                outcome = await source.poll()
+        except TimeoutError as exc:
+            if deadline.expired():
+                error = f"poll timed out after {source.deadline:g} s"
+            else:
+                error = f"TimeoutError: {exc}"
+            self._failed(source, started, error, reported=False)
         except Exception as exc:  # a failed poll must not end the daemon
-            self._failed(source, started, f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            self._failed(source, started, error, reported=False)
         else:
-            self._succeeded(source, started)
+            self._settle(source, started, outcome)
 
-    def _succeeded(self, source: _Source, started: float) -> None:
+    def _settle(
+        self, source: _Source, started: float, outcome: PollOutcome | None
+    ) -> None:
+        state = outcome.state if outcome is not None else "done"
+        if outcome is not None and state == "failed":
+            self._failed(source, started, outcome.error or "failed", reported=True)
+        elif state in ("done", "locked"):
+            self._succeeded(source, started, locked=state == "locked")
+        # A poll skipped for backoff or stop changes nothing.
+
+    def _succeeded(self, source: _Source, started: float, *, locked: bool) -> None:
         now = self._clock()
         if source.state is SourceState.FAILING:
             log.info("poll_recovered", source=source.name, failures=source.failures)
-        source.state = SourceState.OK
+        # NOTE: a poll skipped because another process holds the consumer lock
+        # counts as fresh, so a standby instance stays healthy.
+        source.state = SourceState.LOCKED if locked else SourceState.OK
         source.last_success = now
         source.last_error = None
         source.failures = 0
-        self._metrics.poll_done(source.name, now - started, succeeded=True)
+        if not source.reports_itself:
+            self._metrics.poll_done(source.name, now - started, succeeded=True)
 
-    def _failed(self, source: _Source, started: float, error: str) -> None:
+    def _failed(
+        self, source: _Source, started: float, error: str, *, reported: bool
+    ) -> None:
         source.state = SourceState.FAILING
         source.last_error = error
         source.failures += 1
-        self._metrics.poll_done(source.name, self._clock() - started, succeeded=False)
+        if reported:
+            return
+        seconds = self._clock() - started
+        self._metrics.poll_done(source.name, seconds, succeeded=False)
         log.error(
             "poll_failed",
             source=source.name,
