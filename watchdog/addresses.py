@@ -17,8 +17,10 @@ import idna
 _ADDRESS_TYPES = ("rfc822;", "utf-8;", "x-unknown;")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ANGLE = re.compile(r"<([^<>]*)>")
-# Longest address RFC 5321 allows in a path (section 4.5.3.1.3).
+# Longest address and local part RFC 5321 allows, in octets (sections
+# 4.5.3.1.1 and 4.5.3.1.3).
 _MAX_ADDRESS_LENGTH = 254
+_MAX_LOCAL_LENGTH = 64
 
 
 def normalise_address(text: str) -> str | None:
@@ -27,8 +29,8 @@ def normalise_address(text: str) -> str | None:
     Strips an address-type prefix, angle brackets and surrounding blanks,
     keeps the local part as written and IDNA-encodes (UTS 46) a non-ASCII
     domain. Returns None for anything that is not one plausible address:
-    no ``@``, control characters or NUL, an empty part, or a domain that
-    does not encode.
+    no ``@``, control characters or NUL, an empty part, a domain that does
+    not encode, more than 64 octets in the local part or 254 in all.
     """
     value = _redecode(text).strip()
     lowered = value.lower()
@@ -48,7 +50,13 @@ def normalise_address(text: str) -> str | None:
     ascii_domain = _encode_domain(domain.rstrip("."))
     if ascii_domain is None:
         return None
-    return f"{local}@{ascii_domain}"
+    address = f"{local}@{ascii_domain}"
+    # The length check above counts characters; the limits are in octets.
+    if len(local.encode()) > _MAX_LOCAL_LENGTH:
+        return None
+    if len(address.encode()) > _MAX_ADDRESS_LENGTH:
+        return None
+    return address
 
 
 def _redecode(text: str) -> str:

@@ -117,3 +117,25 @@ def test_times_are_utc(store: Store) -> None:
     entry = store.suppression("a@example.com")
     assert entry is not None
     assert entry.created_at.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a" * 65 + "@example.com",
+        "é" * 33 + "@example.com",
+        "a@" + "b" * 62 + "." + "c" * 62 + "." + "d" * 62 + "." + "e" * 62 + ".org",
+        "a\nb@example.com",
+    ],
+    ids=["local-65", "local-66-octets", "total-257", "newline"],
+)
+def test_address_limits(store: Store, address: str) -> None:
+    """Addresses past the RFC 5321 octet limits or with controls are rejected."""
+    with pytest.raises(InvalidAddress):
+        store.add_suppression(address, actor="ops")
+
+
+def test_address_at_limit(store: Store) -> None:
+    """A 64-octet local part is accepted."""
+    address = "a" * 64 + "@example.com"
+    assert store.add_suppression(address, actor="ops") is AuditAction.ADD
