@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from watchdog.addresses import normalise_address
 from watchdog.classify.message import ParsedMessage, decode_header
+from watchdog.classify.recipients import content_type
 
 _HEADER_PARTS = ("text/rfc822-headers", "message/rfc822-headers")
 _MESSAGE_PARTS = ("message/rfc822", "message/global")
@@ -45,13 +46,13 @@ def find_original(message: ParsedMessage, body: str = "") -> Original:
     for part in message.walk():
         if part is message.root:
             continue
-        content_type = message.content_type(part)
-        if content_type in _MESSAGE_PARTS:
+        kind = content_type(message, part)
+        if kind in _MESSAGE_PARTS:
             inner = message.children(part)
             if inner:
                 return _from_part(message, inner[0])
             return _from_text(message.text(part))
-        if content_type in _HEADER_PARTS:
+        if kind in _HEADER_PARTS:
             return _from_text(message.text(part))
     return _from_text(body) if body else NO_ORIGINAL
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.message
 import html
 import re
 
@@ -48,14 +49,29 @@ def human_text(message: ParsedMessage) -> str:
     plain: list[str] = []
     markup: list[str] = []
     for part in message.walk():
-        content_type = message.content_type(part)
-        if content_type in _ORIGINAL_PARTS:
+        kind = content_type(message, part)
+        if kind in _ORIGINAL_PARTS:
             break
-        if content_type == "text/plain":
+        if kind == "text/plain":
             plain.append(message.text(part))
-        elif content_type == "text/html":
+        elif kind == "text/html":
             markup.append(html.unescape(_TAG.sub(" ", message.text(part))))
+    if not plain and not markup and content_type(message).startswith("multipart/"):
+        # A multipart whose boundary never appears parses as one text body.
+        plain.append(message.text(message.root))
     return "\n".join(plain or markup)
+
+
+def content_type(
+    message: ParsedMessage, part: email.message.Message | None = None
+) -> str:
+    """Return the part's ``type/subtype``, cut at a missing ``;`` separator.
+
+    ``Content-Type: text/plain`` folded onto a ``charset=`` line without
+    the semicolon otherwise reads as one long type.
+    """
+    value = message.content_type(part)
+    return value.split(None, 1)[0].rstrip(";") if value else value
 
 
 def build_recipient(

@@ -16,6 +16,7 @@ import ipaddress
 from watchdog.addresses import normalise_address
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import address_of, find_original
+from watchdog.classify.recipients import content_type
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import (
     Category,
@@ -89,7 +90,7 @@ def _report_fields(
 
 def _jmrp(message: ParsedMessage) -> Verdict | None:
     for part in message.walk():
-        if message.content_type(part) != "message/rfc822":
+        if content_type(message, part) != "message/rfc822":
             continue
         inner = message.children(part)
         if not inner:

@@ -13,7 +13,7 @@ import re
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import find_original
 from watchdog.classify.reasons import status_in
-from watchdog.classify.recipients import build_recipient, human_text
+from watchdog.classify.recipients import build_recipient, content_type, human_text
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict
 
@@ -93,11 +93,17 @@ def _strip_type(value: str) -> str:
 
 
 def _status_blocks(message: ParsedMessage) -> list[Block]:
+    """Read the recipient blocks of the delivery-status part.
+
+    Some MTAs (AOL among them) omit the blank line between recipients, so a
+    block with several Final-Recipient fields is split again from its text.
+    """
     for part in message.walk():
-        if message.content_type(part) not in _STATUS_PARTS:
+        if content_type(message, part) not in _STATUS_PARTS:
             continue
         blocks = message.children(part)
-        if blocks:
+        crowded = any(len(message.headers("Final-Recipient", b)) > 1 for b in blocks)
+        if blocks and not crowded:
             return [_read_block(message, block) for block in blocks]
         return _parse_text(message.text(part))
     return []

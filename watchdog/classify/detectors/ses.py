@@ -13,7 +13,7 @@ from typing import Any
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import address_of
 from watchdog.classify.reasons import status_in
-from watchdog.classify.recipients import build_recipient
+from watchdog.classify.recipients import build_recipient, content_type
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import (
     Category,
@@ -67,7 +67,7 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
 
 def _notification(message: ParsedMessage) -> dict[str, Any] | None:
     for part in message.walk():
-        if message.content_type(part).startswith("multipart/"):
+        if content_type(message, part).startswith("multipart/"):
             continue
         text = message.text(part).strip()
         start = text.find("{")

@@ -48,7 +48,13 @@ _ORIGINAL_MARKERS = re.compile(
     re.IGNORECASE,
 )
 _ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9\-.\[\]]+[A-Za-z0-9\]]")
-_OWN_LINE = re.compile(r"^\s*<?(" + _ADDRESS.pattern + r")>?\s*(:|\.\.\.)?\s*$")
+# A line that starts with the address, after an optional reply code:
+# "  user@example.com" (Exim, Gmail), "<user@example.com>:" (qmail, Yahoo),
+# "554 <user@example.com>... Host unknown" (Sendmail), "user@example.com on
+# <date>" (Exchange 2003), "user@example.com [User unknown]".
+_OWN_LINE = re.compile(
+    r"^\s*(?:[245][0-9]{2}[ -])?<?(" + _ADDRESS.pattern + r")>?(?:[\s:.,(\[]|$)"
+)
 _LABELLED = re.compile(
     r"(recipient|address|to|rcpt|destinataire|宛先|送信先)[^:\n]{0,30}:\s*<?("
     + _ADDRESS.pattern
@@ -66,7 +72,9 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
     report = _report_part(full)
     original = find_original(message, full[len(report) :] or full)
     ignored = _ignored_addresses(message, original)
-    found = _recipients(rules, report, ignored)
+    senders = {a for a in (address_of(message.header("From")),) if a is not None}
+    found = _failed_recipients(message, rules, report)
+    found = found or _recipients(rules, report, ignored, {a.lower() for a in senders})
     if not found and original.recipient and original.recipient not in ignored:
         recipient = build_recipient(rules, original.recipient, diagnostic=report)
         found = [recipient] if recipient is not None else []
@@ -80,6 +88,29 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
         original_message_id=original.message_id,
         original_sender=original.sender,
     )
+
+
+def _failed_recipients(
+    message: ParsedMessage, rules: Rules, report: str
+) -> list[RecipientVerdict]:
+    """Read the ``X-Failed-Recipients`` header that Exim and Gmail add.
+
+    Each address gets the report's text about it, or the whole report when
+    the text does not name it.
+    """
+    found: list[RecipientVerdict] = []
+    lines = report.splitlines()
+    for value in message.headers("X-Failed-Recipients"):
+        for address in _ADDRESS.findall(value):
+            spans = _spans(lines, [(i, address) for i, line in enumerate(lines)
+                                   if address.lower() in line.lower()][:1])
+            diagnostic = spans[0][1] if spans else report
+            recipient = build_recipient(
+                rules, address, diagnostic=diagnostic, context=report
+            )
+            if recipient is not None:
+                found.append(recipient)
+    return found
 
 
 def _looks_like_bounce(message: ParsedMessage) -> bool:
@@ -109,9 +140,12 @@ def _ignored_addresses(message: ParsedMessage, original: Original) -> set[str]:
     return {a.lower() for a in ignored}
 
 
-def _recipients(rules: Rules, report: str, ignored: set[str]) -> list[RecipientVerdict]:
+def _recipients(
+    rules: Rules, report: str, ignored: set[str], bounce_senders: set[str]
+) -> list[RecipientVerdict]:
     lines = report.splitlines()
-    spans = _own_line_spans(lines, ignored) or _labelled_spans(lines, ignored)
+    spans = _own_line_spans(lines, {a for a in ignored if a in bounce_senders})
+    spans = spans or _labelled_spans(lines, ignored)
     if not spans:
         spans = _anywhere_spans(lines, ignored)
     found: list[RecipientVerdict] = []
