@@ -80,11 +80,14 @@ def _spf_zone() -> str:
     many = " ".join(f"include:i{n}.many.test" for n in range(1, 12))
     nearly = " ".join(f"include:i{n}.many.test" for n in range(1, 9))
     big = " ".join(f"ip4:192.0.2.{n}" for n in range(1, 40))
-    includes = "\n".join(f'i{n}.many TXT "v=spf1 ip4:192.0.2.{n} -all"' for n in range(1, 12))
+    includes = "\n".join(
+        f'i{n}.many TXT "v=spf1 ip4:192.0.2.{n} -all"' for n in range(1, 12)
+    )
     return f"""
 good TXT "v=spf1 ip4:{GOOD_IP} include:_spf.good.test -all"
 good TXT "google-site-verification=abc"
-_spf.good TXT "v=spf1 a:mail.good.test ~all"
+_spf.good TXT "v=spf1 a:mail2.good.test ~all"
+mail2.good A 127.0.0.20
 split TXT "v=spf1 ip4:127.0." "0.10 -all"
 many {txt(f"v=spf1 {many} -all")}
 nearly {txt(f"v=spf1 {nearly} ip4:{GOOD_IP} -all")}
@@ -123,7 +126,7 @@ key.esp {txt(f"v=DKIM1; p={keys.rsa2048}")}
 def _dmarc_zone() -> str:
     return """
 _dmarc.good TXT "v=DMARC1; p=reject; rua=mailto:d@good.test,mailto:agg@reports.test"
-good._report._dmarc.reports TXT "v=DMARC1"
+good.test._report._dmarc.reports TXT "v=DMARC1"
 reports MX 10 mail.good.test.
 _dmarc.unauth TXT "v=DMARC1; p=quarantine; rua=mailto:agg@other.test"
 other A 127.0.0.30
@@ -163,6 +166,13 @@ _mta-sts.moved TXT "v=STSv1; id=a1"
 _mta-sts.mismatch TXT "v=STSv1; id=a1"
 mismatch MX 10 mail.good.test.
 _mta-sts.html TXT "v=STSv1; id=a1"
+_mta-sts.testmode TXT "v=STSv1; id=a1"
+clean TXT "v=spf1 ip4:{GOOD_IP} -all"
+_dmarc.clean TXT "v=DMARC1; p=reject"
+clean MX 10 mail.good.test.
+_smtp._tls.badrpt TXT "v=TLSRPTv1; rua=ftp://reports.test/"
+default._bimi.mid.good TXT "v=BIMI1; l=https://good.test/logo.svg"
+default._bimi.declined TXT "v=BIMI1; l=; a="
 _mta-sts.twosts TXT "v=STSv1; id=a1"
 _mta-sts.twosts TXT "v=STSv1; id=b2"
 """

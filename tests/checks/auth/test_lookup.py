@@ -9,7 +9,9 @@ from watchdog.checks.auth.lookup import Lookup
 from watchdog.errors import DnsError
 
 
-async def test_txt_joins_strings_without_space(direct: dns.asyncresolver.Resolver) -> None:
+async def test_txt_joins_strings_without_space(
+    direct: dns.asyncresolver.Resolver,
+) -> None:
     """Strings of one TXT record are joined with no separator."""
     _answer, texts = await Lookup(direct).txt("split.test")
     assert texts == ["v=spf1 ip4:127.0.0.10 -all"]

@@ -61,7 +61,7 @@ async def run_audit(
     sending = settings.sending
     ips = sending.ips if ips is None else ips
     helo = helo or sending.helo
-    fetcher = fetcher or HttpsPolicyFetcher()
+    fetcher = fetcher or HttpsPolicyFetcher(resolver=resolver)
     configured = [*sending.dkim_selectors, *selectors]
 
     run = _Run(resolver, ips, helo, fetcher, settings.audit.allow_private_mx, metrics)

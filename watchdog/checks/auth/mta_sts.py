@@ -74,6 +74,8 @@ async def _fetch_policy(
         response = await fetcher.fetch(domain)
     except PolicyFetchError as exc:
         return None, [_finding(domain, Status.ERROR, "mta_sts_fetch_failed", str(exc))]
+    except DnsError as exc:
+        return None, [lookup_failed(domain, Check.MTA_STS, exc)]
     if response.status != 200:
         detail = (
             f"policy fetch returned HTTP {response.status}; redirects are not followed"

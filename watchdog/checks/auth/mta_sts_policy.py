@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+import dns.asyncresolver
+
+from watchdog.checks.auth.lookup import Lookup, is_ip_literal
 from watchdog.errors import WatchdogError
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
@@ -52,16 +56,20 @@ class HttpsPolicyFetcher:
     """Fetch policies over HTTPS with certificate checks and no redirects.
 
     ``base_url`` replaces ``https://mta-sts.<domain>`` (``{domain}`` is
-    substituted), and ``ca_file`` replaces the system CA bundle.
+    substituted), and ``ca_file`` replaces the system CA bundle. The policy
+    host is resolved through ``resolver``, the one the audit uses, rather
+    than the system's resolver; a DNS failure raises DnsError.
     """
 
     def __init__(
         self,
         *,
+        resolver: dns.asyncresolver.Resolver | None = None,
         base_url: str = "https://mta-sts.{domain}",
         ca_file: Path | None = None,
         timeout_seconds: float = 10.0,
     ) -> None:
+        self.resolver = resolver
         self.base_url = base_url
         self.context = ssl.create_default_context(
             cafile=str(ca_file) if ca_file is not None else None
@@ -74,14 +82,28 @@ class HttpsPolicyFetcher:
         if url.scheme != "https" or not url.hostname:
             msg = f"policy URL {url.geturl()!r} is not https://HOST[:PORT]"
             raise PolicyFetchError(msg)
-        return await asyncio.to_thread(self._fetch, url.hostname, url.port or 443)
+        address = await self._address(url.hostname)
+        return await asyncio.to_thread(
+            self._fetch, url.hostname, address, url.port or 443, f"mta-sts.{domain}"
+        )
 
-    def _fetch(self, host: str, port: int) -> PolicyResponse:
-        connection = http.client.HTTPSConnection(
-            host, port, context=self.context, timeout=self.timeout_seconds
+    async def _address(self, host: str) -> str:
+        if self.resolver is None or is_ip_literal(host):
+            return host
+        addresses = await Lookup(self.resolver).addresses(host)
+        if not addresses:
+            raise PolicyFetchError(f"policy host {host!r} has no A or AAAA record")
+        return addresses[0]
+
+    def _fetch(
+        self, host: str, address: str, port: int, virtual_host: str
+    ) -> PolicyResponse:
+        connection = _PinnedConnection(
+            host, address, port, context=self.context, timeout=self.timeout_seconds
         )
         try:
-            connection.request("GET", POLICY_PATH)
+            # Host names the policy host even when base_url points elsewhere.
+            connection.request("GET", POLICY_PATH, headers={"Host": virtual_host})
             response = connection.getresponse()
             body = response.read(MAX_POLICY_BYTES + 1)
         except (OSError, http.client.HTTPException) as exc:
@@ -96,6 +118,27 @@ class HttpsPolicyFetcher:
         return PolicyResponse(
             response.status, content_type, body.decode("utf-8", "replace")
         )
+
+
+class _PinnedConnection(http.client.HTTPSConnection):
+    """An HTTPS connection to a given address that verifies ``host``'s certificate."""
+
+    def __init__(
+        self,
+        host: str,
+        address: str,
+        port: int,
+        *,
+        context: ssl.SSLContext,
+        timeout: float,
+    ) -> None:
+        super().__init__(host, port, context=context, timeout=timeout)
+        self.address = address
+        self.tls_context = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self.tls_context.wrap_socket(raw, server_hostname=self.host)
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,16 @@ def run_check_host(
     Blocks, so async callers use ``check_host``. The sender is
     ``postmaster@domain``, as for a bounce address at the domain.
     """
+    return evaluate(lookup, ip=ip, sender=f"postmaster@{domain}", helo=helo or domain)
+
+
+def evaluate(
+    lookup: SpfLookupFunction, *, ip: str, sender: str, helo: str
+) -> HostResult:
+    """Evaluate SPF for a MAIL FROM of ``sender`` (empty: the HELO identity)."""
     _thread_state.lookup = lookup
     try:
-        query = spf.query(i=ip, s=f"postmaster@{domain}", h=helo or domain)
+        query = spf.query(i=ip, s=sender, h=helo)
         result, _code, explanation = query.check()
     finally:
         _thread_state.lookup = None

@@ -1,0 +1,165 @@
+"""``mail-watchdog check domain``: audit SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT,
+BIMI and PTR the way receivers judge them."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from watchdog.checks.auth import Finding, Status, run_audit
+from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher
+from watchdog.checks.resolver import make_resolver
+from watchdog.config import Settings, load_settings
+from watchdog.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_LOOKUP_FAILED = 3
+
+_STATUS_STYLES = {
+    Status.OK: "green",
+    Status.WARNING: "yellow",
+    Status.ERROR: "bold red",
+    Status.LOOKUP_FAILED: "magenta",
+}
+
+
+class OutputFormat(StrEnum):
+    """How findings are printed."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an option
+    domains: Annotated[
+        list[str],
+        typer.Argument(metavar="DOMAIN...", help="Sending domains to audit."),
+    ],
+    selector: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--selector",
+            help="DKIM selector to check, added to sending.dkim_selectors "
+            "(repeatable). DNS cannot list selectors.",
+        ),
+    ] = None,
+    ip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ip",
+            help="Sending IP for check_host and PTR, replacing sending.ips "
+            "(repeatable).",
+        ),
+    ] = None,
+    helo: Annotated[
+        str | None,
+        typer.Option("--helo", help="HELO name the PTR names should match."),
+    ] = None,
+    nameserver: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--nameserver",
+            metavar="HOST:PORT",
+            help="Resolver to query instead of dns.nameservers (repeatable).",
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", help="table, or json for JSON Lines."),
+    ] = OutputFormat.TABLE,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="WATCHDOG_CONFIG", help="Settings file."),
+    ] = None,
+) -> None:
+    """Audit the DNS authentication of DOMAINs and print one row per finding.
+
+    Exit status: 0 only ok and warning findings, 1 at least one error
+    finding, 2 a usage or configuration error, 3 no error finding but some
+    lookups failed.
+    """
+    ips = [_checked_ip(text) for text in ip or []]
+    try:
+        settings = load_settings(config)
+        findings = asyncio.run(
+            _audit(
+                settings,
+                domains,
+                selectors=selector or [],
+                ips=ips or None,
+                helo=helo,
+                nameservers=nameserver or [],
+            )
+        )
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+
+    if output_format is OutputFormat.JSON:
+        for finding in findings:
+            sys.stdout.write(json.dumps(finding.as_dict()) + "\n")
+    else:
+        Console().print(_table(findings))
+    raise typer.Exit(exit_status(findings))
+
+
+def _checked_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        msg = f"{text!r} is not an IPv4 or IPv6 address"
+        raise typer.BadParameter(msg, param_hint="--ip") from None
+
+
+async def _audit(
+    settings: Settings,
+    domains: list[str],
+    *,
+    selectors: list[str],
+    ips: list[str] | None,
+    helo: str | None,
+    nameservers: list[str],
+) -> list[Finding]:
+    resolver = make_resolver(settings.dns, nameservers)
+    return await run_audit(
+        settings,
+        domains,
+        selectors,
+        resolver,
+        ips=ips,
+        helo=helo,
+        fetcher=HttpsPolicyFetcher(resolver=resolver),
+    )
+
+
+def exit_status(findings: Sequence[Finding]) -> int:
+    """Return the exit status for ``findings`` (see ``check_domain_command``)."""
+    statuses = {finding.status for finding in findings}
+    if Status.ERROR in statuses:
+        return EXIT_ERROR
+    if Status.LOOKUP_FAILED in statuses:
+        return EXIT_LOOKUP_FAILED
+    return EXIT_OK
+
+
+def _table(findings: Sequence[Finding]) -> Table:
+    table = Table("domain", "check", "status", "subject", "detail")
+    for finding in findings:
+        style = _STATUS_STYLES[finding.status]
+        status = f"[{style}]{finding.status.value}[/]"
+        table.add_row(
+            finding.domain, finding.check.value, status, finding.subject, finding.detail
+        )
+    return table
