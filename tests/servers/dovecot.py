@@ -11,6 +11,7 @@ import contextlib
 import imaplib
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -113,8 +114,16 @@ class Dovecot:
         )
 
     def stop(self) -> None:
-        """Stop Dovecot and wait until it has exited."""
+        """Stop Dovecot, its IMAP sessions included, and wait until it has exited.
+
+        Dovecot 2.3.19's master exits on SIGTERM while logged-in imap
+        processes go on serving their clients, so those are killed first:
+        a client then sees what a crashed or rebooted server looks like.
+        """
         if self.process is not None:
+            for pid in _children(self.process.pid, command="imap"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             stop(self.process)
             self.process = None
 
@@ -249,6 +258,17 @@ def _write_files(instance: Dovecot) -> None:
         capture_output=True,
     )  # fmt: skip
     (root / "cert.pem").chmod(0o644)
+
+
+def _children(parent: int, *, command: str) -> list[int]:
+    """Return the PIDs of direct children of ``parent`` running ``command``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            name, _, rest = stat.read_text().partition(" (")[2].rpartition(")")
+            if name == command and int(rest.split()[1]) == parent:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def _quoted(folder: str) -> str:

@@ -1,0 +1,507 @@
+"""The mailbox worker against a private Dovecot, on SQLite and PostgreSQL.
+
+Every fault case ends with the same check, computed from the mailbox and
+the database: each message sits in exactly one of INBOX, Processed and
+Quarantine, has exactly one message row, and no recipient of a message is
+counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.jobs.mailbox_support import (
+    InProcessClassifier,
+    audit,
+    drain,
+    mailbox_entry,
+    make_bounces,
+    make_rig,
+    ordinary_samples,
+    settings_for,
+    unique,
+)
+from tests.servers.dovecot import Dovecot, running_dovecot
+from tests.servers.faultproxy import Fault, FaultProxy, Mode
+from watchdog.classify.verdict import Verdict
+from watchdog.config import Limits
+from watchdog.jobs.mailbox import CycleState
+from watchdog.pipeline import ClassifyFailed
+from watchdog.sources.imap.cycle import FolderPlan, oversize_digest
+from watchdog.sources.imap.faults import reset_fault_points
+
+pytestmark = pytest.mark.dovecot
+
+ROOT = Path(__file__).resolve().parents[2]
+_USERS = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    """A private Dovecot for this module; each test makes its own user."""
+    with running_dovecot() as instance:
+        yield instance
+
+
+@pytest.fixture
+def user(dovecot: Dovecot) -> str:
+    """A fresh IMAP user with an empty INBOX."""
+    name = f"job{next(_USERS)}"
+    dovecot.add_user(name)
+    return name
+
+
+def fill(dovecot: Dovecot, user: str, raws: list[bytes]) -> None:
+    for raw in raws:
+        dovecot.append(user, raw)
+
+
+def assert_clean(report: object, total: int) -> None:
+    """Assert the invariants on an audit of ``total`` messages."""
+    assert report.lost == 0  # type: ignore[attr-defined]
+    assert report.in_several_folders == 0  # type: ignore[attr-defined]
+    assert report.rows_missing == 0  # type: ignore[attr-defined]
+    assert report.rows_duplicated == 0  # type: ignore[attr-defined]
+    assert report.events_double_counted == 0  # type: ignore[attr-defined]
+    assert sum(report.where.values()) == total  # type: ignore[attr-defined]
+
+
+async def test_drain_corpus(dovecot: Dovecot, user: str, database_url: str) -> None:
+    """Corpus bounces are processed once and moved; folders are created."""
+    raws = make_bounces(30, user)
+    fill(dovecot, user, raws)
+    rig = make_rig(settings_for(dovecot, user, batch_size=7), database_url)
+
+    summaries = await drain(rig)
+    await rig.worker.close()
+
+    assert summaries[0].state is CycleState.DONE
+    assert summaries[0].messages == 30
+    assert summaries[-1].messages == 0
+    report = audit(dovecot, user, raws, database_url)
+    assert_clean(report, 30)
+    assert report.where["INBOX"] == 0
+    assert report.where["Processed"] + report.where["Quarantine"] == 30
+    counted = rig.metrics.registry.get_sample_value(
+        "mailwatchdog_mailbox_messages_total",
+        {"mailbox": "bounces", "kind": "bounce", "outcome": "processed"},
+    )
+    assert counted is not None
+    assert counted > 0
+
+
+async def test_duplicate_counted_once(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """The same bounce delivered twice has one row and its events once."""
+    raw = make_bounces(1, user)[0]
+    fill(dovecot, user, [raw, raw])
+    rig = make_rig(settings_for(dovecot, user), database_url)
+
+    summaries = await drain(rig)
+    await rig.worker.close()
+
+    assert summaries[0].outcomes.get("duplicate") == 1
+    assert len(dovecot.uids(user, "Processed")) == 2
+    report = audit(dovecot, user, [raw], database_url)
+    assert report.rows_duplicated == 0
+    assert report.events_double_counted == 0
+    assert report.where["INBOX"] == 0
+
+
+async def test_leave_unrecognised(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """With unrecognised = leave, ordinary mail stays with its flags."""
+    people = [
+        b"From: alice@example.org\r\nTo: bounces@example.com\r\n"
+        b"Subject: lunch?\r\n\r\nAre you free at noon?\r\n",
+        b"From: bob@example.org\r\nTo: bounces@example.com\r\n"
+        b"Subject: invoice 42\r\n\r\nPlease find it attached.\r\n",
+    ]
+    ordinary = [
+        unique(raw, f"{user}-o{n}")
+        for n, raw in enumerate([*ordinary_samples(), *people])
+    ][:4]
+    bounces = make_bounces(3, user)
+    fill(dovecot, user, ordinary + bounces)
+    with dovecot.client(user) as conn:
+        conn.select("INBOX")
+        conn.uid("STORE", "1", "+FLAGS", r"(\Seen)")
+    flags_before = dovecot.flags(user)
+    rig = make_rig(settings_for(dovecot, user, unrecognised="leave"), database_url)
+
+    first = await rig.worker.poll()
+    second = await rig.worker.poll()
+    await rig.worker.close()
+
+    assert first.messages == 7
+    assert second.messages == 0
+    flags_after = dovecot.flags(user)
+    assert sorted(flags_after) == [1, 2, 3, 4]
+    for uid in flags_after:
+        assert flags_after[uid] == flags_before[uid]
+    report = audit(dovecot, user, ordinary + bounces, database_url)
+    assert_clean(report, 7)
+    assert report.where["INBOX"] == 4
+
+
+async def test_missing_folders_created(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """Processed and quarantine folders with non-ASCII names are created."""
+    fill(dovecot, user, make_bounces(2, user))
+    settings = settings_for(
+        dovecot, user, processed_folder="Erledigt", quarantine_folder="Quarantäne"
+    )
+    rig = make_rig(settings, database_url)
+
+    summary = await rig.worker.poll()
+    await rig.worker.close()
+
+    assert summary.state is CycleState.DONE
+    assert (
+        len(dovecot.uids(user, "Erledigt")) + len(dovecot.uids(user, "Quarant&AOQ-ne"))
+        == 2
+    )
+    assert dovecot.uids(user) == []
+
+
+async def test_source_missing(dovecot: Dovecot, user: str, database_url: str) -> None:
+    """A missing source folder fails the poll and touches nothing."""
+    raws = make_bounces(2, user)
+    fill(dovecot, user, raws)
+    rig = make_rig(settings_for(dovecot, user, folder="Nowhere"), database_url)
+
+    summary = await rig.worker.poll()
+
+    assert summary.state is CycleState.FAILED
+    assert "'Nowhere'" in (summary.error or "")
+    assert len(dovecot.uids(user)) == 2
+    assert rig.worker.backoff.failures == 1
+
+
+async def test_wrong_password(dovecot: Dovecot, user: str, database_url: str) -> None:
+    """A rejected login fails once, backs off, logs once and moves nothing."""
+    fill(dovecot, user, make_bounces(2, user))
+    settings = settings_for(dovecot, user, password="not-the-password")
+    rig = make_rig(settings, database_url)
+
+    with capture_logs() as logs:
+        first = await rig.worker.poll()
+        later = [await rig.worker.poll() for _ in range(5)]
+
+    assert first.state is CycleState.FAILED
+    assert "rejected" in (first.error or "")
+    assert {summary.state for summary in later} == {CycleState.BACKOFF}
+    assert rig.worker.backoff.remaining() > 50
+    failures = [entry for entry in logs if entry["event"] == "poll_failed"]
+    assert len(failures) == 1
+    assert "not-the-password" not in json.dumps(logs, default=str)
+    auth = rig.metrics.registry.get_sample_value(
+        "mailwatchdog_imap_auth_failures_total", {"mailbox": "bounces"}
+    )
+    assert auth == 1.0
+    assert len(dovecot.uids(user)) == 2
+    assert dovecot.uids(user, "Processed") == []
+
+
+async def test_oversize_quarantined(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """A 20 MB message goes to quarantine unfetched, keyed by its location."""
+    big = unique(b"Subject: big\r\n\r\n" + b"x" * 78 + b"\r\n", user) * 1
+    big = big + (b"y" * 78 + b"\r\n") * 260_000
+    fill(dovecot, user, [big])
+    rig = make_rig(settings_for(dovecot, user), database_url)
+
+    summary = await rig.worker.poll()
+    await rig.worker.close()
+
+    assert summary.outcomes == {"quarantined": 1}
+    assert dovecot.uids(user) == []
+    assert len(dovecot.uids(user, "Quarantine")) == 1
+    start = rig.store.uidvalidity("bounces", "INBOX")
+    assert start is not None
+    plan = FolderPlan("bounces", "INBOX", "Processed", "Quarantine", 100, 1, False)
+    assert rig.store.is_recorded(oversize_digest(plan, start, 1))
+
+
+async def test_parser_breaker(dovecot: Dovecot, user: str, database_url: str) -> None:
+    """2,000 nested multiparts are handled once and nothing else is held up."""
+    nested = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
+        for n in range(2000)
+    )
+    breaker = unique(b"Subject: nested\r\nMIME-Version: 1.0\r\n" + nested, user)
+    raws = [breaker, *make_bounces(3, user)]
+    fill(dovecot, user, raws)
+    rig = make_rig(settings_for(dovecot, user), database_url)
+
+    await drain(rig)
+    await rig.worker.close()
+
+    assert_clean(audit(dovecot, user, raws, database_url), 4)
+    assert dovecot.uids(user) == []
+
+
+class FlakyClassifier:
+    """Fail every message whose bytes contain ``marker``, like a worker kill."""
+
+    def __init__(self, limits: Limits, marker: bytes) -> None:
+        self._inner = InProcessClassifier(limits)
+        self._marker = marker
+
+    async def __call__(self, raw: bytes) -> Verdict:
+        if self._marker in raw:
+            raise ClassifyFailed("worker killed at its CPU limit", reason="cpu")
+        return await self._inner(raw)
+
+
+async def test_failed_then_quarantined(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """A message that fails stays in INBOX until its attempts run out."""
+    raws = make_bounces(3, user)
+    fill(dovecot, user, raws)
+    settings = settings_for(dovecot, user)
+    marker = f"{user}-1".encode()
+    rig = make_rig(
+        settings, database_url, classifier=FlakyClassifier(settings.limits, marker)
+    )
+
+    first = await rig.worker.poll()
+    second = await rig.worker.poll()
+    third = await rig.worker.poll()
+    await rig.worker.close()
+
+    assert first.outcomes.get("failed") == 1
+    assert second.outcomes == {"failed": 1}
+    assert third.outcomes == {"quarantined": 1}
+    report = audit(dovecot, user, raws, database_url)
+    assert_clean(report, 3)
+    assert report.where["Quarantine"] >= 1
+
+
+async def test_uidvalidity_change(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """After UIDVALIDITY changes the folder is rescanned, counting nothing twice."""
+    raws = make_bounces(6, user)
+    fill(dovecot, user, raws)
+    reset_fault_points()
+    os.environ["WATCHDOG_TEST_FAULT"] = "after_commit:raise"
+    rig = make_rig(settings_for(dovecot, user, batch_size=3), database_url)
+    try:
+        with pytest.raises(RuntimeError, match="after_commit"):
+            await rig.worker.poll()
+    finally:
+        del os.environ["WATCHDOG_TEST_FAULT"]
+    await rig.worker.close()
+    await asyncio.to_thread(dovecot.reset_uidvalidity, user)
+
+    rig = make_rig(settings_for(dovecot, user, batch_size=3), database_url)
+    summaries = await drain(rig)
+    await rig.worker.close()
+
+    assert summaries[0].uidvalidity_changed
+    assert summaries[0].outcomes.get("duplicate") == 3
+    changes = rig.metrics.registry.get_sample_value(
+        "mailwatchdog_imap_uidvalidity_changes_total", {"mailbox": "bounces"}
+    )
+    assert changes == 1.0
+    assert_clean(audit(dovecot, user, raws, database_url), 6)
+
+
+class SlowClassifier(InProcessClassifier):
+    """Take ``delay`` seconds per message so a fault lands mid-batch."""
+
+    def __init__(self, limits: Limits, delay: float) -> None:
+        super().__init__(limits)
+        self._delay = delay
+
+    async def __call__(self, raw: bytes) -> Verdict:
+        await asyncio.sleep(self._delay)
+        return await super().__call__(raw)
+
+
+async def test_dovecot_restart(dovecot: Dovecot, user: str, database_url: str) -> None:
+    """Dovecot restarted mid-batch: the poll fails fast, the next one finishes."""
+    raws = make_bounces(40, user)
+    fill(dovecot, user, raws)
+    settings = settings_for(dovecot, user, batch_size=20)
+    rig = make_rig(
+        settings, database_url, classifier=SlowClassifier(settings.limits, 0.1)
+    )
+
+    running = asyncio.create_task(rig.worker.poll())
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(dovecot.restart)
+    interrupted = await asyncio.wait_for(running, 30)
+    summaries = await drain(rig)
+    await rig.worker.close()
+
+    assert interrupted.state is CycleState.FAILED
+    assert summaries[-1].state is CycleState.DONE
+    assert_clean(audit(dovecot, user, raws, database_url), 40)
+    assert dovecot.uids(user) == []
+
+
+async def test_stall_mid_fetch(dovecot: Dovecot, user: str, database_url: str) -> None:
+    """A server that stalls mid-FETCH trips the deadline; a reconnect finishes."""
+    raws = make_bounces(5, user)
+    fill(dovecot, user, raws)
+    proxy = FaultProxy(dovecot.imap_port)
+    proxy.start()
+    try:
+        # Plaintext, so the proxy can see where the FETCH response starts.
+        settings = settings_for(
+            dovecot,
+            user,
+            port=proxy.port,
+            tls="none",
+            timeout_seconds=2.0,
+            cycle_timeout_seconds=3.0,
+        )
+        rig = make_rig(settings, database_url)
+        proxy.set_fault(Fault(Mode.BLACKHOLE, trigger=b"BODY[] {"))
+        stalled = await rig.worker.poll()
+        proxy.set_fault(Fault(Mode.PASS))
+        summaries = await drain(rig)
+        await rig.worker.close()
+    finally:
+        proxy.stop()
+
+    assert stalled.state is CycleState.FAILED
+    assert stalled.seconds < 4.0
+    reconnects = rig.metrics.registry.get_sample_value(
+        "mailwatchdog_imap_reconnects_total",
+        {"mailbox": "bounces", "reason": "timeout"},
+    )
+    assert reconnects == 1.0
+    assert proxy.connections >= 2
+    assert summaries[-1].state is CycleState.DONE
+    assert_clean(audit(dovecot, user, raws, database_url), 5)
+
+
+async def test_stop_mid_batch(dovecot: Dovecot, user: str, database_url: str) -> None:
+    """A stop request ends the cycle after the current message is moved."""
+    raws = make_bounces(30, user)
+    fill(dovecot, user, raws)
+    settings = settings_for(dovecot, user, batch_size=30)
+    rig = make_rig(
+        settings, database_url, classifier=SlowClassifier(settings.limits, 0.05)
+    )
+
+    running = asyncio.create_task(rig.worker.poll())
+    await asyncio.sleep(0.6)
+    rig.stop.set()
+    stopped = await asyncio.wait_for(running, 30)
+    await rig.worker.close()
+
+    assert stopped.state is CycleState.STOPPED
+    assert 0 < stopped.messages < 30
+    assert len(dovecot.uids(user)) == 30 - stopped.messages
+    report = audit(dovecot, user, raws, database_url)
+    assert report.lost == 0
+    assert report.in_several_folders == 0
+    assert report.rows_duplicated == 0
+
+
+async def test_consumer_lock_held(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """A poll is skipped while another consumer holds the folder's lock."""
+    fill(dovecot, user, make_bounces(1, user))
+    rig = make_rig(settings_for(dovecot, user), database_url)
+    other = make_rig(settings_for(dovecot, user), database_url)
+
+    with other.store.consumer_lock("bounces", "INBOX") as won:
+        assert won
+        summary = await rig.worker.poll()
+
+    assert summary.state is CycleState.LOCKED
+    assert len(dovecot.uids(user)) == 1
+
+
+async def test_idle_wakes(dovecot: Dovecot, user: str, database_url: str) -> None:
+    """The IDLE watcher calls wake soon after new mail arrives."""
+    woken = asyncio.Event()
+    rig = make_rig(settings_for(dovecot, user), database_url, wake=woken.set)
+    watcher = asyncio.create_task(rig.worker.watch())
+    await asyncio.sleep(0.5)
+
+    await asyncio.to_thread(fill, dovecot, user, make_bounces(1, user))
+    await asyncio.wait_for(woken.wait(), 10)
+    rig.stop.set()
+    await asyncio.wait_for(watcher, 10)
+
+    assert woken.is_set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "point", ["after_fetch", "mid_batch", "after_commit", "after_move"]
+)
+def test_sigkill_mid_batch(
+    dovecot: Dovecot, user: str, database_url: str, point: str
+) -> None:
+    """The process killed with SIGKILL at each step loses and doubles nothing."""
+    raws = make_bounces(25, user)
+    fill(dovecot, user, raws)
+    entry = json.dumps(mailbox_entry(dovecot, user, batch_size=10))
+    command = [sys.executable, "-m", "tests.jobs.mailbox_child", entry, database_url]
+
+    killed = subprocess.run(
+        command,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "WATCHDOG_TEST_FAULT": f"{point}:kill"},
+        capture_output=True,
+        timeout=120,
+    )
+    resumed = subprocess.run(
+        command, check=False, cwd=ROOT, capture_output=True, timeout=120
+    )
+
+    assert killed.returncode == -9
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    report = audit(dovecot, user, raws, database_url)
+    assert_clean(report, 25)
+    assert report.where["INBOX"] == 0
+
+
+@pytest.mark.slow
+def test_sigterm_child(dovecot: Dovecot, user: str, database_url: str) -> None:
+    """SIGTERM at a step ends the child cleanly; a rerun finishes the folder."""
+    raws = make_bounces(25, user)
+    fill(dovecot, user, raws)
+    entry = json.dumps(mailbox_entry(dovecot, user, batch_size=10))
+    command = [sys.executable, "-m", "tests.jobs.mailbox_child", entry, database_url]
+
+    stopped = subprocess.run(
+        command,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "WATCHDOG_TEST_FAULT": "mid_batch:term"},
+        capture_output=True,
+        timeout=120,
+    )
+    resumed = subprocess.run(
+        command, check=False, cwd=ROOT, capture_output=True, timeout=120
+    )
+
+    assert stopped.returncode == 0, stopped.stderr.decode()[-2000:]
+    assert b'"stopped"' in stopped.stdout
+    assert resumed.returncode == 0
+    assert_clean(audit(dovecot, user, raws, database_url), 25)
