@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dns.asyncresolver
+import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.checks.auth.conftest import GOOD_IP, UNCONFIRMED_IP
+from tests.checks.auth.zones import GOOD_IP, UNCONFIRMED_IP
 from watchdog.checks.auth import Check, Finding, Status, run_audit
 from watchdog.config import Audit, Sending, Settings
 from watchdog.metrics import Metrics
+
+pytestmark = pytest.mark.dns
 
 
 def _settings(selectors: list[str] | None = None) -> Settings:

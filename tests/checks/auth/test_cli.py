@@ -7,9 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tests.checks.auth.conftest import GOOD_IP
+from tests.checks.auth.zones import GOOD_IP
 from tests.servers.dns import Unbound
 from watchdog.cli import app
+
+pytestmark = pytest.mark.dns
 
 
 def _run(unbound: Unbound, *args: str) -> tuple[int, str]:

@@ -9,6 +9,8 @@ from watchdog.checks.auth.dkim import DkimReport, check_dkim, key_bits, parse_ta
 from watchdog.checks.auth.findings import Status
 from watchdog.checks.auth.lookup import Lookup
 
+pytestmark = pytest.mark.dns
+
 
 async def _dkim(resolver: dns.asyncresolver.Resolver, selector: str) -> DkimReport:
     return await check_dkim(Lookup(resolver), "good.test", selector)

@@ -15,6 +15,8 @@ from watchdog.checks.auth.dmarc_discovery import (
 from watchdog.checks.auth.findings import Status
 from watchdog.checks.auth.lookup import Lookup
 
+pytestmark = pytest.mark.dns
+
 
 async def _dmarc(resolver: dns.asyncresolver.Resolver, domain: str) -> DmarcReport:
     return await check_dmarc(Lookup(resolver), domain)

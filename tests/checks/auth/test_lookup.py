@@ -8,6 +8,8 @@ import pytest
 from watchdog.checks.auth.lookup import Lookup
 from watchdog.errors import DnsError
 
+pytestmark = pytest.mark.dns
+
 
 async def test_txt_joins_strings_without_space(
     direct: dns.asyncresolver.Resolver,

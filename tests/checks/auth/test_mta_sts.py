@@ -19,6 +19,8 @@ from watchdog.checks.auth.mta_sts_policy import (
     parse_policy,
 )
 
+pytestmark = pytest.mark.dns
+
 GOOD_POLICY = "version: STSv1\nmode: enforce\nmx: *.good.test\nmax_age: 604800\n"
 CRLF_POLICY = (
     "version: STSv1\r\nmode: enforce\r\nmx: mx1.crlf.test\r\nmax_age: 86400\r\n"

@@ -9,6 +9,8 @@ from watchdog.checks.auth.findings import Status
 from watchdog.checks.auth.lookup import Lookup
 from watchdog.checks.auth.mx import MxReport, check_mx
 
+pytestmark = pytest.mark.dns
+
 
 async def _mx(
     resolver: dns.asyncresolver.Resolver, domain: str, allow_private: bool = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dns.asyncresolver
 import pytest
 
-from tests.checks.auth.conftest import (
+from tests.checks.auth.zones import (
     GENERIC_IP,
     GOOD_IP,
     NO_PTR_IP,
@@ -15,6 +15,8 @@ from tests.checks.auth.conftest import (
 from watchdog.checks.auth.findings import Status
 from watchdog.checks.auth.lookup import Lookup
 from watchdog.checks.auth.ptr import PtrReport, check_ptr, is_generic_name
+
+pytestmark = pytest.mark.dns
 
 
 async def _ptr(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dns.asyncresolver
 import pytest
 
-from tests.checks.auth.conftest import GOOD_IP
+from tests.checks.auth.zones import GOOD_IP
 from watchdog.checks.auth.findings import Status
 from watchdog.checks.auth.lookup import Lookup
 from watchdog.checks.auth.spf import SpfReport, check_spf
 from watchdog.checks.auth.spf_record import SpfSyntaxError, parse_record
+
+pytestmark = pytest.mark.dns
 
 
 async def _spf(

@@ -11,6 +11,8 @@ from watchdog.checks.auth.findings import Status
 from watchdog.checks.auth.lookup import Lookup
 from watchdog.checks.auth.tls_rpt import check_tls_rpt
 
+pytestmark = pytest.mark.dns
+
 
 @pytest.mark.parametrize(
     ("domain", "mta_sts", "reason", "status"),
