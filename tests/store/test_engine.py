@@ -133,3 +133,21 @@ def test_reconnect_after_restart(postgres_url: str) -> None:
     assert postgres.terminate_sessions(postgres_url) >= 1
     assert store.is_recorded(sha)
     store.close()
+
+
+def test_disk_full_in_batch(tmp_path: Path) -> None:
+    """A full disk inside a batch raises StoreBusy(disk_full), not a ROLLBACK error."""
+    store = sqlite_store(tmp_path)
+    store.close()
+
+    @event.listens_for(store._engine, "connect")
+    def _small(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    diagnostic = "x" * 1000
+    with pytest.raises(StoreBusy) as caught, store.batch():
+        for _ in range(200):
+            record(store, bounce("a@example.com", diagnostic=diagnostic))
+    assert caught.value.reason == "disk_full"
+    store.close()

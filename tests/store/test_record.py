@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from tests.store.conftest import bounce
 from watchdog.classify.verdict import Category, Kind, Verdict
 from watchdog.config import Policy
+from watchdog.errors import StoreError
 from watchdog.pipeline import MessageRef, Outcome
 from watchdog.store import NOT_RECORDED, Recorded, Store, SuppressionReason
 from watchdog.store.models import event_table, message_table
@@ -309,3 +312,40 @@ def test_stats(store: Store) -> None:
     assert stats.messages == {"failed": 1, "processed": 1}
     assert stats.events == {"userunknown": 2}
     assert stats.suppressions == {"hard_bounce": 2}
+
+
+def test_batch_keeps_good_records(store: Store) -> None:
+    """A record that fails inside a batch does not undo the others."""
+    good, bad = digest(), digest()
+    with store.batch():
+        record(store, bounce("a@example.com"), sha256=good)
+        naive = datetime(2026, 3, 1, 12, 0)
+        with pytest.raises(StoreError, match="naive datetime"):
+            record(store, bounce("b@example.com"), sha256=bad, now=naive)
+    assert store.is_recorded(good)
+    assert not store.is_recorded(bad)
+
+
+async def test_batch_per_task(store: Store) -> None:
+    """A batch open in one task does not capture another task's writes."""
+    inside, outside = digest(), digest()
+    opened = asyncio.Event()
+    release = asyncio.Event()
+
+    async def batcher() -> None:
+        with store.batch():
+            record(store, bounce("a@example.com"), sha256=inside)
+            opened.set()
+            await release.wait()
+            raise RuntimeError("abandon the batch")
+
+    task = asyncio.create_task(batcher())
+    await opened.wait()
+    if store.dialect == "postgresql":
+        # SQLite would wait for the batch's write lock here.
+        record(store, bounce("b@example.com"), sha256=outside)
+    release.set()
+    with pytest.raises(RuntimeError):
+        await task
+    assert not store.is_recorded(inside)
+    assert store.is_recorded(outside) is (store.dialect == "postgresql")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog.classify.verdict import Verdict
 from watchdog.config import Policy
@@ -38,6 +40,36 @@ M = message_table.c
 B = mailbox_table.c
 
 
+class _Batch:
+    """The connection of one ``Store.batch``, opened at its first write."""
+
+    def __init__(self) -> None:
+        self.conn: Connection | None = None
+
+    def open(self, engine: Engine) -> Connection:
+        if self.conn is None:
+            self.conn = engine.connect()
+            self.conn.begin()
+        return self.conn
+
+    def commit(self) -> None:
+        if self.conn is not None:
+            self.conn.commit()
+
+    def rollback(self) -> None:
+        # SQLite has already rolled back after "disk is full", so ROLLBACK
+        # fails with "no transaction is active"; the first error matters.
+        if self.conn is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                self.conn.rollback()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                self.conn.close()
+            self.conn = None
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -54,7 +86,9 @@ class Store(SuppressionList):
     def __init__(self, url: str, *, busy_timeout: float = 5.0) -> None:
         self.url = url
         self._engine = create_store_engine(url, busy_timeout=busy_timeout)
-        self._batch: Connection | None = None
+        self._batch: ContextVar[_Batch | None] = ContextVar(
+            f"watchdog_store_batch_{id(self)}", default=None
+        )
         parsed = make_url(database_url(url))
         self._sqlite_path: Path | None = None
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (
@@ -104,35 +138,52 @@ class Store(SuppressionList):
     def batch(self) -> Iterator[None]:
         """Group the writes of the block into one transaction (one fsync).
 
-        Each ``record`` inside runs in a savepoint, so one failed message
+        Each write inside runs in a savepoint, so one failed ``record``
         does not undo the others. Nothing is committed before the block
-        ends; if it raises, everything is rolled back.
+        ends; if the block raises, everything is rolled back. The batch
+        belongs to the current asyncio task or thread (a context variable),
+        so other tasks keep their own transactions. Nested batches join the
+        outer one.
+
+        NOTE: on SQLite the first write takes the database's write lock
+        and holds it to the end of the block, so classify before the block
+        and keep only the ``record`` calls inside.
         """
-        if self._batch is not None:
+        if self._batch.get() is not None:
             yield
             return
-        with translated("committing a batch"), self._engine.begin() as conn:
-            self._batch = conn
-            try:
-                yield
-            finally:
-                self._batch = None
+        holder = _Batch()
+        token = self._batch.set(holder)
+        try:
+            yield
+        except BaseException:
+            holder.rollback()
+            raise
+        else:
+            with translated("committing a batch"):
+                holder.commit()
+        finally:
+            self._batch.reset(token)
+            holder.close()
 
     @contextlib.contextmanager
     def _write(self, what: str) -> Iterator[Connection]:
+        holder = self._batch.get()
         with translated(what):
-            if self._batch is not None:
-                with self._batch.begin_nested():
-                    yield self._batch
+            if holder is None:
+                with self._engine.begin() as conn:
+                    yield conn
                 return
-            with self._engine.begin() as conn:
+            conn = holder.open(self._engine)
+            with conn.begin_nested():
                 yield conn
 
     @contextlib.contextmanager
     def _read(self, what: str) -> Iterator[Connection]:
+        holder = self._batch.get()
         with translated(what):
-            if self._batch is not None:
-                yield self._batch
+            if holder is not None and holder.conn is not None:
+                yield holder.conn
                 return
             with self._engine.connect() as plain:
                 conn = plain.execution_options(**{READ_ONLY: True})
