@@ -17,8 +17,8 @@ import idna
 _ADDRESS_TYPES = ("rfc822;", "utf-8;", "x-unknown;")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ANGLE = re.compile(r"<([^<>]*)>")
-# Longest address and local part RFC 5321 allows, in octets (sections
-# 4.5.3.1.1 and 4.5.3.1.3).
+# Maximum lengths of an address and of its local part, in octets (RFC 5321
+# sections 4.5.3.1.1 and 4.5.3.1.3).
 _MAX_ADDRESS_LENGTH = 254
 _MAX_LOCAL_LENGTH = 64
 

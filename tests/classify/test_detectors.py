@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from watchdog.classify import Kind, classify
 from watchdog.classify.verdict import Category
+from watchdog.config import Limits
 
 _ORIGINAL = (
     "From: Sender <sender@ours.example>\r\n"
@@ -240,8 +241,6 @@ def test_garbage_never_raises() -> None:
 
 
 def test_oversized_message() -> None:
-    from watchdog.config import Limits
-
     verdict = classify(b"x" * 200, Limits(max_message_bytes=100))
     assert verdict.kind is Kind.UNKNOWN
     assert verdict.limit == "max_message_bytes"

@@ -6,8 +6,8 @@ inside a worker process with CPU, memory and wall-clock limits.
 
 from __future__ import annotations
 
-from watchdog.classify.detectors import Detector
 from watchdog.classify.detectors import (
+    Detector,
     arf,
     autoreply,
     dsn,
@@ -26,6 +26,7 @@ from watchdog.classify.verdict import (
     unknown,
 )
 from watchdog.config import Limits
+from watchdog.errors import RulesError
 
 __all__ = [
     "DETECTORS",
@@ -58,13 +59,18 @@ def classify(
 
     Never raises: a message that breaks a detector, or a rules directory
     that fails to load, yields an ``unknown`` verdict naming the cause in
-    ``detector``. ``rules`` defaults to the files under ``rules/classify``.
+    ``detector`` (``rules`` for a rules error, ``error`` for anything else).
+    The daemon and the CLI load the rules first so that a broken rules file
+    stops them at start-up instead. ``rules`` defaults to the files under
+    ``rules/classify``.
     """
     try:
         return _classify(raw, limits or Limits(), rules)
+    except RulesError:
+        return unknown("rules")
     except RecursionError:
         return unknown("error", limit="max_depth")
-    except Exception:  # noqa: BLE001 - the contract is to never raise
+    except Exception:
         return unknown("error")
 
 

@@ -65,8 +65,11 @@ CATEGORIES: dict[str, Category] = {
 }
 REASONS = frozenset(CATEGORIES)
 _ALWAYS_HARD = frozenset({"userunknown", "hostunknown", "hasmoved"})
-_GENERIC_STATUS = re.compile(r"^[45]\.0\.0$")
-STATUS_IN_TEXT = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+# x.0.0 and x.5.0 say only that something failed, not what.
+_GENERIC_STATUS = re.compile(r"^[45]\.[05]\.0$")
+# RFC 3463 allows three-digit subjects, but only 0 to 7 are defined; the
+# narrower form keeps version numbers such as "2.753.1" out.
+STATUS_IN_TEXT = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
 REPLY_CODE_IN_TEXT = re.compile(r"(?<![\d.])([245][0-5]\d)(?=[ -]|$)")
 
 
@@ -169,6 +172,17 @@ def status_in(text: str) -> str | None:
     """Return the first RFC 3463 code written in ``text``, or None."""
     found = STATUS_IN_TEXT.search(text)
     return None if found is None else ".".join(found.groups())
+
+
+def last_status_in(text: str) -> str | None:
+    """Return the last RFC 3463 code in ``text``, or None.
+
+    A relaying MTA quotes the reply it received after its own code
+    ("554 4.4.7 Message expired ... <421 4.4.2 Connection timed out>"), so the
+    last code is the closest to the cause.
+    """
+    codes = [".".join(match.groups()) for match in STATUS_IN_TEXT.finditer(text)]
+    return codes[-1] if codes else None
 
 
 def reply_code_in(text: str) -> str | None:

@@ -12,8 +12,8 @@ from watchdog.classify.reasons import (
     REPLY_CODE_IN_TEXT,
     decide,
     decision_for,
+    last_status_in,
     reply_code_in,
-    status_in,
 )
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import RecipientVerdict
@@ -35,6 +35,11 @@ _DATA_PHASE = re.compile(
 )
 # Sendmail pipelines RCPT TO and DATA, so ">>> DATA" followed by "Need RCPT"
 # means the RCPT TO failed after all.
+# Wording of a bounce that gave up after temporary failures; its pseudo
+# status takes the 4 class.
+_TEMPORARY = re.compile(
+    r"temporary failure|retry timeout exceeded|will be retried", re.IGNORECASE
+)
 _RCPT_COMMAND = re.compile(r"rcpt to", re.IGNORECASE)
 _RCPT_FAILED = re.compile(r"need (rcpt|recipient)", re.IGNORECASE)
 # How far after a recipient's address the report is searched for the command.
@@ -93,17 +98,18 @@ def build_recipient(
     ``diagnostic``. A generic status (``5.0.0``) gives way to a specific one
     in the diagnostic. ``context`` is text to try when the diagnostic and
     status decide nothing. ``transcript`` is the report's text, searched
-    near the address for the SMTP command that failed. Returns None when ``address`` is not an address.
+    near the address for the SMTP command that failed. Returns None when
+    ``address`` is not an address.
     """
     normalised = normalise_address(address)
     if normalised is None:
         return None
     text = _join_continuations(" ".join((diagnostic or "").split()))
-    in_text = status_in(text) if text else None
+    in_text = last_status_in(text) if text else None
     if in_text is not None and in_text[0] == (status or in_text)[0]:
         status = in_text
     reply_code = reply_code or (reply_code_in(text) if text else None)
-    temporary = action == "delayed"
+    temporary = action == "delayed" or _TEMPORARY.search(text) is not None
     decision = decide(
         rules, text, status, reply_code, context=context, temporary=temporary
     )

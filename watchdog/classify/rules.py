@@ -161,10 +161,7 @@ def _pattern(path: Path, node: yaml.MappingNode, *, need_reason: bool) -> Patter
     _require(path, node, fields, "note")
     if ("regex" in fields) == ("substring" in fields):
         _fail(path, node, "regex", "give exactly one of 'regex' or 'substring'")
-    if "substring" in fields:
-        text = re.escape(fields["substring"])
-    else:
-        text = fields["regex"]
+    text = fields.get("regex") or re.escape(fields["substring"])
     try:
         compiled = re.compile(text, re.IGNORECASE)
     except re.error as exc:

@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from watchdog.classify import Verdict, classify
+from watchdog.classify.rules import default_rules
 from watchdog.config import Limits
-from watchdog.errors import SourceError
+from watchdog.errors import RulesError, SourceError
 from watchdog.sources.local import iter_messages
 
 _RECIPIENT_FIELDS = (
@@ -56,6 +57,11 @@ def classify_command(
 ) -> None:
     """Classify messages and print one verdict per message."""
     limits = Limits()
+    try:
+        default_rules()
+    except RulesError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
     rows = _verdicts(paths, limits)
     try:
         if output is OutputFormat.JSON:

@@ -29,6 +29,8 @@ _FIELDS = (
     "remote-mta",
 )
 _FIELD_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
+# Lines read after a recipient's address when the report text explains it.
+_PARAGRAPH_LINES = 6
 _SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 Block = dict[str, str]
@@ -71,6 +73,8 @@ def _recipient(rules: Rules, block: Block, context: str) -> RecipientVerdict | N
     if action in _SUCCESS_ACTIONS and status is None:
         status = "2.0.0"
     diagnostic = _strip_type(block.get("diagnostic-code", ""))
+    if not diagnostic:
+        diagnostic = _text_about(context, _strip_type(final))
     return build_recipient(
         rules,
         _strip_type(final),
@@ -82,6 +86,26 @@ def _recipient(rules: Rules, block: Block, context: str) -> RecipientVerdict | N
         remote_mta=_strip_type(block.get("remote-mta", "")) or None,
         action=action,
     )
+
+
+def _text_about(text: str, address: str) -> str:
+    """Return the paragraph of ``text`` from the first line naming ``address``.
+
+    OpenSMTPD and others write the remote reply only in the human-readable
+    part and leave Diagnostic-Code out.
+    """
+    if not address:
+        return ""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if address.lower() in line.lower():
+            paragraph = [line]
+            for following in lines[index + 1 : index + _PARAGRAPH_LINES]:
+                if not following.strip():
+                    break
+                paragraph.append(following)
+            return "\n".join(paragraph)
+    return ""
 
 
 def _strip_type(value: str) -> str:

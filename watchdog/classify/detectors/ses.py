@@ -8,6 +8,7 @@ a string. Mail-form SES bounces (RFC 3464) are left to the DSN detector.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from watchdog.classify.message import ParsedMessage
@@ -26,6 +27,7 @@ from watchdog.classify.verdict import (
 NAME = "amazonses_json"
 # JSON bodies larger than this are not SES notifications and are not parsed.
 _MAX_JSON_BYTES = 1_000_000
+_LONG_LINE_BREAK = re.compile(r"!\r?\n ")
 
 
 def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
@@ -74,16 +76,24 @@ def _notification(message: ParsedMessage) -> dict[str, Any] | None:
         if start < 0 or len(text) > _MAX_JSON_BYTES or "notificationType" not in text:
             continue
         end = text.rfind("}")
-        try:
-            value = json.loads(text[start : end + 1])
-        except ValueError:
-            return None
+        value = _loads(text[start : end + 1])
         if isinstance(value, dict) and isinstance(value.get("Message"), str):
-            try:
-                value = json.loads(value["Message"])
-            except ValueError:
-                return None
+            value = _loads(value["Message"])
         return value if isinstance(value, dict) else None
+    return None
+
+
+def _loads(text: str) -> object:
+    """Parse JSON, undoing the line breaks MTAs insert into long lines.
+
+    Sendmail and others split lines longer than 990 octets with ``!`` and a
+    folded newline, which breaks the one-line JSON of SES notifications.
+    """
+    for candidate in (text, _LONG_LINE_BREAK.sub("", text)):
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
     return None
 
 

@@ -102,8 +102,14 @@ def _failed_recipients(
     lines = report.splitlines()
     for value in message.headers("X-Failed-Recipients"):
         for address in _ADDRESS.findall(value):
-            spans = _spans(lines, [(i, address) for i, line in enumerate(lines)
-                                   if address.lower() in line.lower()][:1])
+            spans = _spans(
+                lines,
+                [
+                    (i, address)
+                    for i, line in enumerate(lines)
+                    if address.lower() in line.lower()
+                ][:1],
+            )
             diagnostic = spans[0][1] if spans else report
             recipient = build_recipient(
                 rules, address, diagnostic=diagnostic, context=report
@@ -197,26 +203,28 @@ def _spans(lines: list[str], starts: list[tuple[int, str]]) -> list[tuple[str, s
     text stops at the next different recipient, or at a blank line once
     some text has been collected.
     """
-    first: dict[str, int] = {}
+    first: dict[str, tuple[int, str]] = {}
     for index, address in starts:
-        first.setdefault(address.lower(), index)
-    ordered = sorted((index, address) for address, index in first.items())
+        first.setdefault(address.lower(), (index, address))
+    ordered = sorted(first.values())
     spans: list[tuple[str, str]] = []
     for position, (index, address) in enumerate(ordered):
         end = ordered[position + 1][0] if position + 1 < len(ordered) else len(lines)
         collected: list[str] = [lines[index]]
         for line in lines[index + 1 : end]:
-            if not line.strip() and len(collected) > 1:
-                if not _continues(collected):
-                    break
+            if not line.strip() and len(collected) > 1 and not _continues(collected):
+                break
             collected.append(line)
         spans.append((address, "\n".join(collected)))
     return spans
 
 
 def _continues(collected: list[str]) -> bool:
-    """Tell whether the text so far lacks a reply code, so a blank line in
-    qmail and DragonFly reports does not end it early."""
+    """Tell whether a recipient's text goes on past a blank line.
+
+    qmail and DragonFly put a blank line between the address and the remote
+    reply, so the text continues until it holds a reply code.
+    """
     return (
         status_in("\n".join(collected)) is None
         and reply_code_in(" ".join(collected)) is None
