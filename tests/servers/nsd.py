@@ -2,7 +2,7 @@
 
 nsd answers UDP and TCP on one port, so truncated answers fall back to TCP
 as they would on the internet. Every state file lives in the service
-directory; otherwise nsd writes to system paths.
+directory, because otherwise nsd writes to system paths.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from tests.servers.common import free_port, require_binary, service_dir, stop, wait_until
+from tests.servers.common import (
+    free_port,
+    require_binary,
+    service_dir,
+    stop,
+    wait_until,
+)
 
 QUERY_TIMEOUT = 0.5
 SOA_TTL = 5
@@ -43,7 +49,7 @@ class Nsd:
 def zone_text(origin: str, body: str) -> str:
     """Return a zone file for ``origin``: SOA and NS with short TTLs, then ``body``.
 
-    ``body`` holds records relative to the origin, one per line.
+    ``body`` contains records relative to the origin, one per line.
     """
     origin = origin.rstrip(".") + "."
     header = (

@@ -36,7 +36,7 @@ _STATUS_STYLES = {
 
 
 class OutputFormat(StrEnum):
-    """How findings are printed."""
+    """Output format of the findings."""
 
     TABLE = "table"
     JSON = "json"

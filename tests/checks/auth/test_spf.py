@@ -52,6 +52,14 @@ async def test_unlisted_ip_fails(resolver: dns.asyncresolver.Resolver) -> None:
     assert report.host_results[0].result == "fail"
 
 
+async def test_macro_exists(resolver: dns.asyncresolver.Resolver) -> None:
+    """An exists: term with %{i} counts one lookup and passes per IP."""
+    report = await _spf(resolver, "macro.test", [GOOD_IP, "127.0.0.20"])
+    assert report.lookups == 1
+    assert "spf_macros" in _reasons(report)
+    assert [r.result for r in report.host_results] == ["pass", "fail"]
+
+
 async def test_lookup_limit(resolver: dns.asyncresolver.Resolver) -> None:
     """Eleven includes exceed the 10-lookup limit."""
     report = await _spf(resolver, "many.test", [GOOD_IP])

@@ -31,8 +31,8 @@ Zone = dict[str, list[tuple[str, Any]]]
 def _records(entries: list[Any]) -> list[tuple[str, Any]]:
     """Turn a name's list of ``{TYPE: value}`` maps into (type, value) pairs.
 
-    An SPF value doubles as TXT unless the name has TXT data of its own; a
-    value of NONE publishes nothing; a bare TIMEOUT entry fails every type
+    An SPF value doubles as TXT unless the name has TXT data of its own. A
+    value of NONE publishes nothing. A bare TIMEOUT entry fails every type
     not listed before it.
     """
     records: list[tuple[str, Any]] = []

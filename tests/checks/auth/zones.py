@@ -1,7 +1,7 @@
 """Test data served by nsd: the ``test.`` zone, ``psdtest.`` and PTR records.
 
-Every domain lives in the ``test.`` zone (and ``psdtest.`` for a public
-suffix operator's DMARC record); the 127.0.0.0/24 reverse zone holds the
+Every domain lives in the ``test.`` zone, and ``psdtest.`` carries a public
+suffix operator's DMARC record. The 127.0.0.0/24 reverse zone contains the
 PTR records of the sending IPs 127.0.0.10-14.
 """
 
@@ -83,6 +83,8 @@ missinc TXT "v=spf1 include:nothere.test -all"
 badsyntax TXT "v=spf1 ip4:{GOOD_IP} mx:: foo -all"
 big {txt(f"v=spf1 {big} ip4:{GOOD_IP} -all")}
 other TXT "v=spf1 ip4:192.0.2.1 -all"
+macro TXT "v=spf1 exists:%{{i}}.ok.macro.test -all"
+{GOOD_IP}.ok.macro A 127.0.0.2
 """
 
 

@@ -27,7 +27,7 @@ _POLICY_VALUES = {"none": 0, "quarantine": 1, "reject": 2}
 
 @dataclass(frozen=True)
 class _Run:
-    """What every domain of one audit shares."""
+    """Settings and clients shared by every domain of one audit."""
 
     resolver: dns.asyncresolver.Resolver
     ips: list[str]

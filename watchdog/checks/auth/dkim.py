@@ -35,8 +35,8 @@ class DkimReport:
 def parse_tags(text: str) -> dict[str, str]:
     """Split a ``tag=value; ...`` list (DKIM and DMARC) into a dict.
 
-    Tag names are lower-cased; the first occurrence of a tag wins. Whitespace
-    around names and values is dropped.
+    Tag names are lower-cased, and the first occurrence of a tag wins.
+    Whitespace around names and values is dropped.
     """
     tags: dict[str, str] = {}
     for part in text.split(";"):
@@ -142,7 +142,7 @@ def key_bits(key_type: str, public_key: str) -> int:
     except ValueError:
         raise ValueError("p= is not a DER-encoded RSA public key") from None
     if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("k=rsa but p= holds a key of another type")
+        raise ValueError("k=rsa but p= contains a key of another type")
     return key.key_size
 
 

@@ -24,8 +24,8 @@ REMOVED_TAGS = ("pct", "rf", "ri")
 class DmarcReport:
     """The DMARC findings of one domain and the policy a receiver applies to it.
 
-    ``policy`` is none, quarantine or reject, or None when no single record
-    applies or the lookup failed.
+    ``policy`` is one of "none", "quarantine" or "reject". It is None when no
+    single record applies or the lookup failed.
     """
 
     findings: list[Finding]
@@ -72,7 +72,7 @@ def effective_policy(domain: str, found_at: str, tags: dict[str, str]) -> str:
     """Return the policy applied to mail from ``domain`` under a record at ``found_at``.
 
     ``sp`` applies to subdomains of the record's domain, falling back to
-    ``p``; a missing or invalid ``p`` means none (RFC 9989 section 4.7).
+    ``p``. A missing or invalid ``p`` means none.
     """
     policy = tags.get("p", "none").lower()
     if domain != found_at and "sp" in tags:

@@ -23,11 +23,13 @@ WALK_JUMP_LABELS = 7
 
 @dataclass(frozen=True)
 class Discovery:
-    """Where a method found a DMARC policy for the queried domain.
+    """Location of the DMARC policy one discovery method found for a domain.
 
     ``found_at`` is the domain owning the ``_dmarc`` record, or None when no
-    record was found; ``records`` are all DMARC records there (more than one
-    means no policy applies); ``queries`` counts the TXT queries made.
+    record was found. ``records`` are all DMARC records there, and more than
+    one means no policy applies. ``queries`` counts the TXT queries made.
+    ``other_texts`` are the non-DMARC TXT strings at the found name, or at
+    the queried domain when nothing was found.
     """
 
     method: str

@@ -22,7 +22,7 @@ class Check(StrEnum):
 
 
 class Status(StrEnum):
-    """How a receiver would judge what was found.
+    """Verdict on a finding, as a receiver would judge it.
 
     ``error`` is a defect a receiver acts on. ``lookup_failed`` means a query
     timed out or returned SERVFAIL or REFUSED, so the record is unknown: it

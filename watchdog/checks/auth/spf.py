@@ -149,6 +149,12 @@ def _walk_findings(domain: str, walked: WalkResult) -> list[Finding]:
         findings.append(_error(domain, "spf_include_missing", detail))
     for problem in walked.broken_targets:
         findings.append(_error(domain, "spf_include_syntax", problem))
+    if walked.macro_terms:
+        detail = (
+            f"terms with macros ({', '.join(walked.macro_terms)}) count as lookups "
+            "but resolve only in check_host for each sending IP"
+        )
+        findings.append(Finding(domain, Check.SPF, Status.OK, "spf_macros", detail))
     for target in walked.mx_overflow:
         detail = f"'mx' target {target!r} has more than 10 MX names: permerror"
         findings.append(_error(domain, "spf_mx_limit", detail))

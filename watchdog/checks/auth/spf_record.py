@@ -1,9 +1,9 @@
 """SPF record selection, syntax (RFC 7208 section 12) and the static lookup walk.
 
-The walk follows ``include`` and ``redirect`` from the published record and
-counts the DNS lookups and void lookups of the whole tree, independent of
-any sending IP, so the lookup limits are judged on what the record can cost
-a receiver. Targets containing macros are evaluated only by ``check_host``.
+The walk follows ``include`` and ``redirect`` from the published record. It
+counts the DNS lookups and void lookups of the whole tree without any
+sending IP, so the limits are judged on what the record can cost a receiver. Targets
+containing macros are evaluated only by ``check_host``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from watchdog.checks.auth.lookup import Lookup
 MAX_LOOKUPS = 10
 MAX_VOID_LOOKUPS = 2
 MAX_MX_NAMES = 10
-# The walk stops here so that a runaway tree costs a bounded number of queries.
+# The walk stops after this many queries so that a runaway tree costs a
+# bounded number. Each counted term makes at most 2 queries, so a walk that
+# stops here has already counted 30 lookups, far over the limit of 10.
 WALK_QUERY_BUDGET = 60
 
 _SPF_PREFIX = re.compile(r"^v=spf1( |$)", re.IGNORECASE)
@@ -104,7 +106,7 @@ def target_domain(term: Term, current: str) -> str:
 
 @dataclass
 class WalkResult:
-    """What the walk found below one published record."""
+    """Counts and defects found by the walk below one published record."""
 
     lookups: int = 0
     void_lookups: int = 0
@@ -114,6 +116,7 @@ class WalkResult:
     broken_targets: list[str] = field(default_factory=list)
     mx_overflow: list[str] = field(default_factory=list)
     macro_terms: list[str] = field(default_factory=list)
+    query_limit: int = 0
 
 
 async def walk(lookup: Lookup, domain: str, terms: list[Term]) -> WalkResult:
@@ -122,7 +125,7 @@ async def walk(lookup: Lookup, domain: str, terms: list[Term]) -> WalkResult:
     Raises DnsError when a query fails, because a partial count would be
     wrong in an unknown direction.
     """
-    result = WalkResult()
+    result = WalkResult(query_limit=lookup.queries + WALK_QUERY_BUDGET)
     await _walk_terms(lookup, domain, terms, (domain,), result)
     return result
 
@@ -136,7 +139,7 @@ async def _walk_terms(
 ) -> None:
     has_all = any(term.name == "all" for term in terms)
     for term in terms:
-        if lookup.queries > WALK_QUERY_BUDGET:
+        if lookup.queries > result.query_limit:
             return
         if term.modifier and not (term.name == "redirect" and not has_all):
             continue
