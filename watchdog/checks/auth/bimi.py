@@ -46,7 +46,8 @@ async def check_bimi(
             findings.append(_finding(domain, Status.WARNING, "bimi_invalid", detail))
     findings += _dmarc_findings(domain, dmarc_policy, dmarc_record)
     if not findings:
-        findings.append(_finding(domain, Status.OK, "bimi_ok", records[0]))
+        detail = f"{records[0]!r} with an enforcing DMARC policy"
+        findings.append(_finding(domain, Status.OK, "bimi_ok", detail))
     return findings
 
 

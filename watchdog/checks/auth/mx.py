@@ -50,7 +50,8 @@ async def check_mx(
         except DnsError as exc:
             findings.append(lookup_failed(domain, Check.MX, exc, host))
     if not findings:
-        detail = f"MX hosts {', '.join(hosts)} resolve to public addresses"
+        scope = "addresses" if allow_private else "public addresses"
+        detail = f"MX hosts {', '.join(hosts)} resolve to {scope}"
         findings.append(_finding(domain, Status.OK, "mx_ok", detail))
     return MxReport(findings, hosts)
 
