@@ -5,10 +5,10 @@ Usage::
     .venv/bin/python bench/store_write.py [--url URL] [--messages N] [--batch B]
 
 Without ``--url`` it writes to an SQLite file in a temporary directory
-(WAL, synchronous=FULL). Each message carries one recipient verdict; a
-third are hard bounces, a third mailbox-full soft bounces over 500
-addresses (so the soft-bounce count query and suppressions run), a third
-transient. ``--batch 1`` commits every message on its own.
+(WAL, synchronous=FULL). Each message carries one recipient verdict for
+one of 500 addresses. A third are hard bounces, a third mailbox-full soft
+bounces and a third transient, so the soft-bounce count query and the
+suppression writes both run. ``--batch 1`` commits every message on its own.
 """
 
 from __future__ import annotations

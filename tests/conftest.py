@@ -29,12 +29,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
     The PostgreSQL case creates a fresh database on the server named in
     tests/servers/postgres.py and drops it afterwards; it is skipped when
-    that server does not answer.
+    that server refuses connections.
     """
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'watchdog.db'}"
         return
     if not postgres.available():
-        pytest.skip(f"PostgreSQL at {postgres.admin_url()!r} does not answer")
+        pytest.skip(f"PostgreSQL at {postgres.admin_url()!r} is not reachable")
     with postgres.fresh_database() as url:
         yield url

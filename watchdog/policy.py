@@ -3,7 +3,7 @@
 Pure functions over values the store reads for them, tested without a
 database. The rules:
 
-- only verified events count: an unverified bounce suppresses nobody;
+- only verified events count: an unverified bounce suppresses no address;
 - category ``address`` (a hard bounce) and ``complaint`` suppress at once,
   with no expiry;
 - category ``mailbox`` (``mailboxfull``, ``suspend``) suppresses once the
@@ -27,7 +27,7 @@ from watchdog.config import Policy
 
 
 class SuppressionReason(StrEnum):
-    """Why an address is on the suppression list."""
+    """Reason an address is on the suppression list."""
 
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCE = "soft_bounce"
@@ -86,10 +86,10 @@ def decide(
     """
     if not verified:
         return None
-    wanted = _wanted(category, soft_bounces, policy, now)
-    if wanted is None or not replaces(current, wanted.reason, now):
+    change = _change_for(category, soft_bounces, policy, now)
+    if change is None or not replaces(current, change.reason, now):
         return None
-    return wanted
+    return change
 
 
 def replaces(current: Entry | None, reason: SuppressionReason, now: datetime) -> bool:
@@ -104,7 +104,7 @@ def replaces(current: Entry | None, reason: SuppressionReason, now: datetime) ->
     return _RANK[reason] >= _RANK[current.reason]
 
 
-def _wanted(
+def _change_for(
     category: Category, soft_bounces: int, policy: Policy, now: datetime
 ) -> Change | None:
     if category is Category.ADDRESS:

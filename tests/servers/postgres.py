@@ -25,7 +25,7 @@ def admin_url() -> str:
 
 
 def available() -> bool:
-    """Tell whether the server answers within two seconds."""
+    """Tell whether the server accepts a connection within two seconds."""
     try:
         with psycopg.connect(admin_url(), connect_timeout=2):
             return True
@@ -58,7 +58,7 @@ def drop_database(name: str) -> None:
 def terminate_sessions(url: str) -> int:
     """End every session on the database of ``url``; return how many ended.
 
-    The store sees this as the server dropping its connections, the same
+    The store gets this as the server dropping its connections, the same
     error a restart produces.
     """
     name = psycopg.conninfo.conninfo_to_dict(url.replace("+psycopg", ""))["dbname"]

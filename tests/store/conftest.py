@@ -49,6 +49,6 @@ def bounce(
 def postgres_url() -> Iterator[str]:
     """The URL of a fresh PostgreSQL database, for PostgreSQL-only tests."""
     if not postgres.available():
-        pytest.skip(f"PostgreSQL at {postgres.admin_url()!r} does not answer")
+        pytest.skip(f"PostgreSQL at {postgres.admin_url()!r} is not reachable")
     with postgres.fresh_database() as url:
         yield url

@@ -76,7 +76,7 @@ def upgrade_command(
 
 @app.command("check")
 def check_command(database: DatabaseOption = None, config: ConfigOption = None) -> None:
-    """Check that the database answers and passes PRAGMA quick_check (SQLite)."""
+    """Check that the database accepts queries and passes PRAGMA quick_check."""
     store = open_store(database, config)
     try:
         store.check()

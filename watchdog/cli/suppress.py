@@ -50,7 +50,7 @@ err = Console(stderr=True, highlight=False)
 
 
 class ListFormat(StrEnum):
-    """How ``suppress list`` prints entries."""
+    """Output format of ``suppress list``."""
 
     TABLE = "table"
     CSV = "csv"
@@ -203,10 +203,12 @@ def add_command(
     config: ConfigOption = None,
 ) -> None:
     """Add addresses, overwriting any entry they have."""
-    who = _actor(actor)
+    actor_name = _actor(actor)
     with _opened(database, config) as store:
         for address in addresses:
-            action = store.add_suppression(address, actor=who, reason=reason, note=note)
+            action = store.add_suppression(
+                address, actor=actor_name, reason=reason, note=note
+            )
             out.print(f"{escape(address)}: {action or 'unchanged'}")
 
 
@@ -227,11 +229,11 @@ def remove_command(
 
     Exits with status 1 when any address was not on the list.
     """
-    who = _actor(actor)
+    actor_name = _actor(actor)
     missing = 0
     with _opened(database, config) as store:
         for address in addresses:
-            removed = store.remove_suppression(address, actor=who, note=note)
+            removed = store.remove_suppression(address, actor=actor_name, note=note)
             missing += not removed
             out.print(
                 f"{escape(address)}: {'removed' if removed else 'not suppressed'}"

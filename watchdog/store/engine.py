@@ -4,8 +4,8 @@ SQLite runs in WAL mode with ``synchronous=FULL``: with ``NORMAL`` a power
 loss can roll back a committed transaction, and since a message leaves its
 folder right after COMMIT it would then be gone with no row. pysqlite's own
 BEGIN is turned off and every write transaction starts with
-``BEGIN IMMEDIATE``, which waits for the busy timeout; a deferred
-transaction that read first fails at once with "database is locked".
+``BEGIN IMMEDIATE``, which waits for the busy timeout. A deferred
+transaction that read first would fail at once with "database is locked".
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def _postgres_engine(url: str) -> Engine:
 
 
 @contextlib.contextmanager
-def translated(what: str) -> Iterator[None]:
-    """Re-raise database errors met while doing ``what`` as StoreError.
+def translated(operation: str) -> Iterator[None]:
+    """Re-raise database errors met while doing ``operation`` as StoreError.
 
     Locks, timeouts, a full disk and lost connections become StoreBusy,
     which the caller may retry; everything else becomes StoreError.
@@ -103,24 +103,24 @@ def translated(what: str) -> Iterator[None]:
     try:
         yield
     except sa_exc.SQLAlchemyError as exc:
-        raise classify_error(exc, what) from exc
+        raise classify_error(exc, operation) from exc
     except OSError as exc:
-        raise classify_error(exc, what) from exc
+        raise classify_error(exc, operation) from exc
 
 
-def classify_error(exc: BaseException, what: str) -> StoreError:
-    """Return the StoreError or StoreBusy for ``exc`` raised while doing ``what``."""
+def classify_error(exc: BaseException, operation: str) -> StoreError:
+    """Return the StoreError or StoreBusy for ``exc`` raised by ``operation``."""
     reason = _busy_reason(exc)
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0:1]
     text = detail[0] if detail else type(exc).__name__
     if reason is None:
-        return StoreError(f"{what} failed: {text}")
+        return StoreError(f"{operation} failed: {text}")
     hint = {
         "locked": "another process holds the database; retried later",
         "disk_full": "free space on the database's file system",
         "disconnected": "check that the database server is running",
     }[reason]
-    return StoreBusy(f"{what} failed ({reason}): {text}; {hint}", reason=reason)
+    return StoreBusy(f"{operation} failed ({reason}): {text}; {hint}", reason=reason)
 
 
 def _busy_reason(exc: BaseException) -> str | None:

@@ -44,8 +44,12 @@ def require_address(text: str) -> str:
 
 
 class _Transactions(Protocol):
-    def _read(self, what: str) -> contextlib.AbstractContextManager[Connection]: ...
-    def _write(self, what: str) -> contextlib.AbstractContextManager[Connection]: ...
+    def _read(
+        self, operation: str
+    ) -> contextlib.AbstractContextManager[Connection]: ...
+    def _write(
+        self, operation: str
+    ) -> contextlib.AbstractContextManager[Connection]: ...
 
 
 class SuppressionList:
@@ -69,7 +73,7 @@ class SuppressionList:
         """Yield entries ordered by address, reading ``chunk`` rows per query.
 
         Each query is its own short transaction, so a slow consumer never
-        holds the database.
+        keeps a transaction open.
         """
         after: str | None = None
         while True:

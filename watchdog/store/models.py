@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, UniqueConst
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-# Longest diagnostic text kept per event; the rest is cut.
+# Maximum characters of diagnostic text kept per event; the rest is cut.
 MAX_DIAGNOSTIC_CHARS = 1000
 
 

@@ -11,7 +11,7 @@ from watchdog.policy import Entry, SuppressionReason
 
 
 class AuditAction(StrEnum):
-    """What a change did to a suppression entry."""
+    """Kind of change made to a suppression entry."""
 
     ADD = "add"
     UPDATE = "update"
@@ -20,7 +20,7 @@ class AuditAction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """What ``Store.record`` wrote.
+    """Result of ``Store.record``.
 
     ``inserted`` is False when these bytes were already recorded with a
     final outcome, and then nothing else was written.

@@ -111,7 +111,7 @@ class Store(SuppressionList):
             run_upgrade(conn)
 
     def check(self) -> None:
-        """Check that the database answers and, on SQLite, is not corrupt.
+        """Check that the database accepts queries and, on SQLite, is not corrupt.
 
         Raises StoreError naming the first problem ``PRAGMA quick_check``
         reports.
@@ -167,9 +167,9 @@ class Store(SuppressionList):
             holder.close()
 
     @contextlib.contextmanager
-    def _write(self, what: str) -> Iterator[Connection]:
+    def _write(self, operation: str) -> Iterator[Connection]:
         holder = self._batch.get()
-        with translated(what):
+        with translated(operation):
             if holder is None:
                 with self._engine.begin() as conn:
                     yield conn
@@ -179,9 +179,9 @@ class Store(SuppressionList):
                 yield conn
 
     @contextlib.contextmanager
-    def _read(self, what: str) -> Iterator[Connection]:
+    def _read(self, operation: str) -> Iterator[Connection]:
         holder = self._batch.get()
-        with translated(what):
+        with translated(operation):
             if holder is not None and holder.conn is not None:
                 yield holder.conn
                 return
