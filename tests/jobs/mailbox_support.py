@@ -126,6 +126,7 @@ def make_rig(
     classifier: Any = None,
     backoff: Backoff | None = None,
     wake: Any = None,
+    concurrency: int = 1,
 ) -> Rig:
     """Open the store, upgrade it and build the worker for mailbox ``bounces``."""
     store = Store(url)
@@ -145,6 +146,7 @@ def make_rig(
         stop=stop,
         wake=wake,
         backoff=backoff or fast_backoff(),
+        concurrency=concurrency,
     )
     return Rig(worker, store, metrics, settings, stop)
 

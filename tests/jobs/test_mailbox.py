@@ -394,6 +394,35 @@ async def test_stall_mid_fetch(dovecot: Dovecot, user: str, database_url: str) -
     assert_clean(audit(dovecot, user, raws, database_url), 5)
 
 
+async def test_concurrent_classify(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """Eight messages classified at once still count each exactly once."""
+    raws = make_bounces(40, user)
+    raws.append(raws[0])  # the same bytes twice within one batch
+    fill(dovecot, user, raws)
+    settings = settings_for(dovecot, user, batch_size=50)
+    rig = make_rig(
+        settings,
+        database_url,
+        classifier=SlowClassifier(settings.limits, 0.05),
+        concurrency=8,
+    )
+
+    began = asyncio.get_running_loop().time()
+    summary = await rig.worker.poll()
+    seconds = asyncio.get_running_loop().time() - began
+    await rig.worker.close()
+
+    assert summary.messages == 41
+    assert summary.outcomes.get("duplicate") == 1
+    assert seconds < 41 * 0.05
+    report = audit(dovecot, user, raws[1:40], database_url)
+    assert_clean(report, 39)
+    assert len(dovecot.uids(user, "Processed")) == 41
+    assert dovecot.uids(user) == []
+
+
 async def test_stop_mid_batch(dovecot: Dovecot, user: str, database_url: str) -> None:
     """A stop request ends the cycle after the current message is moved."""
     raws = make_bounces(30, user)

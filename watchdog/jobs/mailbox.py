@@ -88,9 +88,11 @@ class _ConnectionLost(ImapError):
 class MailboxWorker:
     """Poll one IMAP mailbox and watch it with IDLE.
 
-    ``stop`` set (on SIGTERM) ends a running poll after the current message
-    is committed and moved, and ends ``watch``. ``wake`` is called from
-    ``watch`` when the server announces new mail.
+    ``stop`` set (on SIGTERM) ends a running poll after the messages in
+    flight are committed and moved, and ends ``watch``. ``wake`` is called
+    from ``watch`` when the server announces new mail. ``concurrency`` is
+    how many messages are classified at once; set it to the classifier
+    pool's size.
     """
 
     def __init__(
@@ -105,8 +107,10 @@ class MailboxWorker:
         stop: asyncio.Event | None = None,
         wake: Callable[[], None] | None = None,
         backoff: Backoff | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.name = name
+        self._concurrency = concurrency
         self._mailbox = mailbox
         self._store = store
         self._processor = processor
@@ -230,7 +234,12 @@ class MailboxWorker:
     async def _cycle(self, began: float) -> CycleSummary:
         session = await self._connected()
         folder_pass = FolderPass(
-            self._plan, self._store, self._processor, stop=self._stop, left=self._left
+            self._plan,
+            self._store,
+            self._processor,
+            stop=self._stop,
+            left=self._left,
+            concurrency=self._concurrency,
         )
         start = await folder_pass.start(session)
         self._metrics.backlog.labels(self.name).set(len(start.uids))

@@ -135,10 +135,12 @@ def destination(result: Result, plan: FolderPlan) -> str | None:
 class FolderPass:
     """Run one pass over ``plan.folder`` on an open session.
 
-    ``stop`` set during a batch ends the pass after the current message:
-    what was processed is committed and moved, the rest stays for later.
+    ``stop`` set during a batch ends the pass once the messages in flight are
+    done: what was processed is committed and moved, the rest stays for
+    later.
     ``left`` holds UIDs left in place during earlier passes of this process,
-    which are not fetched again while UIDVALIDITY holds.
+    which are not fetched again while UIDVALIDITY holds. ``concurrency``
+    messages are classified at once, to keep a worker pool busy.
     """
 
     def __init__(
@@ -149,7 +151,12 @@ class FolderPass:
         *,
         stop: asyncio.Event,
         left: set[int],
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            msg = f"concurrency must be at least 1, not {concurrency!r}"
+            raise ValueError(msg)
+        self._concurrency = concurrency
         self._plan = plan
         self._store = store
         self._processor = processor
@@ -218,27 +225,56 @@ class FolderPass:
         sizes: dict[int, int],
         bodies: dict[int, bytes],
     ) -> list[MessageReport]:
-        """Process the batch in one transaction; stop after a message on request."""
+        """Process the batch in one transaction, ``concurrency`` messages at a time.
+
+        Store calls are synchronous, so concurrent messages overlap only
+        while they wait for the classifier. On a stop request no new message
+        starts and those in flight finish. If one raises, the others are
+        cancelled and the whole transaction rolls back.
+        """
         plan = self._plan
         reports: list[MessageReport] = []
+        waiting = iter(uids)
+        running: set[asyncio.Task[MessageReport | None]] = set()
         with self._store.batch():
-            for uid in uids:
-                ref = MessageRef(plan.source, plan.folder, uidvalidity, uid)
-                if sizes[uid] > plan.max_message_bytes:
-                    digest = oversize_digest(plan, uidvalidity, uid)
-                    result = self._processor.quarantine_oversize(
-                        ref, sizes[uid], digest
+            try:
+                while True:
+                    while len(running) < self._concurrency and not self._stop.is_set():
+                        uid = next(waiting, None)
+                        if uid is None:
+                            break
+                        ref = MessageRef(plan.source, plan.folder, uidvalidity, uid)
+                        body = bodies.pop(uid, None)
+                        running.add(
+                            asyncio.create_task(self._one(ref, sizes[uid], body))
+                        )
+                    if not running:
+                        break
+                    done, running = await asyncio.wait(
+                        running, return_when=asyncio.FIRST_COMPLETED
                     )
-                elif uid in bodies:
-                    result = await self._processor.process(ref, bodies.pop(uid))
-                else:
-                    continue  # expunged by another client since the size FETCH
-                reports.append(MessageReport(uid, result, destination(result, plan)))
-                if len(reports) == 1:
-                    fault_point("mid_batch")
-                if self._stop.is_set():
-                    break
+                    for task in done:
+                        if (report := task.result()) is not None:
+                            reports.append(report)
+                            if len(reports) == 1:
+                                fault_point("mid_batch")
+            finally:
+                await _cancel_all(running)
         return reports
+
+    async def _one(
+        self, ref: MessageRef, size: int, body: bytes | None
+    ) -> MessageReport | None:
+        """Process one message; None when it vanished since the size FETCH."""
+        assert ref.uid is not None and ref.uidvalidity is not None
+        if size > self._plan.max_message_bytes:
+            digest = oversize_digest(self._plan, ref.uidvalidity, ref.uid)
+            result = self._processor.quarantine_oversize(ref, size, digest)
+        elif body is not None:
+            result = await self._processor.process(ref, body)
+        else:
+            return None  # expunged by another client since the size FETCH
+        return MessageReport(ref.uid, result, destination(result, self._plan))
 
     async def _move(
         self, session: ImapSession, reports: Sequence[MessageReport]
@@ -288,3 +324,12 @@ def _budget_groups(
         held += size
     if group:
         yield group
+
+
+async def _cancel_all(tasks: set[asyncio.Task[MessageReport | None]]) -> None:
+    """Cancel unfinished tasks and wait until they have ended."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
