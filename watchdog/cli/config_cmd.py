@@ -12,11 +12,10 @@ import os
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from watchdog.cli.db import EXIT_USAGE, ConfigOption, fail
 from watchdog.config import Settings, TlsMode, load_settings
+from watchdog.daemon import safe_database_url
 from watchdog.errors import ConfigError
 
 app = typer.Typer(help="Validate the configuration.", no_args_is_help=True)
@@ -84,14 +83,6 @@ def _print_sources(settings: Settings) -> None:
         out.print(f"local:     {escape(name)} ({local.kind}) {escape(where)}, {every}")
     if not settings.mailboxes and not settings.local:
         out.print(escape("sources:   none; add [mailboxes.NAME] or [local.NAME]"))
-
-
-def safe_database_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.rsplit("@", maxsplit=1)[-1]
 
 
 EXAMPLE = """\

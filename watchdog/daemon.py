@@ -1,0 +1,250 @@
+"""The daemon: wire the store, classifier pool, sources, scheduler and HTTP.
+
+``run_daemon`` returns after SIGTERM or SIGINT. Shutdown stops scheduling
+and lets each mailbox worker finish the COMMIT and MOVE of the message in
+hand. It then logs out and closes the pool and the store. Running polls get
+``POLL_BUDGET`` seconds and each later step ``STEP_BUDGET``, which keeps the
+whole shutdown near 8 s, inside Docker's default 10 s grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from watchdog import __version__
+from watchdog.classify.worker import ClassifierPool
+from watchdog.config import LocalSource, Settings
+from watchdog.http import HttpServer, create_app
+from watchdog.jobs.local import process_path
+from watchdog.jobs.mailbox import MailboxWorker
+from watchdog.jobs.scheduler import Scheduler
+from watchdog.metrics import Metrics
+from watchdog.pipeline import Outcome, Processor, Result
+from watchdog.sources.local import LocalMessage
+from watchdog.store import Store
+
+# Seconds running polls get after the signal before they are cancelled.
+POLL_BUDGET = 5.0
+# Seconds for each later step: IDLE watchers, logouts, the HTTP listener.
+STEP_BUDGET = 1.0
+# A digest no message has, so looking it up only proves the database responds.
+_PROBE_DIGEST = "0" * 64
+
+log = structlog.get_logger("watchdog.daemon")
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    store: Store
+    pool: ClassifierPool
+    scheduler: Scheduler
+    workers: dict[str, MailboxWorker]
+    http: HttpServer | None
+
+
+async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set or SIGTERM or SIGINT arrives.
+
+    Raises StoreError when the database cannot be opened or migrated and
+    OSError when the HTTP address cannot be bound; nothing is left running
+    then.
+    """
+    stop = stop if stop is not None else asyncio.Event()
+    received = _on_signals(stop)
+    started = time.monotonic()
+    metrics = Metrics()
+    store = Store(
+        settings.database.url, busy_timeout=settings.database.busy_timeout_seconds
+    )
+    try:
+        store.upgrade()
+        store.check()
+        parts = await _start(settings, store, metrics, stop)
+    except BaseException:
+        store.close()
+        raise
+    _log_started(settings, parts, started)
+
+    watchers = [
+        asyncio.create_task(worker.watch(), name=f"idle {name}")
+        for name, worker in parts.workers.items()
+    ]
+    await stop.wait()
+    log.info("daemon_stopping", signal=received[0] if received else None)
+    stopping = time.monotonic()
+    await _shutdown(parts, watchers)
+    log.info("daemon_stopped", shutdown_seconds=round(time.monotonic() - stopping, 3))
+
+
+async def _start(
+    settings: Settings, store: Store, metrics: Metrics, stop: asyncio.Event
+) -> _Parts:
+    pool = ClassifierPool(
+        settings.limits, size=settings.limits.workers, metrics=metrics
+    )
+    await pool.start()
+    processor = Processor(store, pool, settings)
+    scheduler = Scheduler(metrics)
+    workers: dict[str, MailboxWorker] = {}
+    for name, mailbox in settings.mailboxes.items():
+        worker = MailboxWorker(
+            name,
+            mailbox,
+            store=store,
+            processor=processor,
+            metrics=metrics,
+            limits=settings.limits,
+            stop=stop,
+            wake=functools.partial(scheduler.wake, name),
+        )
+        workers[name] = worker
+        scheduler.add_mailbox(
+            name,
+            worker.poll,
+            interval=mailbox.poll_interval_seconds,
+            cycle_timeout=mailbox.cycle_timeout_seconds,
+        )
+    for name, local in settings.local.items():
+        poll = _local_poll(processor, metrics, settings, name, local)
+        scheduler.add(name, poll, interval=local.poll_interval_seconds, deadline=None)
+
+    http = None
+    if settings.http.enabled:
+        app = create_app(metrics, scheduler, functools.partial(_probe, store))
+        http = HttpServer(app, settings.http.host, settings.http.port)
+        try:
+            await http.start()
+        except OSError:
+            await pool.close()
+            raise
+    scheduler.start()
+    return _Parts(store, pool, scheduler, workers, http)
+
+
+def _local_poll(
+    processor: Processor,
+    metrics: Metrics,
+    settings: Settings,
+    name: str,
+    local: LocalSource,
+) -> Callable[[], Awaitable[None]]:
+    async def poll() -> None:
+        new = 0
+
+        def count(message: LocalMessage, result: Result) -> None:
+            nonlocal new
+            # Every poll reads every file again, so duplicates are not news.
+            if result.outcome is not Outcome.DUPLICATE:
+                new += 1
+                metrics.message(name, result.kind.value, result.outcome.value)
+            if result.error is not None:
+                log.warning(
+                    "message_not_processed",
+                    source=name,
+                    path=message.key,
+                    outcome=result.outcome.value,
+                    error=result.error,
+                    sha256=result.sha256,
+                )
+
+        total = await process_path(
+            processor,
+            name,
+            local.path,
+            fmt=local.format,
+            max_bytes=settings.limits.max_message_bytes,
+            on_result=count,
+        )
+        log.info("local_poll_done", source=name, messages=total, new=new)
+
+    return poll
+
+
+async def _probe(store: Store) -> None:
+    # NOTE: the store is synchronous, so a database that hangs (PostgreSQL
+    # unreachable) blocks the event loop for up to its connect timeout here.
+    store.is_recorded(_PROBE_DIGEST)
+
+
+def _on_signals(stop: asyncio.Event) -> list[str]:
+    """Set ``stop`` on SIGTERM or SIGINT; return the list the names go to."""
+    received: list[str] = []
+
+    def handle(signum: signal.Signals) -> None:
+        received.append(signum.name)
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, handle, signum)
+    return received
+
+
+async def _shutdown(parts: _Parts, watchers: list[asyncio.Task[None]]) -> None:
+    cancelled = await parts.scheduler.stop(budget=POLL_BUDGET)
+    if cancelled:
+        log.warning("polls_cancelled", sources=cancelled, budget_seconds=POLL_BUDGET)
+    await _finish(watchers)
+    logouts = [_bounded(worker.close()) for worker in parts.workers.values()]
+    await asyncio.gather(*logouts)
+    if parts.http is not None:
+        await _bounded(parts.http.stop())
+    await parts.pool.close()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+    parts.store.close()
+
+
+async def _finish(tasks: list[asyncio.Task[None]]) -> None:
+    """Give ``tasks`` one step of the budget to end, then cancel them."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=STEP_BUDGET)
+    for task in pending:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _bounded(step: Awaitable[None]) -> None:
+    """Await one shutdown step for at most STEP_BUDGET seconds, logging failures."""
+    try:
+        async with asyncio.timeout(STEP_BUDGET):
+            await step
+    except Exception as exc:  # shutdown goes on whatever one step does
+        log.warning("shutdown_step_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _log_started(settings: Settings, parts: _Parts, started: float) -> None:
+    listen = None
+    if parts.http is not None:
+        listen = f"{settings.http.host}:{parts.http.port}"
+    log.info(
+        "daemon_started",
+        version=__version__,
+        mailboxes=sorted(settings.mailboxes),
+        local=sorted(settings.local),
+        database=safe_database_url(settings.database.url),
+        http=listen,
+        classifier_workers=parts.pool.size,
+        startup_seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def safe_database_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.rsplit("@", maxsplit=1)[-1]
