@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -29,3 +32,23 @@ def test_migration_matches_models(store: Store) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": False})
         differences = compare_metadata(context, metadata)
     assert differences == []
+
+
+def test_concurrent_upgrades(database_url: str) -> None:
+    """Processes that upgrade an empty database at once all succeed."""
+    script = (
+        "import sys; from watchdog.store import Store; Store(sys.argv[1]).upgrade()"
+    )
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, database_url], stderr=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    for child in children:
+        _, stderr = child.communicate(timeout=120)
+        assert child.returncode == 0, stderr.decode()
+    store = Store(database_url)
+    with store._engine.connect() as conn:
+        assert current_revision(conn) == head_revision()
+    store.close()

@@ -139,3 +139,16 @@ def test_address_at_limit(store: Store) -> None:
     """A 64-octet local part is accepted."""
     address = "a" * 64 + "@example.com"
     assert store.add_suppression(address, actor="ops") is AuditAction.ADD
+
+
+def test_is_suppressed(store: Store) -> None:
+    """is_suppressed is true only for an active entry."""
+    now = datetime.now(UTC)
+    store.add_suppression("a@example.com", actor="ops")
+    store.add_suppression(
+        "b@example.com", actor="ops", reason=R.SOFT_BOUNCE, expires_at=now
+    )
+    assert store.is_suppressed("a@example.com")
+    assert not store.is_suppressed("b@example.com", now)
+    assert not store.is_suppressed("c@example.com")
+    assert not store.is_suppressed("not an address")

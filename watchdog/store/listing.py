@@ -116,6 +116,7 @@ class SuppressionList:
             return suppressions.write(
                 conn,
                 normalised,
+                current=suppressions.get(conn, normalised, for_update=True),
                 reason=reason,
                 expires_at=expires_at,
                 actor=actor,
@@ -184,6 +185,7 @@ def _import_chunk(conn: Connection, rows: list[ImportRow], actor: str) -> Import
         action = suppressions.write(
             conn,
             row.address,
+            current=current,
             reason=row.reason,
             expires_at=None,
             actor=actor,

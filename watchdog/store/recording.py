@@ -172,6 +172,7 @@ def _apply_policy(
     action = suppressions.write(
         conn,
         event.recipient,
+        current=current,
         reason=change.reason,
         expires_at=change.expires_at,
         actor="daemon",

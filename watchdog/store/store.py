@@ -106,9 +106,22 @@ class Store(SuppressionList):
     # -- lifecycle ---------------------------------------------------------
 
     def upgrade(self) -> None:
-        """Apply every pending migration (``alembic upgrade head``)."""
+        """Apply every pending migration (``alembic upgrade head``).
+
+        Safe when several processes start at once: SQLite's BEGIN IMMEDIATE
+        and a transaction-scoped advisory lock on PostgreSQL run them one
+        after the other.
+        """
         with translated("upgrading the database schema"), self._engine.begin() as conn:
+            if self.dialect == "postgresql":
+                key = locks.lock_key("mail-watchdog", "schema")
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
             run_upgrade(conn)
+
+    def is_suppressed(self, address: str, now: datetime | None = None) -> bool:
+        """Tell whether ``address`` (any spelling) has an active entry at ``now``."""
+        entry = self.suppression(address)
+        return entry is not None and entry.is_active(now or utcnow())
 
     def check(self) -> None:
         """Check that the database accepts queries and, on SQLite, is not corrupt.

@@ -75,6 +75,7 @@ def write(
     conn: Connection,
     address: str,
     *,
+    current: Suppression | None,
     reason: SuppressionReason,
     expires_at: datetime | None,
     actor: str,
@@ -85,10 +86,11 @@ def write(
 ) -> AuditAction | None:
     """Add or overwrite the entry of ``address`` and audit the change.
 
-    Returns the audited action, or None when only the event ids and the
-    update time moved (the same entry hit again by the daemon).
+    ``current`` is the entry as read with ``get(..., for_update=True)`` in
+    the same transaction. Returns the audited action, or None when only the
+    event ids and the update time moved (the same entry hit again by the
+    daemon).
     """
-    current = get(conn, address, for_update=True)
     if current is None:
         values = {
             "address": address,
