@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from watchdog.checks.dnsbl.yaml_lines import LineLoader, LineMapping
 from watchdog.errors import RulesError
 
 DQS_SUFFIX = "dq.spamhaus.net"
@@ -114,33 +115,6 @@ _OPTIONAL = frozenset(
 )
 
 
-class _Mapping(dict[Any, Any]):
-    """A YAML mapping that remembers the line of each of its keys."""
-
-    line: int = 0
-    lines: dict[Any, int]
-
-
-class _LineLoader(yaml.SafeLoader):
-    """A safe YAML loader whose mappings carry line numbers."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    mapping = _Mapping(loader.construct_mapping(node, deep=True))
-    mapping.line = node.start_mark.line + 1
-    mapping.lines = {
-        loader.construct_object(key, deep=True): key.start_mark.line + 1
-        for key, _ in node.value
-    }
-    return mapping
-
-
-_LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
 def load_catalogue(path: Path) -> dict[str, Zone]:
     """Load and check a zone catalogue, keyed by zone name.
 
@@ -152,7 +126,7 @@ def load_catalogue(path: Path) -> dict[str, Zone]:
         msg = f"cannot read blocklist catalogue {str(path)!r}: {exc.strerror}"
         raise RulesError(msg, path=str(path)) from exc
     try:
-        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506
+        document = yaml.load(text, Loader=LineLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -169,28 +143,28 @@ def load_catalogue(path: Path) -> dict[str, Zone]:
     return catalogue
 
 
-def _zone_list(document: Any, path: Path) -> list[_Mapping]:
-    if not isinstance(document, _Mapping) or not isinstance(
+def _zone_list(document: Any, path: Path) -> list[LineMapping]:
+    if not isinstance(document, LineMapping) or not isinstance(
         document.get("zones"), list
     ):
         msg = f"{path}:1: field 'zones' is missing: expected a list of zones"
         raise RulesError(msg, path=str(path), line=1, field="zones")
-    entries: list[_Mapping] = document["zones"]
+    entries: list[LineMapping] = document["zones"]
     for index, entry in enumerate(entries):
-        if not isinstance(entry, _Mapping):
+        if not isinstance(entry, LineMapping):
             msg = f"{path}: zones[{index}] is not a mapping: write 'zone: NAME' ..."
             raise RulesError(msg, path=str(path), field="zones")
     return entries
 
 
-def _fail(path: Path, entry: _Mapping, key: str, problem: str) -> NoReturn:
+def _fail(path: Path, entry: LineMapping, key: str, problem: str) -> NoReturn:
     line = entry.lines.get(key, entry.line)
     name = entry.get("zone", "?")
     msg = f"{path}:{line}: zone {name!r}, field {key!r}: {problem}"
     raise RulesError(msg, path=str(path), line=line, field=key)
 
 
-def _parse_zone(entry: _Mapping, path: Path) -> Zone:
+def _parse_zone(entry: LineMapping, path: Path) -> Zone:
     for key in _REQUIRED:
         if key not in entry:
             _fail(path, entry, key, "required field is missing")
@@ -215,25 +189,25 @@ def _parse_zone(entry: _Mapping, path: Path) -> Zone:
     )
 
 
-def _text(entry: _Mapping, key: str, path: Path) -> str:
+def _text(entry: LineMapping, key: str, path: Path) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value.strip():
         _fail(path, entry, key, f"expected a non-empty string, got {value!r}")
     return str(value).strip()
 
 
-def _optional_text(entry: _Mapping, key: str, path: Path) -> str | None:
+def _optional_text(entry: LineMapping, key: str, path: Path) -> str | None:
     return _text(entry, key, path) if key in entry else None
 
 
-def _flag(entry: _Mapping, key: str, path: Path, *, default: bool) -> bool:
+def _flag(entry: LineMapping, key: str, path: Path, *, default: bool) -> bool:
     value = entry.get(key, default)
     if not isinstance(value, bool):
         _fail(path, entry, key, f"expected true or false, got {value!r}")
     return bool(value)
 
 
-def _kinds(entry: _Mapping, path: Path) -> frozenset[ZoneKind]:
+def _kinds(entry: LineMapping, path: Path) -> frozenset[ZoneKind]:
     raw = entry["kind"]
     names: Iterable[Any] = raw if isinstance(raw, list) else [raw]
     try:
@@ -245,8 +219,8 @@ def _kinds(entry: _Mapping, path: Path) -> frozenset[ZoneKind]:
     return kinds
 
 
-def _meaning(entry: _Mapping, key: str, value: Any, path: Path) -> CodeMeaning:
-    if not isinstance(value, _Mapping) or "meaning" not in value:
+def _meaning(entry: LineMapping, key: str, value: Any, path: Path) -> CodeMeaning:
+    if not isinstance(value, LineMapping) or "meaning" not in value:
         _fail(path, entry, key, f"expected {{meaning, severity}}, got {value!r}")
     try:
         severity = Severity(value.get("severity", "unknown"))
@@ -256,7 +230,7 @@ def _meaning(entry: _Mapping, key: str, value: Any, path: Path) -> CodeMeaning:
     return CodeMeaning(meaning=str(value["meaning"]), severity=severity)
 
 
-def _address(entry: _Mapping, key: str, value: Any, path: Path) -> str:
+def _address(entry: LineMapping, key: str, value: Any, path: Path) -> str:
     try:
         address = ipaddress.IPv4Address(str(value))
     except ValueError:
@@ -266,20 +240,20 @@ def _address(entry: _Mapping, key: str, value: Any, path: Path) -> str:
     return str(address)
 
 
-def _bit(entry: _Mapping, key: str, value: Any, path: Path) -> int:
+def _bit(entry: LineMapping, key: str, value: Any, path: Path) -> int:
     if not isinstance(value, int) or value not in {1 << n for n in range(8)}:
         _fail(path, entry, key, f"{value!r} is not a bit value 1, 2, 4 ... 128")
     return int(value)
 
 
-def _section(entry: _Mapping, key: str, path: Path) -> _Mapping:
-    value = entry.get(key, _Mapping())
-    if not isinstance(value, _Mapping):
+def _section(entry: LineMapping, key: str, path: Path) -> LineMapping:
+    value = entry.get(key, LineMapping())
+    if not isinstance(value, LineMapping):
         _fail(path, entry, key, f"expected a mapping, got {value!r}")
     return value
 
 
-def _codes(entry: _Mapping, path: Path) -> dict[str, CodeMeaning]:
+def _codes(entry: LineMapping, path: Path) -> dict[str, CodeMeaning]:
     section = _section(entry, "codes", path)
     return {
         _address(entry, "codes", code, path): _meaning(entry, "codes", value, path)
@@ -287,7 +261,7 @@ def _codes(entry: _Mapping, path: Path) -> dict[str, CodeMeaning]:
     }
 
 
-def _bits(entry: _Mapping, path: Path) -> dict[int, CodeMeaning]:
+def _bits(entry: LineMapping, path: Path) -> dict[int, CodeMeaning]:
     section = _section(entry, "bits", path)
     return {
         _bit(entry, "bits", bit, path): _meaning(entry, "bits", value, path)
@@ -295,7 +269,7 @@ def _bits(entry: _Mapping, path: Path) -> dict[int, CodeMeaning]:
     }
 
 
-def _operator_errors(entry: _Mapping, path: Path) -> dict[str, str]:
+def _operator_errors(entry: LineMapping, path: Path) -> dict[str, str]:
     section = _section(entry, "operator_errors", path)
     return {
         _address(entry, "operator_errors", code, path): str(meaning)
@@ -303,7 +277,7 @@ def _operator_errors(entry: _Mapping, path: Path) -> dict[str, str]:
     }
 
 
-def _operator_error_bits(entry: _Mapping, path: Path) -> dict[int, str]:
+def _operator_error_bits(entry: LineMapping, path: Path) -> dict[int, str]:
     section = _section(entry, "operator_error_bits", path)
     return {
         _bit(entry, "operator_error_bits", bit, path): str(meaning)

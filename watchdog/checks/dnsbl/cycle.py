@@ -84,8 +84,10 @@ class BlocklistMonitor:
     ) -> list[ZoneResult]:
         """Check ``targets`` (default: the sending IPs and domains) once.
 
-        Errors never escape as exceptions: each appears as a result in state
-        ``dns_error``, ``bogus``, ``operator_error`` or ``zone_unhealthy``.
+        DNS failures never escape as exceptions: each appears as a result in
+        state ``dns_error``, ``bogus``, ``operator_error`` or ``zone_unhealthy``.
+        Raises ConfigError when a sending IP or domain in the settings is
+        invalid.
         """
         self._warn_public_resolver()
         chosen = (

@@ -66,8 +66,10 @@ class Lookup:
         self.on_query = on_query
         self.retries = retries
         self._clock = clock
-        self._overall = asyncio.Semaphore(concurrency)
+        self._limit = concurrency
         self._per_zone_limit = per_zone
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._overall = asyncio.Semaphore(concurrency)
         self._per_zone: dict[str, asyncio.Semaphore] = {}
         self._cache: dict[str, tuple[float, Records]] = {}
 
@@ -85,6 +87,7 @@ class Lookup:
         if cached is not None and cached[0] > self._clock():
             return cached[1]
 
+        self._bind_to_running_loop()
         gate = self._per_zone.setdefault(zone, asyncio.Semaphore(self._per_zone_limit))
         async with gate, self._overall:
             started = time.perf_counter()
@@ -95,6 +98,16 @@ class Lookup:
                     self.on_query(time.perf_counter() - started)
         self._cache[name] = (self._clock() + clamp_ttl(records.ttl), records)
         return records
+
+    def _bind_to_running_loop(self) -> None:
+        # A semaphore belongs to the event loop it first waited in, so a
+        # Lookup reused under a new loop (one asyncio.run per cycle) needs
+        # fresh ones. No query of the old loop can still be in flight.
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self._overall = asyncio.Semaphore(self._limit)
+            self._per_zone = {}
 
     async def _with_retries(self, name: str) -> Records:
         for attempt in range(self.retries + 1):
