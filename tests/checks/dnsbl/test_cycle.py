@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
+import structlog.testing
 from prometheus_client import CollectorRegistry
 
 from tests.checks.dnsbl.conftest import FLIP_CLEAN, DnsServers
@@ -212,3 +214,32 @@ def test_public_resolver_detected() -> None:
 @pytest.mark.parametrize(("draw", "delay"), [(0.0, 810.0), (0.5, 900.0), (1.0, 990.0)])
 def test_next_delay_jitter(draw: float, delay: float) -> None:
     assert next_delay(900.0, rng=lambda: draw) == pytest.approx(delay)
+
+
+def test_monitor_reused_across_loops(
+    settings: Settings, dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    # With one slot every query but the first waits on a semaphore, which
+    # binds the semaphore to the running loop.
+    serial = _direct(settings, dns_servers).model_copy(
+        update={"blocklists": Blocklists(concurrency=1, per_zone_concurrency=1)}
+    )
+    monitor = BlocklistMonitor(serial, zones=[test_zones["zen.test"]])
+    target = [parse_target("192.0.2.10")]
+    first = asyncio.run(monitor.run(target))
+    monitor.lookup.forget()
+    second = asyncio.run(monitor.run(target))
+    assert first[0].state is State.LISTED
+    assert second[0].state is State.LISTED
+
+
+async def test_public_resolver_warned(settings: Settings) -> None:
+    # No zones and no targets, so nothing is ever sent to 8.8.8.8.
+    public = settings.model_copy(update={"dns": Dns(nameservers=["8.8.8.8"])})
+    monitor = BlocklistMonitor(public, zones=[])
+    with structlog.testing.capture_logs() as logs:
+        await monitor.run([])
+        await monitor.run([])
+    warnings = [entry for entry in logs if entry["event"] == "dnsbl_public_resolver"]
+    assert len(warnings) == 1
+    assert warnings[0]["nameservers"] == ["8.8.8.8"]
