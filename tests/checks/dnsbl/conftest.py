@@ -25,8 +25,10 @@ ZONES_FILE = DATA / "zones.yaml"
 
 
 def _soa(zone: str) -> str:
+    # A negative answer carries the SOA minimum (120 s), unlike the 60 s
+    # the lookup falls back to, so a test can tell the two apart.
     return (
-        f"$SOA 60 ns.{zone} hostmaster.example.com 0 1h 5m 1d 60\n"
+        f"$SOA 600 ns.{zone} hostmaster.example.com 0 1h 5m 1d 120\n"
         f"$NS 60 ns.{zone}\n$TTL 60\n"
     )
 

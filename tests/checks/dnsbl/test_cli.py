@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from tests.checks.dnsbl.conftest import ZONES_FILE, DnsServers
 from watchdog.cli import app
 
 pytestmark = pytest.mark.dns
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo the command's logging setup, whose stderr CliRunner closes."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    config = structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
 
 
 def _run(dns_servers: DnsServers, *args: str) -> tuple[int, str]:

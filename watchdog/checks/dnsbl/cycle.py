@@ -29,7 +29,7 @@ from watchdog.checks.resolver import make_resolver, public_resolvers
 from watchdog.config import Settings
 from watchdog.metrics import Metrics
 
-log = structlog.get_logger("watchdog.checks.dnsbl")
+LOGGER_NAME = "watchdog.checks.dnsbl"
 
 JITTER_FRACTION = 0.1
 
@@ -76,6 +76,9 @@ class BlocklistMonitor:
         self.history = History()
         self._wall_clock = wall_clock
         self._warned_public = False
+        # One logger per monitor: structlog caches a logger on first use, and
+        # a module-level one would keep whatever configuration came first.
+        self.log = structlog.get_logger(LOGGER_NAME)
 
     async def run(
         self,
@@ -119,7 +122,7 @@ class BlocklistMonitor:
             )
             # The first cycle is a baseline: a listing found then is recorded
             # at info, and only later changes are warnings.
-            emit = log.warning if transition.old is not None else log.info
+            emit = self.log.warning if transition.old is not None else self.log.info
             emit(
                 event,
                 target=transition.target,
@@ -133,13 +136,15 @@ class BlocklistMonitor:
     def _log_pass(self, outcome: Pass, seconds: float) -> None:
         for zone, health in outcome.health.items():
             if zone in outcome.backed_off:
-                log.warning("dnsbl_zone_paused", zone=zone, reason=health.reason)
+                self.log.warning("dnsbl_zone_paused", zone=zone, reason=health.reason)
             elif not health.healthy:
-                log.warning("dnsbl_zone_unhealthy", zone=zone, reason=health.reason)
+                self.log.warning(
+                    "dnsbl_zone_unhealthy", zone=zone, reason=health.reason
+                )
         states: dict[str, int] = {}
         for result in outcome.results:
             states[result.state.value] = states.get(result.state.value, 0) + 1
-        log.info(
+        self.log.info(
             "dnsbl_cycle_done",
             zones=len(outcome.health),
             results=len(outcome.results),
@@ -151,7 +156,7 @@ class BlocklistMonitor:
         public = public_resolvers(self.resolver)
         if public and not self._warned_public:
             self._warned_public = True
-            log.warning(
+            self.log.warning(
                 "dnsbl_public_resolver",
                 nameservers=public,
                 fix="run a local recursive resolver and set dns.nameservers to it",
