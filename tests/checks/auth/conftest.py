@@ -7,7 +7,12 @@ from collections.abc import Iterator
 import dns.asyncresolver
 import pytest
 
-from tests.checks.auth.zones import DkimKeys, generate_keys, zone_files
+from tests.checks.auth.zones import (
+    IPV6_REVERSE_ZONE,
+    DkimKeys,
+    generate_keys,
+    zone_files,
+)
 from tests.servers.common import free_port
 from tests.servers.dns import StubZone, Unbound, run_unbound
 from tests.servers.nsd import Nsd, run_nsd
@@ -23,7 +28,7 @@ def dkim_keys() -> DkimKeys:
 
 @pytest.fixture(scope="session")
 def nsd(dkim_keys: DkimKeys) -> Iterator[Nsd]:
-    """nsd serving ``test.``, ``psdtest.`` and 0.0.127.in-addr.arpa."""
+    """nsd serving ``test.``, ``psdtest.`` and the two reverse zones."""
     with run_nsd(zone_files(dkim_keys)) as server:
         yield server
 
@@ -33,7 +38,8 @@ def unbound(nsd: Nsd) -> Iterator[Unbound]:
     """unbound recursing to nsd, plus ``dead.test`` stubbed to a closed port."""
     stubs = [StubZone(zone, nsd.port) for zone in nsd.zones]
     stubs.append(StubZone("dead.test", free_port(), ready=False))
-    nodefault = ("test.", "127.in-addr.arpa.")
+    # unbound answers these itself unless told not to.
+    nodefault = ("test.", "127.in-addr.arpa.", IPV6_REVERSE_ZONE + ".")
     with run_unbound(stubs, nodefault=nodefault) as server:
         yield server
 

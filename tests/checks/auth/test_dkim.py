@@ -68,6 +68,12 @@ async def test_undecodable_key(resolver: dns.asyncresolver.Resolver) -> None:
     assert found == {"dkim_invalid_key": Status.ERROR}
 
 
+async def test_version_not_first(resolver: dns.asyncresolver.Resolver) -> None:
+    """v=DKIM1 after another tag is an error (RFC 6376 section 3.6.1)."""
+    found = _found(await _dkim(resolver, "late"))
+    assert found == {"dkim_version": Status.ERROR}
+
+
 async def test_cname_to_esp(resolver: dns.asyncresolver.Resolver) -> None:
     """A CNAME to an ESP's key is followed and noted."""
     report = await _dkim(resolver, "esp")

@@ -8,6 +8,7 @@ import pytest
 from tests.checks.auth.zones import (
     GENERIC_IP,
     GOOD_IP,
+    GOOD_IPV6,
     NO_PTR_IP,
     TWO_PTR_IP,
     UNCONFIRMED_IP,
@@ -32,6 +33,13 @@ def _found(report: PtrReport) -> dict[str, Status]:
 async def test_confirmed(resolver: dns.asyncresolver.Resolver) -> None:
     """A PTR whose name resolves back to the IP is ok."""
     report = await _ptr(resolver, GOOD_IP)
+    assert report.fcrdns_ok is True
+    assert _found(report) == {"ptr_ok": Status.OK}
+
+
+async def test_ipv6_confirmed(resolver: dns.asyncresolver.Resolver) -> None:
+    """An IPv6 PTR confirmed by AAAA is ok."""
+    report = await _ptr(resolver, GOOD_IPV6)
     assert report.fcrdns_ok is True
     assert _found(report) == {"ptr_ok": Status.OK}
 

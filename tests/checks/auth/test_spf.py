@@ -5,7 +5,7 @@ from __future__ import annotations
 import dns.asyncresolver
 import pytest
 
-from tests.checks.auth.zones import GOOD_IP
+from tests.checks.auth.zones import GOOD_IP, GOOD_IPV6
 from watchdog.checks.auth.findings import Status
 from watchdog.checks.auth.lookup import Lookup
 from watchdog.checks.auth.spf import SpfReport, check_spf
@@ -36,6 +36,12 @@ async def test_include_ip_passes(resolver: dns.asyncresolver.Resolver) -> None:
     """An IP authorised only through include and a: still passes."""
     report = await _spf(resolver, "good.test", ["127.0.0.20"])
     assert report.host_results[0].result == "pass"
+
+
+async def test_ipv6_passes(resolver: dns.asyncresolver.Resolver) -> None:
+    """check_host runs for IPv6 sending addresses too."""
+    report = await _spf(resolver, "good.test", [GOOD_IPV6, "2001:db8:1::1"])
+    assert [r.result for r in report.host_results] == ["pass", "fail"]
 
 
 async def test_split_strings_joined(resolver: dns.asyncresolver.Resolver) -> None:

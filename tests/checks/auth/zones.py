@@ -2,7 +2,8 @@
 
 Every domain lives in the ``test.`` zone, and ``psdtest.`` carries a public
 suffix operator's DMARC record. The 127.0.0.0/24 reverse zone contains the
-PTR records of the sending IPs 127.0.0.10-14.
+PTR records of the sending IPs 127.0.0.10-14, and the 2001:db8::/32 reverse
+zone the PTR of 2001:db8::25.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ UNCONFIRMED_IP = "127.0.0.11"
 NO_PTR_IP = "127.0.0.12"
 GENERIC_IP = "127.0.0.13"
 TWO_PTR_IP = "127.0.0.14"
+# IPv6 sending address in the documentation prefix 2001:db8::/32.
+GOOD_IPV6 = "2001:db8::25"
+IPV6_REVERSE_ZONE = "8.b.d.0.1.0.0.2.ip6.arpa"
 # TXT character-strings hold at most 255 bytes; longer values are split.
 TXT_CHUNK = 250
 
@@ -61,7 +65,7 @@ def _spf_zone() -> str:
         f'i{n}.many TXT "v=spf1 ip4:192.0.2.{n} -all"' for n in range(1, 12)
     )
     return f"""
-good TXT "v=spf1 ip4:{GOOD_IP} include:_spf.good.test -all"
+good TXT "v=spf1 ip4:{GOOD_IP} ip6:2001:db8::/64 include:_spf.good.test -all"
 good TXT "google-site-verification=abc"
 _spf.good TXT "v=spf1 a:mail2.good.test ~all"
 mail2.good A 127.0.0.20
@@ -97,6 +101,7 @@ ed._domainkey.good {txt(f"v=DKIM1; k=ed25519; p={keys.ed25519}")}
 old._domainkey.good TXT "v=DKIM1; k=rsa; p="
 testing._domainkey.good {txt(f"v=DKIM1; t=y; h=sha1; p={keys.rsa2048}")}
 garbage._domainkey.good TXT "v=DKIM1; p=bm90IGEga2V5"
+late._domainkey.good {txt(f"k=rsa; v=DKIM1; p={keys.rsa2048}")}
 esp._domainkey.good CNAME key.esp.test.
 key.esp {txt(f"v=DKIM1; p={keys.rsa2048}")}
 """
@@ -124,6 +129,7 @@ def _mx_zone() -> str:
     return f"""
 good MX 10 mail.good.test.
 mail.good A {GOOD_IP}
+mail6.good AAAA {GOOD_IPV6}
 implicit A 127.0.0.30
 nullmx MX 0 .
 ipmx MX 10 127.0.0.10.
@@ -188,4 +194,8 @@ def zone_files(keys: DkimKeys) -> dict[str, str]:
             "psdtest", '_dmarc TXT "v=DMARC1; p=quarantine; psd=y"\nshop A 127.0.0.30'
         ),
         "0.0.127.in-addr.arpa": zone_text("0.0.127.in-addr.arpa", _reverse_zone()),
+        IPV6_REVERSE_ZONE: zone_text(
+            IPV6_REVERSE_ZONE,
+            "5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 PTR mail6.good.test.",
+        ),
     }

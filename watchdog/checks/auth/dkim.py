@@ -106,6 +106,9 @@ def _tag_findings(domain: str, selector: str, tags: dict[str, str]) -> list[Find
     if version is not None and version != "DKIM1":
         detail = f"v={version!r} is not 'DKIM1': verifiers ignore the record"
         findings.append(_finding(domain, selector, "error", detail, "dkim_version"))
+    elif version is not None and next(iter(tags)) != "v":
+        detail = "v=DKIM1 is not the first tag, so verifiers may ignore the record"
+        findings.append(_finding(domain, selector, "error", detail, "dkim_version"))
     if "y" in tags.get("t", "").split(":"):
         detail = "t=y: the domain is testing DKIM and verifiers may ignore failures"
         findings.append(_finding(domain, selector, "warning", detail, "dkim_testing"))
