@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from watchdog.addresses import normalise_address
 from watchdog.classify.verdict import Category, RecipientVerdict, Verdict
@@ -18,11 +18,23 @@ from watchdog.config import Policy
 from watchdog.pipeline import MessageRef, Outcome
 from watchdog.policy import decide, soft_window_start
 from watchdog.store import suppressions
-from watchdog.store.models import MAX_DIAGNOSTIC_CHARS, event_table, message_table
+from watchdog.store.models import (
+    MAX_DIAGNOSTIC_CHARS,
+    UtcDateTime,
+    event_table,
+    message_table,
+)
 from watchdog.store.records import NOT_RECORDED, AuditAction, Recorded
 
 M = message_table.c
 E = event_table.c
+
+_COUNT_SOFT = select(func.count()).where(
+    E.recipient == bindparam("match_recipient"),
+    E.category == Category.MAILBOX.value,
+    E.verified.is_(True),
+    E.created_at >= bindparam("since", type_=UtcDateTime()),
+)
 
 # Categories the policy may act on; the rest are stored for statistics only.
 _POLICY_CATEGORIES = frozenset({Category.ADDRESS, Category.COMPLAINT, Category.MAILBOX})
@@ -93,7 +105,7 @@ def claim_message(conn: Connection, values: dict[str, object]) -> int | None:
     outcome and nothing may be written.
     """
     inserted = suppressions.insert_ignoring_conflict(
-        conn, message_table, values, ["sha256"]
+        conn, message_table, values, ("sha256",)
     )
     if inserted is not None:
         return int(inserted)
@@ -119,7 +131,7 @@ def _insert_events(
         values = _event_values(item, recipient, verdict, verified, now)
         values["message_id"] = message_id
         event_id = suppressions.insert_ignoring_conflict(
-            conn, event_table, values, ["message_id", "recipient"]
+            conn, event_table, values, ("message_id", "recipient")
         )
         if event_id is not None:
             added.append(_NewEvent(int(event_id), recipient, item.category))
@@ -185,13 +197,8 @@ def _apply_policy(
 
 def count_soft_bounces(conn: Connection, recipient: str, since: datetime) -> int:
     """Count verified ``mailbox`` events of ``recipient`` since ``since``."""
-    query = select(func.count()).where(
-        E.recipient == recipient,
-        E.category == Category.MAILBOX.value,
-        E.verified.is_(True),
-        E.created_at >= since,
-    )
-    return int(conn.execute(query).scalar_one())
+    params = {"match_recipient": recipient, "since": since}
+    return int(conn.execute(_COUNT_SOFT, params).scalar_one())
 
 
 def clean(text: str | None, limit: int) -> str | None:

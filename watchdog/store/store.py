@@ -254,7 +254,7 @@ class Store(SuppressionList):
         values |= {"attempts": 1, "last_error": recording.clean(error, 500)}
         with self._write("recording a failed attempt") as conn:
             if suppressions.insert_ignoring_conflict(
-                conn, message_table, values, ["sha256"]
+                conn, message_table, values, ("sha256",)
             ):
                 return 1
             conn.execute(
@@ -305,7 +305,7 @@ class Store(SuppressionList):
                     "updated_at": now,
                 }
                 suppressions.insert_ignoring_conflict(
-                    conn, mailbox_table, row, ["source", "folder"]
+                    conn, mailbox_table, row, ("source", "folder")
                 )
                 return False
             if int(old) == value:

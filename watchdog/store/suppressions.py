@@ -6,14 +6,17 @@ owns the transactions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Insert,
     RowMapping,
     Table,
+    bindparam,
     delete,
     func,
     insert,
@@ -39,35 +42,42 @@ from watchdog.store.records import (
 
 S = suppression_table.c
 
+# Statements of the hot path, built once; values are bound at execution.
+_GET = select(suppression_table).where(S.address == bindparam("match_address"))
+_LOCKING_GET = _GET.with_for_update()
+_AUDIT_INSERT = insert(audit_table)
+
 
 def insert_ignoring_conflict(
-    conn: Connection, table: Table, values: Mapping[str, Any], keys: list[str]
+    conn: Connection, table: Table, values: Mapping[str, Any], keys: tuple[str, ...]
 ) -> Any:
     """Insert one row with ON CONFLICT (``keys``) DO NOTHING; return its id.
 
     Returns None when the row already existed. Tables without an ``id``
     column return the rowcount instead (1 inserted, 0 not).
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=keys)
-    )
+    stmt = _insert_statement(conn.dialect.name, table, keys)
     if "id" not in table.c:
-        return conn.execute(stmt).rowcount
-    row = conn.execute(stmt.returning(table.c.id)).first()
+        return conn.execute(stmt, dict(values)).rowcount
+    row = conn.execute(stmt, dict(values)).first()
     return None if row is None else row[0]
+
+
+@functools.cache
+def _insert_statement(dialect: str, table: Table, keys: tuple[str, ...]) -> Insert:
+    # Built once and given the values at execution: building a statement
+    # with literal values costs more CPU than the round trip to SQLite.
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_for(table).on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.returning(table.c.id) if "id" in table.c else stmt
 
 
 def get(
     conn: Connection, address: str, *, for_update: bool = False
 ) -> Suppression | None:
     """Return the entry of ``address`` (normalised), or None."""
-    query = select(suppression_table).where(S.address == address)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    query = _LOCKING_GET if for_update else _GET
+    row = conn.execute(query, {"match_address": address}).first()
     return None if row is None else _suppression(row._mapping)
 
 
@@ -101,7 +111,7 @@ def write(
             "updated_at": now,
             "expires_at": expires_at,
         }
-        if insert_ignoring_conflict(conn, suppression_table, values, ["address"]):
+        if insert_ignoring_conflict(conn, suppression_table, values, ("address",)):
             _audit(
                 conn,
                 address,
@@ -256,7 +266,7 @@ def _audit(
         "event_id": event_id,
         "at": now,
     }
-    conn.execute(insert(audit_table).values(**values))
+    conn.execute(_AUDIT_INSERT, values)
 
 
 def _suppression(row: RowMapping) -> Suppression:
