@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
+import dns.rdatatype
+import dns.resolver
 import pytest
 
 from tests.checks.dnsbl.conftest import FLIP_CLEAN, DnsServers
@@ -111,3 +114,19 @@ async def test_answer_cached_until_ttl(dns_servers: DnsServers) -> None:
 )
 def test_clamp_ttl(ttl: float, clamped: float) -> None:
     assert clamp_ttl(ttl) == clamped
+
+
+async def test_txt_failure_keeps_listing(dns_servers: DnsServers) -> None:
+    lookup = _lookup(f"127.0.0.1:{dns_servers.rbldnsd.port}")
+    resolve = lookup.resolver.resolve
+
+    async def without_txt(name: str, rdtype: Any, **kwargs: Any) -> Any:
+        # rbldnsd cannot be made to fail TXT alone, so the fault is injected.
+        if rdtype == dns.rdatatype.TXT:
+            raise dns.resolver.NoNameservers
+        return await resolve(name, rdtype, **kwargs)
+
+    lookup.resolver.resolve = without_txt  # type: ignore[method-assign]
+    records = await lookup.records("10.2.0.192.zen.test", "zen.test")
+    assert records.addresses == ("127.0.0.2", "127.0.0.4")
+    assert records.reason == ""

@@ -123,7 +123,12 @@ class Lookup:
         addresses = await self._resolve(name, dns.rdatatype.A)
         if isinstance(addresses, float):
             return Records(ttl=addresses)
-        texts = await self._resolve(name, dns.rdatatype.TXT)
+        # The TXT record only explains a listing the A records already
+        # establish, so a failed TXT lookup leaves the reason empty.
+        try:
+            texts = await self._resolve(name, dns.rdatatype.TXT)
+        except DnsError:
+            texts = MIN_CACHE_SECONDS
         reason = "" if isinstance(texts, float) else " ".join(sorted(texts[0]))
         return Records(addresses=addresses[0], reason=reason, ttl=addresses[1])
 
