@@ -106,6 +106,7 @@ async def _start(
             limits=settings.limits,
             stop=stop,
             wake=functools.partial(scheduler.wake, name),
+            concurrency=pool.size,
         )
         workers[name] = worker
         scheduler.add_mailbox(

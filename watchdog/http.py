@@ -130,8 +130,14 @@ class HttpServer:
     """The HTTP listener as a task in the running event loop."""
 
     def __init__(self, app: Starlette, host: str, port: int) -> None:
+        # uvicorn's own start and stop lines are not events; keep its warnings.
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
         )
         self._server = _LoopServer(config)
         self._host = host

@@ -64,7 +64,8 @@ def pick(raw: bytes, limits: Limits) -> Verdict:
     return cases.get(raw, echo)(raw, limits)
 
 
-LIMITS = Limits(cpu_seconds=1, memory_mb=256, wall_seconds=4.0)
+# The wall deadline leaves room for 2 s of CPU on a busy machine.
+LIMITS = Limits(cpu_seconds=1, memory_mb=256, wall_seconds=8.0)
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -171,3 +172,11 @@ async def test_close_fails_message_in_flight() -> None:
     with pytest.raises(ClassifyFailed) as caught:
         await asyncio.wait_for(pending, 2)
     assert caught.value.reason == "error"
+
+
+async def test_unimportable_target_fails_start() -> None:
+    pool = ClassifierPool(LIMITS, size=1, target="nonexistent_module:classify")
+    with pytest.raises(ClassifyFailed, match="failed to start") as caught:
+        await pool.start()
+    assert caught.value.reason == "error"
+    await pool.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import math
 import multiprocessing
 import os
@@ -34,8 +35,13 @@ if TYPE_CHECKING:
 
 DEFAULT_TARGET = "watchdog.classify:classify"
 _JOIN_SECONDS = 2.0
+# Seconds a new worker may take to import the classifier and warm up.
+_STARTUP_SECONDS = 30.0
+
+_WARM_UP = b"From: <warm-up@localhost>\r\nSubject: warm-up\r\n\r\nwarm-up\r\n"
 
 # Replies from the worker: (status, payload).
+_READY = "ready"
 _OK = "ok"
 _ERROR = "error"
 _MEMORY = "memory"
@@ -89,8 +95,9 @@ class ClassifierPool:
 
     async def start(self) -> None:
         """Start every worker now rather than on first use."""
-        for _ in range(self.size):
-            self._idle.put_nowait(await self._spawn())
+        workers = await asyncio.gather(*(self._spawn() for _ in range(self.size)))
+        for worker in workers:
+            self._idle.put_nowait(worker)
 
     async def __call__(self, raw: bytes) -> Verdict:
         """Classify ``raw`` in a worker.
@@ -103,7 +110,11 @@ class ClassifierPool:
         if self._idle.empty() and len(self._busy) + self._idle.qsize() < self.size:
             self._idle.put_nowait(None)
         slot = await self._idle.get()
-        worker = slot if slot is not None else await self._spawn()
+        try:
+            worker = slot if slot is not None else await self._spawn()
+        except BaseException:
+            self._idle.put_nowait(None)
+            raise
         self._busy.add(worker)
         healthy = False
         try:
@@ -143,28 +154,33 @@ class ClassifierPool:
         )
         await asyncio.to_thread(process.start)
         child_end.close()
-        return _Worker(process, parent_end)
+        worker = _Worker(process, parent_end)
+        try:
+            await _readable(parent_end, _STARTUP_SECONDS)
+            parent_end.recv()
+        except (TimeoutError, EOFError, OSError) as exc:
+            process.join(_JOIN_SECONDS)
+            msg = (
+                f"classifier worker failed to start with target {self._target!r} "
+                f"(exit code {process.exitcode}): check that the module imports"
+            )
+            _kill(worker)
+            raise ClassifyFailed(msg, reason="error") from exc
+        return worker
 
     async def _ask(self, worker: _Worker, raw: bytes) -> tuple[str, Any]:
         """Send ``raw`` to ``worker`` and return its reply.
 
         Raises ClassifyFailed when the worker died or missed the deadline.
         """
-        loop = asyncio.get_running_loop()
-        readable = loop.create_future()
-        fd = worker.conn.fileno()
-        loop.add_reader(fd, _set_once, readable)
         try:
             worker.conn.send_bytes(raw)
-            async with asyncio.timeout(self._limits.wall_seconds):
-                await readable
+            await _readable(worker.conn, self._limits.wall_seconds)
             reply: tuple[str, Any] = worker.conn.recv()
         except TimeoutError:
             raise self._failed("deadline", worker) from None
         except (EOFError, OSError):
             raise self._failed(self._death_reason(worker), worker) from None
-        finally:
-            loop.remove_reader(fd)
         return reply
 
     def _death_reason(self, worker: _Worker) -> str:
@@ -190,6 +206,19 @@ def _describe(reason: str, limits: Limits, worker: _Worker) -> str:
     return f"worker exited with code {worker.process.exitcode} and no reply"
 
 
+async def _readable(conn: Connection, seconds: float) -> None:
+    """Wait until ``conn`` has data or is closed, at most ``seconds``."""
+    loop = asyncio.get_running_loop()
+    readable = loop.create_future()
+    fd = conn.fileno()
+    loop.add_reader(fd, _set_once, readable)
+    try:
+        async with asyncio.timeout(seconds):
+            await readable
+    finally:
+        loop.remove_reader(fd)
+
+
 def _set_once(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -210,9 +239,17 @@ def _worker_main(conn: Connection, target: str, limits: Limits) -> None:
     # Ctrl-C reaches the whole process group, but only the parent handles it.
     # A worker ends when the parent closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Libraries such as flufl.bounce log tracebacks for hostile input. The
+    # worker has no log configuration, so they would reach stderr as plain
+    # text; the parent reports every outcome instead.
+    logging.disable(logging.CRITICAL)
     classify = _load(target)
+    # Rule files and detectors load on the first call. Loading them now
+    # keeps that cost out of the first real message's deadline.
+    _classify_one(classify, _WARM_UP, limits)
     memory = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    conn.send((_READY, None))
     while True:
         try:
             raw = conn.recv_bytes()
@@ -241,9 +278,10 @@ def _arm_cpu_limit(seconds: int) -> None:
     its default action ends the worker.
     """
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = math.ceil(usage.ru_utime + usage.ru_stime)
+    # The limit is in whole seconds, so a message gets between ``seconds``
+    # and ``seconds`` + 1 of CPU.
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = used + seconds
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))

@@ -20,7 +20,7 @@ from watchdog.config import MailboxKind, Settings, load_settings
 from watchdog.daemon import run_daemon, safe_database_url
 from watchdog.errors import ConfigError, WatchdogError
 from watchdog.jobs.local import process_path
-from watchdog.pipeline import Processor, Result
+from watchdog.pipeline import ClassifyFailed, Processor, Result
 from watchdog.sources.local import LocalMessage, count_messages
 from watchdog.store import Store
 
@@ -51,7 +51,7 @@ def run_command(database: DatabaseOption = None, config: ConfigOption = None) ->
     logging_setup.configure(settings.log.level, settings.log.format)
     try:
         asyncio.run(run_daemon(settings))
-    except (WatchdogError, OSError) as exc:
+    except (WatchdogError, OSError, ClassifyFailed) as exc:
         fail(str(exc))
 
 
@@ -82,7 +82,7 @@ def scan_command(
     try:
         tally = asyncio.run(_scan(settings, store, paths, kind))
         print_report(out, store, tally)
-    except WatchdogError as exc:
+    except (WatchdogError, ClassifyFailed) as exc:
         fail(str(exc))
     finally:
         store.close()

@@ -1,0 +1,245 @@
+"""mail-watchdog run as a subprocess against a private Dovecot over IMAPS."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.servers.common import free_port, stop, wait_until
+from tests.servers.dovecot import PASSWORD, Dovecot, running_dovecot
+
+pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "emails"
+COMMAND = str(Path(sys.executable).with_name("mail-watchdog"))
+BOUNCES = sorted((CORPUS / "lhost-postfix").glob("*.eml"))[:3]
+SHUTDOWN_LIMIT = 10.0
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    with running_dovecot() as instance:
+        yield instance
+
+
+@dataclass
+class Daemon:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def get(self, path: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def events(self) -> list[dict[str, object]]:
+        lines = self.log.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def terminate(self) -> tuple[int, float]:
+        """Send SIGTERM; return the exit code and the seconds it took."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=30)
+        return code, time.monotonic() - started
+
+
+def write_config(work: Path, *, user: str, imaps_port: int, ca_file: Path) -> Path:
+    secret = work / "imap-password"
+    secret.write_text(PASSWORD + "\n")
+    secret.chmod(0o600)
+    config = work / "watchdog.toml"
+    config.write_text(
+        f"""\
+[database]
+url = "sqlite:///{work / "watchdog.db"}"
+
+[http]
+port = {free_port()}
+
+[log]
+format = "json"
+level = "debug"
+
+[limits]
+workers = 2
+
+[mailboxes.bounces]
+host = "127.0.0.1"
+port = {imaps_port}
+ca_file = "{ca_file}"
+username = "{user}"
+password_file = "{secret}"
+poll_interval_seconds = 1.0
+"""
+    )
+    return config
+
+
+@contextlib.contextmanager
+def running_daemon(config: Path, work: Path) -> Iterator[Daemon]:
+    port = int(config.read_text().split("port = ", 1)[1].split()[0])
+    log = work / "daemon.log"
+    process = subprocess.Popen(
+        [COMMAND, "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        cwd=work,
+    )
+    daemon = Daemon(process, port, log)
+    try:
+        wait_until(
+            lambda: daemon.get("/healthz")[0] in (200, 503),
+            what="mail-watchdog run",
+            process=process,
+            log=log,
+        )
+        yield daemon
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def finished_run(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory):
+    """Run the daemon, append bounces, scrape it, then stop it with SIGTERM."""
+    work = tmp_path_factory.mktemp("run")
+    user = "runbounces"
+    dovecot.add_user(user)
+    config = write_config(
+        work, user=user, imaps_port=dovecot.imaps_port, ca_file=dovecot.ca_file
+    )
+    with running_daemon(config, work) as daemon:
+        for sample in BOUNCES:
+            dovecot.append(user, sample.read_bytes())
+        wait_until(
+            lambda: len(dovecot.uids(user, "Processed")) == len(BOUNCES),
+            what="bounces moved to Processed",
+            process=daemon.process,
+            log=daemon.log,
+            timeout=30,
+        )
+        metrics = daemon.get("/metrics")
+        health = daemon.get("/healthz")
+        code, seconds = daemon.terminate()
+    return {
+        "dovecot": dovecot,
+        "user": user,
+        "metrics": metrics,
+        "health": health,
+        "code": code,
+        "seconds": seconds,
+        "events": daemon.events(),
+        "log": daemon.log.read_text(),
+    }
+
+
+def sample(metrics: str, name: str) -> list[float]:
+    return [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(name)
+    ]
+
+
+def test_run_moves_bounces(finished_run) -> None:
+    dovecot, user = finished_run["dovecot"], finished_run["user"]
+    assert dovecot.uids(user) == []
+    assert len(dovecot.uids(user, "Processed")) == len(BOUNCES)
+
+
+def test_run_metrics_count_messages(finished_run) -> None:
+    status, body = finished_run["metrics"]
+    assert status == 200
+    counted = sample(
+        body, 'mailwatchdog_mailbox_messages_total{kind="bounce",mailbox="bounces"'
+    )
+    assert sum(counted) == len(BOUNCES)
+
+
+def test_run_metrics_last_success(finished_run) -> None:
+    _, body = finished_run["metrics"]
+    [last] = sample(
+        body, 'mailwatchdog_mailbox_last_success_timestamp_seconds{mailbox="bounces"}'
+    )
+    assert time.time() - last < 30
+
+
+def test_run_metrics_without_created(finished_run) -> None:
+    _, body = finished_run["metrics"]
+    assert "_created" not in body
+
+
+def test_run_healthz_ok(finished_run) -> None:
+    status, body = finished_run["health"]
+    data = json.loads(body)
+    assert status == 200
+    assert data["status"] == "ok"
+    assert data["database"] == "ok"
+    assert data["sources"]["bounces"]["state"] == "ok"
+    assert data["sources"]["bounces"]["last_success_age_seconds"] < 3
+
+
+def test_run_sigterm_exits_zero(finished_run) -> None:
+    assert finished_run["code"] == 0
+    assert finished_run["seconds"] < SHUTDOWN_LIMIT
+
+
+def test_run_logs_start_and_stop(finished_run) -> None:
+    names = [event["event"] for event in finished_run["events"]]
+    assert "daemon_started" in names
+    assert names[-1] == "daemon_stopped"
+    assert names.index("daemon_started") < names.index("daemon_stopped")
+
+
+def test_run_logs_no_password(finished_run) -> None:
+    assert PASSWORD not in finished_run["log"]
+
+
+def test_run_healthz_degraded_when_imap_down(dovecot: Dovecot, tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, user="nobody-here", imaps_port=free_port(), ca_file=dovecot.ca_file
+    )
+    with running_daemon(config, tmp_path) as daemon:
+        wait_until(
+            lambda: daemon.get("/healthz")[0] == 503,
+            what="/healthz turning 503",
+            process=daemon.process,
+            log=daemon.log,
+            timeout=15,
+        )
+        status, body = daemon.get("/healthz")
+        code, _ = daemon.terminate()
+    data = json.loads(body)
+    assert status == 503
+    assert data["status"] == "degraded"
+    assert data["sources"]["bounces"]["state"] == "stale"
+    assert code == 0
+
+
+def test_run_invalid_config_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[http]\nport = -1\n")
+    result = subprocess.run(
+        [COMMAND, "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "http.port" in result.stderr
