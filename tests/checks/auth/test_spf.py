@@ -66,6 +66,15 @@ async def test_macro_exists(resolver: dns.asyncresolver.Resolver) -> None:
     assert [r.result for r in report.host_results] == ["pass", "fail"]
 
 
+@pytest.mark.parametrize("domain", ["mxspf.test", "ptrspf.test"])
+async def test_mx_and_ptr_mechanisms(
+    resolver: dns.asyncresolver.Resolver, domain: str
+) -> None:
+    """mx: and ptr: resolve through the real MX and reverse zones."""
+    report = await _spf(resolver, domain, [GOOD_IP, "127.0.0.20"])
+    assert [r.result for r in report.host_results] == ["pass", "fail"]
+
+
 async def test_lookup_limit(resolver: dns.asyncresolver.Resolver) -> None:
     """Eleven includes exceed the 10-lookup limit."""
     report = await _spf(resolver, "many.test", [GOOD_IP])

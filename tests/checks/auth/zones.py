@@ -88,6 +88,8 @@ badsyntax TXT "v=spf1 ip4:{GOOD_IP} mx:: foo -all"
 big {txt(f"v=spf1 {big} ip4:{GOOD_IP} -all")}
 other TXT "v=spf1 ip4:192.0.2.1 -all"
 macro TXT "v=spf1 exists:%{{i}}.ok.macro.test -all"
+mxspf TXT "v=spf1 mx:good.test -all"
+ptrspf TXT "v=spf1 ptr:good.test -all"
 {GOOD_IP}.ok.macro A 127.0.0.2
 """
 
