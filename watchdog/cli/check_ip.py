@@ -51,7 +51,7 @@ def check_ip_command(
     targets: Annotated[
         list[str],
         typer.Argument(
-            metavar="IP...",
+            metavar="IP",
             help="IPv4 or IPv6 addresses. Domain names are checked in domain zones.",
         ),
     ],
