@@ -47,7 +47,7 @@ def test_complaint_suppresses_at_once() -> None:
 
 @pytest.mark.parametrize("category", list(Category))
 def test_unverified_never_suppresses(category: Category) -> None:
-    """An unverified event suppresses nobody, whatever its category."""
+    """An unverified event suppresses no address, whatever its category."""
     assert _decide(category, verified=False, soft=99) is None
 
 

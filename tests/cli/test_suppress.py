@@ -43,11 +43,11 @@ def test_add_then_show(run: Invoke) -> None:
         "suppress", "add", "a@example.com", "--note", "asked", "--actor", "alice"
     )
     assert added.exit_code == 0, added.output
-    shown = run("suppress", "show", "a@example.com")
-    assert shown.exit_code == 0, shown.output
-    assert "manual" in shown.output
-    assert "alice" in shown.output
-    assert "asked" in shown.output
+    output = run("suppress", "show", "a@example.com")
+    assert output.exit_code == 0, output.output
+    assert "manual" in output.output
+    assert "alice" in output.output
+    assert "asked" in output.output
 
 
 def test_show_missing(run: Invoke) -> None:

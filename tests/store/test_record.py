@@ -136,7 +136,7 @@ def test_rejected_oversize(store: Store) -> None:
 
 
 def test_quarantined_has_no_events(store: Store) -> None:
-    """A quarantined verdict stores no events and suppresses nobody."""
+    """A quarantined verdict stores no events and suppresses no address."""
     result = record(store, bounce("a@example.com"), outcome=Outcome.QUARANTINED)
     assert result.inserted
     assert result.events_added == 0
@@ -144,7 +144,7 @@ def test_quarantined_has_no_events(store: Store) -> None:
 
 
 def test_unverified_stored_not_applied(store: Store) -> None:
-    """An unverified bounce is kept for statistics and suppresses nobody."""
+    """An unverified bounce is kept for statistics and suppresses no address."""
     result = record(
         store, bounce("a@example.com"), outcome=Outcome.UNVERIFIED, verified=False
     )
