@@ -6,6 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import event, text
 
@@ -14,6 +15,7 @@ from tests.store.conftest import bounce
 from tests.store.test_record import digest, record
 from watchdog.errors import StoreBusy, StoreError
 from watchdog.store import Store
+from watchdog.store import engine as engine_module
 from watchdog.store.engine import database_url
 
 
@@ -150,4 +152,22 @@ def test_disk_full_in_batch(tmp_path: Path) -> None:
         for _ in range(200):
             record(store, bounce("a@example.com", diagnostic=diagnostic))
     assert caught.value.reason == "disk_full"
+    store.close()
+
+
+@pytest.mark.postgres
+def test_lock_timeout(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row lock held past lock_timeout raises StoreBusy(locked)."""
+    monkeypatch.setattr(engine_module, "LOCK_TIMEOUT_MS", 300)
+    store = Store(postgres_url)
+    store.upgrade()
+    store.add_suppression("a@example.com", actor="ops")
+    with psycopg.connect(postgres_url) as other:
+        other.execute("SELECT * FROM suppression FOR UPDATE")
+        started = time.monotonic()
+        with pytest.raises(StoreBusy) as caught:
+            store.remove_suppression("a@example.com", actor="ops")
+        waited = time.monotonic() - started
+    assert caught.value.reason == "locked"
+    assert waited >= 0.25
     store.close()
