@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog.classify.verdict import Verdict
 from watchdog.config import Policy
@@ -32,47 +31,11 @@ from watchdog.store.engine import (
 from watchdog.store.listing import SuppressionList
 from watchdog.store.migrate import upgrade as run_upgrade
 from watchdog.store.models import mailbox_table, message_table
-from watchdog.store.records import (
-    Recorded,
-)
+from watchdog.store.records import Recorded
+from watchdog.store.transactions import Batch, utcnow
 
 M = message_table.c
 B = mailbox_table.c
-
-
-class _Batch:
-    """The connection of one ``Store.batch``, opened at its first write."""
-
-    def __init__(self) -> None:
-        self.conn: Connection | None = None
-
-    def open(self, engine: Engine) -> Connection:
-        if self.conn is None:
-            self.conn = engine.connect()
-            self.conn.begin()
-        return self.conn
-
-    def commit(self) -> None:
-        if self.conn is not None:
-            self.conn.commit()
-
-    def rollback(self) -> None:
-        # SQLite has already rolled back after "disk is full", so ROLLBACK
-        # fails with "no transaction is active"; the first error matters.
-        if self.conn is not None:
-            with contextlib.suppress(SQLAlchemyError):
-                self.conn.rollback()
-
-    def close(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(SQLAlchemyError):
-                self.conn.close()
-            self.conn = None
-
-
-def utcnow() -> datetime:
-    """Return the current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class Store(SuppressionList):
@@ -86,7 +49,7 @@ class Store(SuppressionList):
     def __init__(self, url: str, *, busy_timeout: float = 5.0) -> None:
         self.url = url
         self._engine = create_store_engine(url, busy_timeout=busy_timeout)
-        self._batch: ContextVar[_Batch | None] = ContextVar(
+        self._batch: ContextVar[Batch | None] = ContextVar(
             f"watchdog_store_batch_{id(self)}", default=None
         )
         parsed = make_url(database_url(url))
@@ -165,7 +128,7 @@ class Store(SuppressionList):
         if self._batch.get() is not None:
             yield
             return
-        holder = _Batch()
+        holder = Batch()
         token = self._batch.set(holder)
         try:
             yield
