@@ -24,7 +24,10 @@ pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "emails"
 COMMAND = str(Path(sys.executable).with_name("mail-watchdog"))
 BOUNCES = sorted((CORPUS / "lhost-postfix").glob("*.eml"))[:3]
+ARCHIVED = sorted((CORPUS / "lhost-exim").glob("*.eml"))[:2]
 SHUTDOWN_LIMIT = 10.0
+# Generous, because other test runs may load the machine.
+STARTUP_LIMIT = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,15 @@ class Daemon:
         return code, time.monotonic() - started
 
 
-def write_config(work: Path, *, user: str, imaps_port: int, ca_file: Path) -> Path:
+def write_config(
+    work: Path,
+    *,
+    user: str,
+    imaps_port: int,
+    ca_file: Path,
+    interval: float = 1.0,
+    extra: str = "",
+) -> Path:
     secret = work / "imap-password"
     secret.write_text(PASSWORD + "\n")
     secret.chmod(0o600)
@@ -85,8 +96,8 @@ port = {imaps_port}
 ca_file = "{ca_file}"
 username = "{user}"
 password_file = "{secret}"
-poll_interval_seconds = 1.0
-"""
+poll_interval_seconds = {interval}
+{extra}"""
     )
     return config
 
@@ -108,6 +119,7 @@ def running_daemon(config: Path, work: Path) -> Iterator[Daemon]:
             what="mail-watchdog run",
             process=process,
             log=log,
+            timeout=STARTUP_LIMIT,
         )
         yield daemon
     finally:
@@ -120,10 +132,27 @@ def finished_run(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("run")
     user = "runbounces"
     dovecot.add_user(user)
+    archive = work / "archive"
+    archive.mkdir()
+    for sample in ARCHIVED:
+        (archive / sample.name).write_bytes(sample.read_bytes())
+    # A poll interval of an hour: after the first poll at start, only an
+    # IDLE push can bring the appended bounces in within the wait below.
     config = write_config(
-        work, user=user, imaps_port=dovecot.imaps_port, ca_file=dovecot.ca_file
+        work,
+        user=user,
+        imaps_port=dovecot.imaps_port,
+        ca_file=dovecot.ca_file,
+        interval=3600,
+        extra=f'\n[local.archive]\npath = "{archive}"\npoll_interval_seconds = 1.0\n',
     )
     with running_daemon(config, work) as daemon:
+        wait_until(
+            lambda: first_polls_done(daemon),
+            what="first polls",
+            process=daemon.process,
+            log=daemon.log,
+        )
         for sample in BOUNCES:
             dovecot.append(user, sample.read_bytes())
         wait_until(
@@ -131,7 +160,7 @@ def finished_run(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory):
             what="bounces moved to Processed",
             process=daemon.process,
             log=daemon.log,
-            timeout=30,
+            timeout=15,
         )
         metrics = daemon.get("/metrics")
         health = daemon.get("/healthz")
@@ -148,6 +177,13 @@ def finished_run(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory):
     }
 
 
+def first_polls_done(daemon: Daemon) -> bool:
+    """Tell whether /healthz shows a successful poll of every source."""
+    _, body = daemon.get("/healthz")
+    sources = json.loads(body)["sources"]
+    return all(source["state"] == "ok" for source in sources.values())
+
+
 def sample(metrics: str, name: str) -> list[float]:
     return [
         float(line.rsplit(" ", 1)[1])
@@ -160,6 +196,19 @@ def test_run_moves_bounces(finished_run) -> None:
     dovecot, user = finished_run["dovecot"], finished_run["user"]
     assert dovecot.uids(user) == []
     assert len(dovecot.uids(user, "Processed")) == len(BOUNCES)
+
+
+def test_run_idle_push_wakes_poll(finished_run) -> None:
+    """The interval is an hour, so only the IDLE wake-up explains the moves."""
+    assert len(finished_run["dovecot"].uids(finished_run["user"], "Processed")) == 3
+
+
+def test_run_local_source_counted(finished_run) -> None:
+    _, body = finished_run["metrics"]
+    counted = sample(
+        body, 'mailwatchdog_mailbox_messages_total{kind="bounce",mailbox="archive"'
+    )
+    assert sum(counted) == len(ARCHIVED)
 
 
 def test_run_metrics_count_messages(finished_run) -> None:
@@ -192,6 +241,7 @@ def test_run_healthz_ok(finished_run) -> None:
     assert data["database"] == "ok"
     assert data["sources"]["bounces"]["state"] == "ok"
     assert data["sources"]["bounces"]["last_success_age_seconds"] < 3
+    assert data["sources"]["archive"]["state"] == "ok"
 
 
 def test_run_sigterm_exits_zero(finished_run) -> None:

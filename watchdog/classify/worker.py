@@ -85,8 +85,10 @@ class ClassifierPool:
         self._context: ForkServerContext | SpawnContext
         if start_method == "forkserver":
             self._context = multiprocessing.get_context("forkserver")
-            # Preloading makes each respawn a fork of a warm interpreter.
-            self._context.set_forkserver_preload(["watchdog.classify"])
+            # Each worker is then a fork of a warm interpreter. Preloading
+            # "__main__" also spares every worker a fresh import of the main
+            # script, which for mail-watchdog pulls in the whole CLI.
+            self._context.set_forkserver_preload(["__main__", "watchdog.classify"])
         else:
             self._context = multiprocessing.get_context("spawn")
         self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
