@@ -91,7 +91,8 @@ def _recipient(rules: Rules, block: Block, context: str) -> RecipientVerdict | N
 def _text_about(text: str, address: str) -> str:
     """Return the paragraph of ``text`` from the first line naming ``address``.
 
-    OpenSMTPD and others write the remote reply only in the human-readable
+    The paragraph ends at a blank line or at a line that starts with another
+    address. OpenSMTPD and others write the remote reply only in the human-readable
     part and leave Diagnostic-Code out.
     """
     if not address:
@@ -101,7 +102,8 @@ def _text_about(text: str, address: str) -> str:
         if address.lower() in line.lower():
             paragraph = [line]
             for following in lines[index + 1 : index + _PARAGRAPH_LINES]:
-                if not following.strip():
+                words = following.split()
+                if not words or "@" in words[0]:
                     break
                 paragraph.append(following)
             return "\n".join(paragraph)
@@ -136,7 +138,9 @@ def _status_blocks(message: ParsedMessage) -> list[Block]:
 def _read_block(message: ParsedMessage, block: email.message.Message) -> Block:
     found: Block = {}
     for name in _FIELDS:
-        value = message.header(name, block)
+        # Raw values: RFC 2047 forbids encoded-words in an address, so one
+        # written there is part of the address as the MTA received it.
+        value = message.raw_header(name, block)
         if value is not None:
             found[name] = value
     return found

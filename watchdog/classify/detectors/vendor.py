@@ -69,8 +69,8 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
     if not _looks_like_bounce(message):
         return None
     full = human_text(message)
-    report = _report_part(full)
-    original = find_original(message, full[len(report) :] or full)
+    report, quoted = _split_report(full)
+    original = find_original(message, quoted or full)
     ignored = _ignored_addresses(message, original)
     senders = {a for a in (address_of(message.header("From")),) if a is not None}
     found = _failed_recipients(message, rules, report)
@@ -128,13 +128,29 @@ def _looks_like_bounce(message: ParsedMessage) -> bool:
     return _BOUNCE_SUBJECTS.search(message.header("Subject") or "") is not None
 
 
-def _report_part(text: str) -> str:
-    """Return the text before the quoted original message."""
+def _split_report(text: str) -> tuple[str, str]:
+    """Split ``text`` into the bounce's report and the quoted original.
+
+    Lines quoted with "> " belong to the original and are left out of the
+    report, unless most of the report is quoted, as in a forwarded bounce.
+    """
     lines = text.splitlines()
+    cut = len(lines)
     for index, line in enumerate(lines):
         if index > 0 and _ORIGINAL_MARKERS.match(line):
-            return "\n".join(lines[:index])
-    return text
+            cut = index
+            break
+    head = lines[:cut]
+    quoted = [line for line in head if line.startswith(">")]
+    if len(quoted) * 2 > len(head):
+        # A forwarded bounce: the whole report is quoted, so unquote it.
+        report = [
+            line[1:].removeprefix(" ") if line.startswith(">") else line
+            for line in head
+        ]
+    else:
+        report = [line for line in head if not line.startswith("> ")]
+    return "\n".join(report), "\n".join(lines[cut:])
 
 
 def _ignored_addresses(message: ParsedMessage, original: Original) -> set[str]:
