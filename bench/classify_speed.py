@@ -73,7 +73,7 @@ def run_ours(messages: list[bytes], total: int) -> float:
     start = time.process_time()
     for index in range(total):
         try:
-            kinds[classify(messages[index % len(messages)], limits).kind] += 1
+            kinds[classify(messages[index % len(messages)], limits).kind.value] += 1
         except Exception:  # counted: the bench must finish
             errors += 1
         if index + 1 in checkpoints:

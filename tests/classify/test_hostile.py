@@ -100,6 +100,8 @@ LENIENT_CASES = {
     "to_raw_utf8": b"To: j\xc3\xb6rg@ex\xc3\xa4mple.com\n",
     "to_invalid_utf8": b"To: \xed\xa0\x80@example.com\n",
     "nul_in_header": b"To: a\x00b@example.com\n",
+    "fields_then_bad_line": b"".join(b"X-H%d:  v\n" % i for i in range(200))
+    + b"not a header\n",
 }
 
 

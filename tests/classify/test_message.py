@@ -1,15 +1,21 @@
-"""ParsedMessage accessors and the bounds pre-scan on well-formed input."""
+"""ParsedMessage accessors, the fast MIME splitter and the bounds pre-scan."""
 
 from __future__ import annotations
 
+import email.message
+import email.parser
+import email.policy
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from watchdog.classify import bounds
+from watchdog.classify import bounds, fastparse
 from watchdog.classify.message import (
     LimitHit,
     ParsedMessage,
+    Part,
     decode_bytes,
     decode_header,
     parse,
@@ -187,3 +193,96 @@ def test_bounds_prefix_boundaries() -> None:
     part = b"--a\n" + inner
     raw = b"Content-Type: multipart/mixed; boundary=a\n\n" + part * 3 + b"--a--\n"
     assert bounds.check(raw, limits) is None
+
+
+def tree(part: email.message.Message) -> tuple[object, ...]:
+    """Return everything the feedparser sets on a part, recursively."""
+    payload = fastparse.raw_payload(part)
+    children = [tree(child) for child in payload] if isinstance(payload, list) else []
+    return (
+        part.get_unixfrom(),
+        list(part.raw_items()),
+        part.get_default_type(),
+        part.preamble,
+        part.epilogue,
+        [type(defect).__name__ for defect in part.defects],
+        children or payload,
+    )
+
+
+def feedparser_tree(raw: bytes) -> tuple[object, ...]:
+    parser = email.parser.BytesParser(_class=Part, policy=email.policy.compat32)
+    return tree(parser.parsebytes(raw))
+
+
+def test_fastparse_matches_feedparser(corpus_dir: Path) -> None:
+    mismatched = []
+    for path in sorted((corpus_dir / "emails").glob("*/*")):
+        raw = path.read_bytes()
+        fast = fastparse.split(raw.decode("ascii", "surrogateescape"), Part)
+        if fast is not None and tree(fast) != feedparser_tree(raw):
+            mismatched.append(path.name)
+    assert mismatched == []
+
+
+def test_fastparse_covers_corpus(corpus_dir: Path) -> None:
+    paths = sorted((corpus_dir / "emails").glob("*/*"))
+    texts = [path.read_bytes().decode("ascii", "surrogateescape") for path in paths]
+    fallbacks = [text for text in texts if fastparse.split(text, Part) is None]
+    assert len(fallbacks) < len(texts) // 10
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n",
+        b"Content-Type: multipart/mixed; boundary=b\n\npre\n--b\n\nx\n--b--\npost\n",
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--",
+        b"From sender@example.com Mon Jan  1 00:00:00 2024\nSubject: x\n\nbody\n",
+        b"Content-Type: message/delivery-status\n\nA: 1\n\n\nB: 2\n c\n\n",
+        b"Content-Type: multipart/digest; boundary=d\n\n"
+        b"--d\n\nSubject: y\n\nz\n--d--\n",
+        b"Subject: only headers",
+    ],
+)
+def test_fastparse_shapes(raw: bytes) -> None:
+    fast = fastparse.split(raw.decode("ascii", "surrogateescape"), Part)
+    assert fast is not None
+    assert tree(fast) == feedparser_tree(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Content-Type: multipart/mixed\n\nno boundary\n",
+        b"Content-Type: multipart/mixed; boundary=b\n\nno delimiter\n",
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\n--b\n\nx\n--b--\n",
+        b" continuation first\n\nx\n",
+        b"Subject: x\nnot a header\n\nx\n",
+        b"Subject: x\r\rbare carriage returns\n",
+    ],
+)
+def test_fastparse_declines(raw: bytes) -> None:
+    assert fastparse.split(raw.decode("ascii", "surrogateescape"), Part) is None
+
+
+CORPUS = sorted((Path(__file__).parents[1] / "corpus" / "emails").glob("*/*"))
+TOKENS = [b"\n", b"\r\n", b"\r", b"--", b"\n--", b" ", b"\t", b":", b"From ", b"\n\n"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(CORPUS),
+    st.lists(
+        st.tuples(st.floats(0, 1), st.sampled_from(TOKENS), st.booleans()),
+        max_size=4,
+    ),
+)
+def test_fastparse_mutants(path: Path, edits: list[tuple[float, bytes, bool]]) -> None:
+    raw = path.read_bytes()
+    for where, token, insert in edits:
+        at = int(where * len(raw))
+        raw = raw[:at] + token + raw[at + (0 if insert else len(token)) :]
+    fast = fastparse.split(raw.decode("ascii", "surrogateescape"), Part)
+    if fast is not None:
+        assert tree(fast) == feedparser_tree(raw)

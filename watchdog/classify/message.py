@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from watchdog.classify import bounds
+from watchdog.classify import bounds, fastparse
 from watchdog.classify.decoding import decode_bytes, decode_header, repair, unfold
 from watchdog.config import Limits
 
@@ -36,7 +36,8 @@ class Part(email.message.Message):
 
     Detectors ask every part they walk for its type, and on CPython 3.11
     each ``get_content_type`` call re-reads the headers. Methods that change
-    headers or the default type drop the cached value.
+    headers or the default type drop the cached value, except ``set_raw``,
+    which only parsers call, before the type is first read.
     """
 
     _content_type: str | None = None
@@ -62,16 +63,12 @@ class Part(email.message.Message):
         self._content_type = None
         super().replace_header(name, value)
 
-    def set_raw(self, name: str, value: Any) -> None:
-        self._content_type = None
-        super().set_raw(name, value)
-
     def set_default_type(self, ctype: str) -> None:
         self._content_type = None
         super().set_default_type(ctype)
 
 
-_PARSER = email.parser.BytesParser(_class=Part, policy=email.policy.compat32)
+_PARSER = email.parser.Parser(_class=Part, policy=email.policy.compat32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +157,8 @@ class ParsedMessage:
 
     def children(self, part: email.message.Message) -> list[email.message.Message]:
         """Return the messages in ``part``'s payload: parts, or status blocks."""
+        if not part.is_multipart():
+            return []
         payload = part.get_payload()
         if not isinstance(payload, list):
             return []
@@ -226,8 +225,10 @@ def parse(raw: bytes, limits: Limits) -> ParsedMessage | LimitHit:
     hit = bounds.check(raw, limits)
     if hit is not None:
         return LimitHit(hit)
+    # BytesParser decodes the same way before it parses.
+    text = raw.decode("ascii", "surrogateescape")
     try:
-        root = _PARSER.parsebytes(raw)
+        root = fastparse.split(text, Part) or _PARSER.parsestr(text)
     except RecursionError:
         return LimitHit("max_depth")
     message = ParsedMessage(raw=raw, root=root, limits=limits)
@@ -243,7 +244,7 @@ def _prepare(message: ParsedMessage) -> ParsedMessage | LimitHit:
             return LimitHit("max_header_bytes")
         for defect in part.defects:
             message.note(type(defect).__name__)
-        payload = part.get_payload()
+        payload = fastparse.raw_payload(part)
         if isinstance(payload, str) and len(payload) > limits.max_text_bytes:
             # Cut at a line end so that base64 bodies still decode.
             cut = payload.rfind("\n", 0, limits.max_text_bytes)

@@ -1,0 +1,285 @@
+"""A fast MIME splitter for well-formed messages, equal to CPython's parser.
+
+``email.feedparser`` handles every malformed shape, but it moves each line
+through several generator layers: on CPython 3.11 it parses a typical 5 KB
+bounce in about 150 microseconds. ``split`` builds the same tree of
+compat32 ``Part`` objects with a few string searches per part, for messages
+whose structure is plain: CRLF or LF line endings, header lines the parser
+reads without a defect, every multipart with its start and close delimiter,
+and no empty parts. It returns None for anything else so that the caller
+falls back to ``email.parser``. A differential test compares both trees
+over the corpus and over mutated messages.
+
+The feedparser rules copied here (CPython 3.11 ``email/feedparser.py``):
+
+- headers end at the first empty line; a header value keeps the line ends
+  of its continuation lines but not its last one;
+- the line end before a delimiter line belongs to the delimiter, so it is
+  cut from a leaf part's payload, a nested multipart's epilogue and the
+  preamble, but not from an embedded ``message/*``;
+- ``message/delivery-status`` bodies become one header-only part per block
+  of fields, and each extra empty line adds an empty block.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import errors
+from email.message import Message
+
+# A field: the name, then the value after leading blanks, with continuation
+# lines and line ends, which the feedparser keeps except at the very end.
+# Every step is possessive or atomic: with the ambiguous ``[ \t]*[^\n]*``
+# a failing match backtracked exponentially in the number of fields.
+_FIELD = (
+    r"([\041-\071\073-\176]++):[ \t]*+"
+    r"((?>[^ \t\n][^\n]*+)?(?>\n[ \t][^\n]*+)*+(?:\n|\Z))"
+)
+_HEADER_FIELD = re.compile(_FIELD)
+_HEADER_BLOCK = re.compile(f"(?>{_FIELD})*+")
+_SIMPLE_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
+
+PartFactory = Callable[[], Message]
+
+
+class _Unsupported(Exception):
+    """The text needs the full parser: a defect or an unusual shape."""
+
+
+def split(text: str, factory: PartFactory) -> Message | None:
+    """Return the message tree of ``text``, or None when the parser must decide.
+
+    ``text`` is the raw message decoded as ASCII with ``surrogateescape``,
+    as ``BytesParser`` does. ``factory`` creates each part.
+    """
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        return None
+    try:
+        return _entity(text, factory, "text/plain", ())
+    except _Unsupported:
+        return None
+
+
+def _entity(
+    text: str, factory: PartFactory, default_type: str, boundaries: tuple[str, ...]
+) -> Message:
+    part = factory()
+    if default_type != "text/plain":
+        part.set_default_type(default_type)
+    body = _read_headers(text, part)
+    content_type = part.get_content_type()
+    if content_type == "message/delivery-status":
+        _read_status(body, part, factory)
+    elif part.get_content_maintype() == "message":
+        if not body:
+            raise _Unsupported
+        part.attach(_entity(body, factory, "text/plain", boundaries))
+    elif part.get_content_maintype() == "multipart":
+        _read_multipart(body, part, factory, boundaries)
+    else:
+        part.set_payload(body)
+    return part
+
+
+def _read_headers(text: str, part: Message) -> str:
+    """Set the headers of ``part`` from ``text``; return the body after them.
+
+    The header block must consist of ``Name: value`` fields and their
+    continuation lines only; anything else is a parser defect.
+    """
+    start = 0
+    if text.startswith("From "):
+        start = text.find("\n") + 1 or len(text)
+        part.set_unixfrom(text[:start].rstrip("\r\n"))
+    end, body = _blank_line(text, start)
+    if _HEADER_BLOCK.fullmatch(text, start, end) is None:
+        raise _Unsupported
+    for name, value in _HEADER_FIELD.findall(text, start, end):
+        part.set_raw(name, value.rstrip("\r\n"))
+    return text[body:]
+
+
+def _blank_line(text: str, start: int) -> tuple[int, int]:
+    """Return where the first empty line at or after ``start`` begins and ends.
+
+    Without an empty line, both are the end of ``text``.
+    """
+    for line_end in ("\n", "\r\n"):
+        if text.startswith(line_end, start):
+            return start, start + len(line_end)
+    lf = text.find("\n\n", start)
+    limit = len(text) if lf < 0 else lf + 2
+    crlf = text.find("\n\r\n", start, limit)
+    if crlf >= 0:
+        return crlf + 1, crlf + 3
+    if lf >= 0:
+        return lf + 1, lf + 2
+    return len(text), len(text)
+
+
+def _read_status(body: str, part: Message, factory: PartFactory) -> None:
+    """Read a delivery-status body as blocks of fields separated by empty lines."""
+    blocks = _split_lines(body)
+    current: list[str] = []
+    for line in blocks:
+        if line in ("\n", "\r\n"):
+            part.attach(_block(current, factory))
+            current = []
+        else:
+            current.append(line)
+    if current:
+        part.attach(_block(current, factory))
+    elif not blocks:
+        part.attach(_block([], factory))
+
+
+def _block(lines: list[str], factory: PartFactory) -> Message:
+    block = factory()
+    body = _read_headers("".join(lines), block)
+    if body or "content-type" in block:
+        raise _Unsupported
+    block.set_payload("")
+    return block
+
+
+def _read_multipart(
+    body: str, part: Message, factory: PartFactory, boundaries: tuple[str, ...]
+) -> None:
+    boundary = part.get_boundary()
+    if boundary is None or boundary in boundaries:
+        raise _Unsupported
+    encoding = str(part.get("content-transfer-encoding", "8bit")).lower()
+    if encoding not in _SIMPLE_ENCODINGS:
+        raise _Unsupported
+    delimiters = _delimiters(body, "--" + boundary)
+    if not delimiters or delimiters[0].close:
+        raise _Unsupported
+    if delimiters[0].start > 0:
+        part.preamble = _cut_line_end(body[: delimiters[0].start])
+    last = delimiters[-1]
+    if not last.close:
+        # A truncated multipart: the last part runs to the end of the body.
+        if last.end == len(body):
+            raise _Unsupported
+        delimiters.append(_Delimiter(len(body), len(body), close=True, line_end=False))
+    inner = (*boundaries, boundary)
+    for opening, closing in itertools.pairwise(delimiters):
+        if opening.end == closing.start:
+            raise _Unsupported
+        child_text = body[opening.end : closing.start]
+        part.attach(_child(child_text, part, factory, inner))
+    if last.close:
+        part.epilogue = body[last.end :] if last.line_end else ""
+    else:
+        part.defects.append(errors.CloseBoundaryNotFoundDefect())
+
+
+@dataclass(frozen=True, slots=True)
+class _Delimiter:
+    start: int
+    end: int
+    close: bool
+    line_end: bool
+
+
+def _delimiters(body: str, separator: str) -> list[_Delimiter]:
+    """Find the delimiter lines of ``separator`` up to the first close delimiter.
+
+    A line is a delimiter when it starts with ``separator``, then has an
+    optional ``--``, blanks, and the line end, as the feedparser's
+    ``boundaryre`` requires.
+    """
+    found: list[_Delimiter] = []
+    position = body.find(separator)
+    while position >= 0:
+        if position == 0 or body[position - 1] == "\n":
+            delimiter = _delimiter_at(body, position, len(separator))
+            if delimiter is not None:
+                found.append(delimiter)
+                if delimiter.close:
+                    break
+        position = body.find(separator, position + 1)
+    return found
+
+
+def _delimiter_at(body: str, start: int, length: int) -> _Delimiter | None:
+    cursor = start + length
+    close = body.startswith("--", cursor)
+    if close:
+        cursor += 2
+    while cursor < len(body) and body[cursor] in " \t":
+        cursor += 1
+    if cursor == len(body):
+        return _Delimiter(start, cursor, close, line_end=False)
+    for line_end in ("\n", "\r\n"):
+        if body.startswith(line_end, cursor):
+            return _Delimiter(start, cursor + len(line_end), close, line_end=True)
+    return None
+
+
+def _child(
+    text: str, parent: Message, factory: PartFactory, boundaries: tuple[str, ...]
+) -> Message:
+    if parent.get_content_type() == "multipart/digest":
+        child = _entity(text, factory, "message/rfc822", boundaries)
+    else:
+        child = _entity(text, factory, "text/plain", boundaries)
+    last = _last_created(child)
+    if last.get_content_maintype() == "multipart":
+        epilogue = last.epilogue
+        last.epilogue = None if epilogue == "" else _cut_line_end(epilogue)
+    else:
+        payload = raw_payload(last)
+        if isinstance(payload, str):
+            last.set_payload(_cut_line_end(payload) or "")
+    return child
+
+
+def raw_payload(part: Message) -> object:
+    """Return the payload as the parser stored it.
+
+    ``get_payload()`` decodes a string payload that contains surrogate
+    escapes with the part's charset, so it does not return what was read.
+    """
+    payload: object = part._payload  # type: ignore[attr-defined]
+    return payload
+
+
+def _last_created(part: Message) -> Message:
+    """Return the part the feedparser created last while reading ``part``.
+
+    The feedparser cuts the line end before a delimiter from that part, not
+    from the child itself: for an embedded message it is the innermost
+    leaf or multipart, for a delivery-status part its last block.
+    """
+    while part.get_content_maintype() == "message":
+        payload = part.get_payload()
+        if not isinstance(payload, list) or not payload:
+            break
+        last = payload[-1]
+        if not isinstance(last, Message):
+            break
+        part = last
+    return part
+
+
+def _cut_line_end(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if text.endswith("\r\n"):
+        return text[:-2]
+    if text.endswith("\n"):
+        return text[:-1]
+    return text
+
+
+def _split_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    last = lines.pop()
+    result = [line + "\n" for line in lines]
+    if last:
+        result.append(last)
+    return result
