@@ -33,7 +33,7 @@ _MISLABELLED = Path(__file__).with_name("mislabelled.tsv")
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one manifest row compares with the verdict for its email."""
+    """The comparison of one manifest row with the verdict for its email."""
 
     row: dict[str, str]
     got_reason: str

@@ -57,9 +57,10 @@ def classify(
 ) -> Verdict:
     """Classify one message given as its raw bytes.
 
-    Never raises: a message that breaks a detector, or a rules directory
-    that fails to load, yields an ``unknown`` verdict naming the cause in
-    ``detector`` (``rules`` for a rules error, ``error`` for anything else).
+    Never raises an ``Exception``: a message that breaks a detector, or a
+    rules directory that fails to load, yields an ``unknown`` verdict that
+    names the cause in ``detector`` (``rules`` for a rules error, ``error``
+    for anything else).
     The daemon and the CLI load the rules first so that a broken rules file
     stops them at start-up instead. ``rules`` defaults to the files under
     ``rules/classify``.
@@ -70,7 +71,7 @@ def classify(
         return unknown("rules")
     except RecursionError:
         return unknown("error", limit="max_depth")
-    except Exception:
+    except Exception:  # the contract is to never raise on any input
         return unknown("error")
 
 

@@ -2,9 +2,9 @@
 
 The daemon compares ``original_message_id`` and ``original_sender`` with
 its send log to reject forged bounces, so both are read whenever the
-original is present: as a ``message/rfc822`` part, a ``text/rfc822-headers``
-part, or, in non-MIME bounces from qmail, Exim and others, as headers
-quoted in the body after a separator line.
+original is present. It comes as a ``message/rfc822`` or
+``text/rfc822-headers`` part, or, in non-MIME bounces from qmail, Exim and
+others, as headers quoted in the body after a separator line.
 """
 
 from __future__ import annotations
@@ -100,8 +100,10 @@ def _message_id(value: str | None) -> str | None:
     if not value:
         return None
     match = re.search(r"<[^<>\s]+>", value)
-    text = match.group(0) if match else value.split()[0] if value.split() else ""
-    return text or None
+    if match is not None:
+        return match.group(0)
+    words = value.split()
+    return words[0] if words else None
 
 
 def address_of(value: str | None) -> str | None:

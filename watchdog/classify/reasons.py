@@ -65,7 +65,7 @@ CATEGORIES: dict[str, Category] = {
 }
 REASONS = frozenset(CATEGORIES)
 _ALWAYS_HARD = frozenset({"userunknown", "hostunknown", "hasmoved"})
-# x.0.0 and x.5.0 say only that something failed, not what.
+# x.0.0 and x.5.0 mean only that something failed, not what.
 _GENERIC_STATUS = re.compile(r"^[45]\.[05]\.0$")
 # RFC 3463 allows three-digit subjects, but only 0 to 7 are defined; the
 # narrower form keeps version numbers such as "2.753.1" out.

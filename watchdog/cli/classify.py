@@ -32,7 +32,7 @@ _RECIPIENT_FIELDS = (
 
 
 class OutputFormat(StrEnum):
-    """How ``classify`` prints its verdicts."""
+    """Output format of ``classify``."""
 
     JSON = "json"
     TABLE = "table"

@@ -1,14 +1,12 @@
 """flufl.bounce as the last resort for recipients of unrecognised bounces.
 
-flufl.bounce knows many old vendor formats but returns only addresses and
+flufl.bounce recognises many old vendor formats but returns only addresses and
 whether each failure was temporary, so the reason comes from our rules over
 the report's text. It runs only on messages that already passed the parse
 limits.
 """
 
 from __future__ import annotations
-
-import email.message
 
 from flufl.bounce import scan_message
 
@@ -25,7 +23,7 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
     """Return a bounce verdict for the addresses flufl.bounce finds, or None."""
     try:
         temporary, permanent = scan_message(message.root)
-    except Exception:
+    except Exception:  # flufl.bounce heuristics crash on odd input: "not found"
         return None
     addresses = sorted(_decode(a) for a in (*permanent, *temporary))
     if not addresses:
@@ -53,7 +51,3 @@ def _decode(address: bytes | str) -> str:
     if isinstance(address, bytes):
         return address.decode("utf-8", "surrogateescape")
     return address
-
-
-def _root(message: ParsedMessage) -> email.message.Message:
-    return message.root

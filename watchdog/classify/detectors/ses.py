@@ -1,7 +1,7 @@
 """Amazon SES notifications in JSON, delivered by e-mail through Amazon SNS.
 
 The body is a JSON object with ``notificationType`` (Bounce, Complaint,
-Delivery) or an SNS envelope whose ``Message`` field holds that object as
+Delivery) or an SNS envelope whose ``Message`` field contains that object as
 a string. Mail-form SES bounces (RFC 3464) are left to the DSN detector.
 """
 
@@ -35,11 +35,8 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
     notice = _notification(message)
     if notice is None:
         return None
+
     kind = str(notice.get("notificationType") or notice.get("eventType") or "")
-    mail = _mapping(notice.get("mail"))
-    common = _mapping(mail.get("commonHeaders"))
-    senders = common.get("from")
-    sender = senders[0] if isinstance(senders, list) and senders else mail.get("source")
     if kind == "Bounce":
         recipients, verdict_kind = _bounce(rules, _mapping(notice.get("bounce")))
     elif kind == "Complaint":
@@ -48,22 +45,33 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
         recipients, verdict_kind = _delivery(rules, _mapping(notice.get("delivery")))
     else:
         return None
-    feedback = None
-    if verdict_kind is Kind.COMPLAINT:
-        complaint = _mapping(notice.get("complaint"))
-        feedback = Feedback(
-            feedback_type=str(complaint.get("complaintFeedbackType") or "abuse"),
-            user_agent=_text(complaint.get("userAgent")),
-            arrival_date=_text(complaint.get("arrivalDate")),
-        )
+
+    mail = _mapping(notice.get("mail"))
     return Verdict(
         kind=verdict_kind,
         detector=NAME,
         recipients=recipients,
         message_id=message.header("Message-ID"),
         original_message_id=_text(mail.get("messageId")),
-        original_sender=address_of(_text(sender)),
-        feedback=feedback,
+        original_sender=address_of(_sender(mail)),
+        feedback=_feedback(notice) if verdict_kind is Kind.COMPLAINT else None,
+    )
+
+
+def _sender(mail: dict[str, Any]) -> str | None:
+    """Return the From of the original, else its envelope sender."""
+    senders = _mapping(mail.get("commonHeaders")).get("from")
+    if isinstance(senders, list) and senders:
+        return _text(senders[0])
+    return _text(mail.get("source"))
+
+
+def _feedback(notice: dict[str, Any]) -> Feedback:
+    complaint = _mapping(notice.get("complaint"))
+    return Feedback(
+        feedback_type=str(complaint.get("complaintFeedbackType") or "abuse"),
+        user_agent=_text(complaint.get("userAgent")),
+        arrival_date=_text(complaint.get("arrivalDate")),
     )
 
 

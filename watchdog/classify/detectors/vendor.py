@@ -239,7 +239,7 @@ def _continues(collected: list[str]) -> bool:
     """Tell whether a recipient's text goes on past a blank line.
 
     qmail and DragonFly put a blank line between the address and the remote
-    reply, so the text continues until it holds a reply code.
+    reply, so the text continues until it contains a reply code.
     """
     return (
         status_in("\n".join(collected)) is None
