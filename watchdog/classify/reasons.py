@@ -69,6 +69,8 @@ _ALWAYS_HARD = frozenset({"userunknown", "hostunknown", "hasmoved"})
 _GENERIC_STATUS = re.compile(r"^[45]\.[05]\.0$")
 # RFC 3463 allows three-digit subjects, but only 0 to 7 are defined; the
 # narrower form keeps version numbers such as "2.753.1" out.
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9][A-Za-z0-9.-]*")
+_URL_FRAGMENT = re.compile(r"(https?://[^\s#]*)#\S*")
 STATUS_IN_TEXT = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
 REPLY_CODE_IN_TEXT = re.compile(r"(?<![\d.])([245][0-5]\d)(?=[ -]|$)")
 
@@ -154,8 +156,18 @@ def _reason(
 def _match(rules: Rules, text: str | None) -> str | None:
     if not text:
         return None
-    pattern = rules.reason_for_text(" ".join(text.split()))
+    pattern = rules.reason_for_text(_masked(" ".join(text.split())))
     return None if pattern is None else pattern.reason
+
+
+def _masked(text: str) -> str:
+    """Hide addresses and URL fragments, whose words are not the reason.
+
+    A recipient named ``filtered@example.com`` or a link ending in
+    ``#mailboxfull`` must not decide the reason.
+    """
+    text = _ADDRESS.sub("<address>", text)
+    return _URL_FRAGMENT.sub(r"\1", text)
 
 
 def _pseudo_status(

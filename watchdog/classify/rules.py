@@ -6,7 +6,9 @@ mapping whose fields are checked at load time:
 ``patterns``
     ``reason``, one of ``regex`` or ``substring`` (case-insensitive), and a
     ``note`` naming the provider or sample the wording came from. Matched
-    against a recipient's diagnostic text; the first match wins.
+    against a recipient's diagnostic text with blanks collapsed, every
+    address replaced by ``<address>`` and URL fragments removed. The first
+    match wins.
 ``statuses``
     ``status`` (``5.1.1``, or ``x.1.1`` for either class), ``reason``,
     ``note``. Used when no pattern matches.
