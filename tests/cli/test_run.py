@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import postgres
 from tests.servers.common import free_port, stop, wait_until
 from tests.servers.dovecot import PASSWORD, Dovecot, running_dovecot
 from watchdog.store import Store
@@ -379,3 +380,33 @@ def test_run_sigterm_mid_drain_loses_nothing(dovecot: Dovecot, tmp_path: Path) -
     assert events == stored(scanned_url)[1], (
         "events differ from a scan of the same mail"
     )
+
+
+@pytest.mark.postgres
+def test_run_healthz_database_failure(dovecot: Dovecot, tmp_path: Path) -> None:
+    if not postgres.available():
+        pytest.skip(f"no PostgreSQL at {postgres.admin_url()}")
+    user = "rundbdown"
+    dovecot.add_user(user)
+    with postgres.fresh_database("mw_run") as url:
+        config = write_config(
+            tmp_path, user=user, imaps_port=dovecot.imaps_port, ca_file=dovecot.ca_file
+        )
+        text = config.read_text()
+        config.write_text(text.replace(text.split("\n")[1], f'url = "{url}"'))
+        with running_daemon(config, tmp_path) as daemon:
+            wait_until(
+                lambda: first_polls_done(daemon),
+                what="first poll",
+                process=daemon.process,
+                log=daemon.log,
+                timeout=STARTUP_LIMIT,
+            )
+            before, _ = daemon.get("/healthz")
+            postgres.drop_database(url.rpartition("/")[2])
+            status, body = daemon.get("/healthz")
+            code, _ = daemon.terminate()
+    assert before == 200
+    assert status == 503
+    assert json.loads(body)["database"] == "failed"
+    assert code == 0

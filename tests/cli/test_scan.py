@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import postgres
 from watchdog.store import Store
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "emails"
@@ -139,3 +140,19 @@ def test_scan_missing_path_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "not found" in " ".join(result.stderr.split())
     assert not (tmp_path / "w.db").exists()
+
+
+@pytest.mark.postgres
+def test_scan_postgres_rescan(tmp_path: Path) -> None:
+    if not postgres.available():
+        pytest.skip(f"no PostgreSQL at {postgres.admin_url()}")
+    with postgres.fresh_database("mw_scan") as url:
+        first = scan(str(CORPUS / "lhost-postfix"), "--database", url, cwd=tmp_path)
+        after_first = store_counts(url)
+        second = scan(str(CORPUS / "lhost-postfix"), "--database", url, cwd=tmp_path)
+        after_second = store_counts(url)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert after_first[0].get("processed", 0) > 10
+    assert after_second == after_first
+    assert "New suppressions in this run: none" in second.stdout
