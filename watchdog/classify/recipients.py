@@ -37,6 +37,11 @@ _DATA_PHASE = re.compile(
 # means the RCPT TO failed after all.
 # Wording of a bounce that gave up after temporary failures; its pseudo
 # status takes the 4 class.
+# Only the bare wording is ambiguous after DATA; "This user doesn't have a
+# yahoo.com account" or "Invalid recipient" name a missing mailbox outright.
+_BARE_UNKNOWN = re.compile(
+    r"user unknown|unknown user|no such user|unknown recipient", re.IGNORECASE
+)
 _TEMPORARY = re.compile(
     r"temporary failure|retry timeout exceeded|will be retried", re.IGNORECASE
 )
@@ -53,6 +58,7 @@ def human_text(message: ParsedMessage) -> str:
     """
     plain: list[str] = []
     markup: list[str] = []
+    unsplit: list[str] = []
     for part in message.walk():
         kind = content_type(message, part)
         if kind in _ORIGINAL_PARTS:
@@ -61,10 +67,11 @@ def human_text(message: ParsedMessage) -> str:
             plain.append(message.text(part))
         elif kind == "text/html":
             markup.append(html.unescape(_TAG.sub(" ", message.text(part))))
-    if not plain and not markup and content_type(message).startswith("multipart/"):
-        # A multipart whose boundary never appears parses as one text body.
-        plain.append(message.text(message.root))
-    return "\n".join(plain or markup)
+        elif kind.startswith("multipart/") and not message.children(part):
+            # A multipart whose boundary is missing or never appears parses
+            # as one text body.
+            unsplit.append(message.text(part))
+    return "\n".join(plain or markup or unsplit)
 
 
 def content_type(
@@ -116,6 +123,7 @@ def build_recipient(
     if (
         decision.reason == "userunknown"
         and not (decision.status or "").endswith(".1.1")
+        and _BARE_UNKNOWN.search(text) is not None
         and _after_data(text, transcript, normalised)
     ):
         decision = decision_for(rules, "filtered", decision.status, reply_code)

@@ -24,7 +24,7 @@ from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict, unknown
 
 NAME = "vendor"
 _BOUNCE_SENDERS = re.compile(
-    r"^(mailer-daemon|postmaster|mail-?daemon|mailerdaemon|mdaemon|bounces?|"
+    r"^(mailer-daemon|post_?master|mail-?daemon|mailerdaemon|mdaemon|bounces?|"
     r"mail delivery (system|subsystem)|nobody|root|no-?reply)\b",
     re.IGNORECASE,
 )
