@@ -349,3 +349,17 @@ async def test_batch_per_task(store: Store) -> None:
         await task
     assert not store.is_recorded(inside)
     assert store.is_recorded(outside) is (store.dialect == "postgresql")
+
+
+async def test_abatch_takes_turns(store: Store) -> None:
+    """Tasks whose batches span awaits both commit under abatch."""
+
+    async def cycle(source: str) -> int:
+        async with store.abatch():
+            for _ in range(3):
+                record(store, bounce("a@example.com"), ref=MessageRef(source, "INBOX"))
+                await asyncio.sleep(0.05)
+        return 3
+
+    assert await asyncio.gather(cycle("a"), cycle("b")) == [3, 3]
+    assert store.stats().messages == {"processed": 6}

@@ -116,7 +116,7 @@ def classify_error(exc: BaseException, operation: str) -> StoreError:
     if reason is None:
         return StoreError(f"{operation} failed: {text}")
     hint = {
-        "locked": "another process holds the database; retried later",
+        "locked": "another connection holds the lock; retry the transaction",
         "disk_full": "free space on the database's file system",
         "disconnected": "check that the database server is running",
     }[reason]

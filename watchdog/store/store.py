@@ -8,8 +8,9 @@ exception, and the transaction is rolled back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ class Store(SuppressionList):
         self._batch: ContextVar[Batch | None] = ContextVar(
             f"watchdog_store_batch_{id(self)}", default=None
         )
+        self._writer_turn: asyncio.Lock | None = None
         parsed = make_url(database_url(url))
         self._sqlite_path: Path | None = None
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (
@@ -122,8 +124,9 @@ class Store(SuppressionList):
         outer one.
 
         NOTE: on SQLite the first write takes the database's write lock
-        and holds it to the end of the block, so classify before the block
-        and keep only the ``record`` calls inside.
+        and holds it to the end of the block. Tasks on an event loop whose
+        batches span an ``await`` must use ``abatch()``, or classify before
+        the block and keep only the ``record`` calls inside.
         """
         if self._batch.get() is not None:
             yield
@@ -141,6 +144,28 @@ class Store(SuppressionList):
         finally:
             self._batch.reset(token)
             holder.close()
+
+    @contextlib.asynccontextmanager
+    async def abatch(self) -> AsyncIterator[None]:
+        """Run ``batch()`` for a task on the event loop, waiting its turn.
+
+        The driver calls block the event loop. So when a second task writes
+        while another task's batch holds a lock across an ``await`` (the
+        SQLite write lock, or a PostgreSQL row lock on the same address),
+        the first task can never finish. The second then fails with
+        StoreBusy after the busy or lock timeout. ``abatch`` makes such
+        tasks take turns on an ``asyncio.Lock`` instead; a nested call
+        joins the enclosing batch.
+        """
+        if self._batch.get() is not None:
+            with self.batch():
+                yield
+            return
+        if self._writer_turn is None:
+            self._writer_turn = asyncio.Lock()
+        async with self._writer_turn:
+            with self.batch():
+                yield
 
     @contextlib.contextmanager
     def _write(self, operation: str) -> Iterator[Connection]:
