@@ -119,10 +119,22 @@ def on_alarm(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", type=Path, help="folder of .eml files")
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--hang-seconds", type=float, default=5.0)
-    parser.add_argument("--out", type=Path, default=Path("/tmp/fuzz-classify"))
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="wall-clock run time"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="random seed")
+    parser.add_argument(
+        "--hang-seconds",
+        type=float,
+        default=5.0,
+        help="wall-clock seconds after which one classification counts as a hang",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("/tmp/fuzz-classify"),
+        help="folder for inputs that raised or hung",
+    )
     args = parser.parse_args()
 
     seeds = [p.read_bytes() for p in sorted(args.corpus.rglob("*")) if p.is_file()]

@@ -20,8 +20,8 @@ from watchdog.classify.message import LimitHit, ParsedMessage, parse
 from watchdog.config import Limits
 
 LIMITS = Limits()
-# CPU seconds one crafted message may take; the slowest, an 8 MB body,
-# took about 0.3 s on the development machine.
+# CPU seconds one crafted message may take. The slowest, an 8 MB body,
+# took about 0.3 s on a 2-core development VM.
 BOUND_SECONDS = 2.0
 CORPUS = sorted((Path(__file__).parents[1] / "corpus" / "emails").glob("*/*"))
 

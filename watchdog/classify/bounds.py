@@ -1,8 +1,9 @@
 """Cheap pre-scan of raw message bytes against the limits in ``Limits``.
 
 ``check`` runs before any MIME parse. It reads the bytes with a few C-level
-searches, so a 10 MB message costs milliseconds, and returns the name of the
-first ``Limits`` field the message exceeds, or None. The bounds exist because
+searches: a 10 MB message took about 45 ms on a 2-core development VM, or
+0.3 s when full of ``--`` lines. It returns the name of the first
+``Limits`` field the message exceeds, or None. The bounds exist because
 CPython 3.11's ``email`` package has costs that grow faster than the input:
 thousands of MIME parts, deep nesting (``RecursionError`` near 2,000 levels),
 thousands of RFC 2047 encoded-words in one header, and very long headers.
@@ -108,8 +109,8 @@ def _scan_nesting(
     """Walk delimiter lines and ``message/*`` declarations in order.
 
     The stack contains open boundaries and a None marker for each
-    ``message/*`` part. A delimiter of a boundary already open closes every
-    level above it, as the parser does; an unknown one opens a new level.
+    ``message/*`` part. As in the parser, a delimiter of a boundary already
+    open closes every level above it, and an unknown one opens a new level.
     """
     pattern = _event_pattern(boundaries)
     stack: list[bytes | None] = []

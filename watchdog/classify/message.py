@@ -18,6 +18,7 @@ import email.message
 import email.parser
 import email.policy
 import email.utils
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from watchdog.config import Limits
 __all__ = ["LimitHit", "ParsedMessage", "Part", "decode_bytes", "decode_header"]
 
 _CONTENT_ERRORS = (ValueError, LookupError, TypeError)
+_CHARSET = re.compile(r"""(?:^|;)\s*charset\s*=\s*"?([^"\s;]+)""", re.IGNORECASE)
 
 
 class Part(email.message.Message):
@@ -165,7 +167,7 @@ class ParsedMessage:
         return [child for child in payload if isinstance(child, email.message.Message)]
 
     def text(self, part: email.message.Message) -> str:
-        """Return the decoded text of ``part``; undecodable bytes become U+FFFD.
+        """Return the decoded text of ``part``, with U+FFFD for undecodable bytes.
 
         A ``message/delivery-status`` part, which the parser splits into
         blocks of fields, comes back as those fields in text form.
@@ -197,7 +199,7 @@ class ParsedMessage:
         return entry[1].get(name.lower(), [])
 
     def _decode_text(self, part: email.message.Message) -> str:
-        payload = part.get_payload()
+        payload = fastparse.raw_payload(part)
         if isinstance(payload, list):
             return _blocks_text(payload)
         try:
@@ -207,11 +209,17 @@ class ParsedMessage:
             data = None
         if not isinstance(data, bytes):
             return payload if isinstance(payload, str) else ""
-        try:
-            charset = part.get_content_charset() or "utf-8"
-        except _CONTENT_ERRORS:
-            charset = "utf-8"
-        return decode_bytes(data, charset)
+        return decode_bytes(data, self._charset(part))
+
+    def _charset(self, part: email.message.Message) -> str:
+        """Return the charset parameter of ``part``, or utf-8.
+
+        A regex over the raw header is several times cheaper than
+        ``get_content_charset``. An RFC 2231 ``charset*=`` gives utf-8.
+        """
+        content_type = self._raw_headers("content-type", part)
+        match = _CHARSET.search(content_type[0]) if content_type else None
+        return match.group(1) if match else "utf-8"
 
 
 def parse(raw: bytes, limits: Limits) -> ParsedMessage | LimitHit:
