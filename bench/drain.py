@@ -107,12 +107,19 @@ def fill_maildir(dovecot: Dovecot, user: str, count: int) -> None:
         path = new / f"{1_700_000_000 + n}.M{n}P1.bench"
         path.write_bytes(raw)
         os.chown(path, MAIL_UID, MAIL_UID)
+    # Dovecot indexes new Maildir files at the first SELECT, which takes
+    # longer than a command timeout for 20,000 files; do it before timing.
+    with dovecot.client(user) as conn:
+        conn.socket().settimeout(600)
+        conn.select("INBOX")
 
 
 async def drain(
     dovecot: Dovecot, user: str, url: str, args: argparse.Namespace
 ) -> dict[str, Any]:
-    settings = settings_for(dovecot, user, batch_size=200, cycle_timeout_seconds=3600)
+    settings = settings_for(
+        dovecot, user, batch_size=200, timeout_seconds=60, cycle_timeout_seconds=3600
+    )
     pool = None
     classifier: Any = DirectClassifier(settings.limits)
     if args.classifier == "pool":

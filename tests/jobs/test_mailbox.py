@@ -357,8 +357,13 @@ async def test_dovecot_restart(dovecot: Dovecot, user: str, database_url: str) -
     assert dovecot.uids(user) == []
 
 
-async def test_stall_mid_fetch(dovecot: Dovecot, user: str, database_url: str) -> None:
-    """A server that stalls mid-FETCH trips the deadline; a reconnect finishes."""
+@pytest.mark.parametrize(
+    "mode", [Mode.BLACKHOLE, Mode.CUT, Mode.RST, Mode.HALF_CLOSE], ids=str
+)
+async def test_network_fault_mid_fetch(
+    dovecot: Dovecot, user: str, database_url: str, mode: Mode
+) -> None:
+    """A stall, FIN, RST or half-close mid-FETCH fails the poll; a retry finishes."""
     raws = make_bounces(5, user)
     fill(dovecot, user, raws)
     proxy = FaultProxy(dovecot.imap_port)
@@ -374,21 +379,26 @@ async def test_stall_mid_fetch(dovecot: Dovecot, user: str, database_url: str) -
             cycle_timeout_seconds=3.0,
         )
         rig = make_rig(settings, database_url)
-        proxy.set_fault(Fault(Mode.BLACKHOLE, trigger=b"BODY[] {"))
-        stalled = await rig.worker.poll()
+        proxy.set_fault(Fault(mode, trigger=b"BODY[] {"))
+        interrupted = await rig.worker.poll()
         proxy.set_fault(Fault(Mode.PASS))
         summaries = await drain(rig)
         await rig.worker.close()
     finally:
         proxy.stop()
 
-    assert stalled.state is CycleState.FAILED
-    assert stalled.seconds < 4.0
-    reconnects = rig.metrics.registry.get_sample_value(
-        "mailwatchdog_imap_reconnects_total",
-        {"mailbox": "bounces", "reason": "timeout"},
-    )
-    assert reconnects == 1.0
+    assert interrupted.state is CycleState.FAILED
+    assert interrupted.seconds < 4.0
+    reasons = {
+        reason: rig.metrics.registry.get_sample_value(
+            "mailwatchdog_imap_reconnects_total",
+            {"mailbox": "bounces", "reason": reason},
+        )
+        for reason in ("timeout", "lost", "error")
+    }
+    assert sum(count or 0 for count in reasons.values()) == 1
+    if mode is Mode.BLACKHOLE:
+        assert reasons["timeout"] == 1.0
     assert proxy.connections >= 2
     assert summaries[-1].state is CycleState.DONE
     assert_clean(audit(dovecot, user, raws, database_url), 5)
@@ -534,3 +544,19 @@ def test_sigterm_child(dovecot: Dovecot, user: str, database_url: str) -> None:
     assert b'"stopped"' in stopped.stdout
     assert resumed.returncode == 0
     assert_clean(audit(dovecot, user, raws, database_url), 25)
+
+
+async def test_idle_wakes_on_waiting(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """Mail already waiting when the watcher connects triggers one wake."""
+    fill(dovecot, user, make_bounces(1, user))
+    woken = asyncio.Event()
+    rig = make_rig(settings_for(dovecot, user), database_url, wake=woken.set)
+    watcher = asyncio.create_task(rig.worker.watch())
+
+    await asyncio.wait_for(woken.wait(), 10)
+    rig.stop.set()
+    await asyncio.wait_for(watcher, 10)
+
+    assert woken.is_set()

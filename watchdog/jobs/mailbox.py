@@ -4,8 +4,8 @@
 single deadline for the whole cycle, reusing a healthy connection. A
 timeout, protocol error or lost connection drops the connection, and later
 polls are skipped until the backoff delay has passed. ``watch`` keeps a
-second connection in IDLE and calls ``wake`` when new mail arrives; the
-poll stays the truth, so polling goes on when IDLE fails.
+second connection in IDLE and calls ``wake`` when new mail arrives. IDLE is
+only a wake-up hint, so polling goes on when IDLE fails.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class MailboxStore(CycleStore, Protocol):
 
 
 class CycleState(enum.StrEnum):
-    """How a poll ended."""
+    """Final state of one poll."""
 
     DONE = "done"
     STOPPED = "stopped"
@@ -139,11 +139,12 @@ class MailboxWorker:
         return self._backoff
 
     async def poll(self) -> CycleSummary:
-        """Run one cycle; never raises for IMAP or database failures.
+        """Run one cycle and return its summary.
 
-        Returns a summary whose state says whether the cycle ran, was skipped
-        (lock held elsewhere, backoff delay not over, stop requested) or
-        failed, with the error text.
+        IMAP, database and configuration errors, the cycle deadline and a
+        lost connection do not raise: the summary's state is then failed and
+        ``error`` holds the text. A skipped cycle (lock held elsewhere,
+        backoff delay not over, stop requested) has its own state.
         """
         if self._stop.is_set():
             return CycleSummary(self.name, CycleState.STOPPED)
@@ -151,11 +152,14 @@ class MailboxWorker:
             return CycleSummary(self.name, CycleState.BACKOFF)
 
         began = time.monotonic()
-        with self._store.consumer_lock(self.name, self._mailbox.folder) as won:
-            if not won:
-                self._log.info("poll_skipped", reason="consumer_lock_held")
-                return CycleSummary(self.name, CycleState.LOCKED)
-            summary = await self._guarded_cycle(began)
+        try:
+            with self._store.consumer_lock(self.name, self._mailbox.folder) as won:
+                if not won:
+                    self._log.info("poll_skipped", reason="consumer_lock_held")
+                    return CycleSummary(self.name, CycleState.LOCKED)
+                summary = await self._guarded_cycle(began)
+        except StoreError as exc:  # taking or releasing the lock failed
+            summary = self._failed(exc, began)
 
         succeeded = summary.state is not CycleState.FAILED
         self._metrics.poll_done(

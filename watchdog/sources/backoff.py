@@ -17,7 +17,7 @@ from enum import StrEnum
 
 
 class FailureKind(StrEnum):
-    """Which backoff schedule a failure uses."""
+    """Kind of failure, which selects the backoff schedule."""
 
     TRANSIENT = "transient"
     AUTH = "auth"

@@ -53,7 +53,7 @@ class MessageProcessor(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class FolderPlan:
-    """Where a source folder's messages go, and the bounds of one batch."""
+    """Destination folders of a source folder's messages, and batch bounds."""
 
     source: str
     folder: str
@@ -75,7 +75,7 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class MessageReport:
-    """What happened to one message; ``destination`` None means left in place."""
+    """Outcome of one message; ``destination`` is None when it stays in place."""
 
     uid: int
     result: Result
@@ -138,8 +138,8 @@ class FolderPass:
     ``stop`` set during a batch ends the pass once the messages in flight are
     done: what was processed is committed and moved, the rest stays for
     later.
-    ``left`` holds UIDs left in place during earlier passes of this process,
-    which are not fetched again while UIDVALIDITY holds. ``concurrency``
+    ``left`` contains UIDs left in place during earlier passes of this
+    process, which are not fetched again until UIDVALIDITY changes. ``concurrency``
     messages are classified at once, to keep a worker pool busy.
     """
 
@@ -312,16 +312,16 @@ def _budget_groups(
     dropped. Oversized messages are never fetched, so they count as 0.
     """
     group: list[int] = []
-    held = 0
+    buffered = 0
     for uid in uids:
         if uid not in sizes:
             continue
         size = sizes[uid] if sizes[uid] <= max_message_bytes else 0
-        if group and held + size > BATCH_BODY_BYTES:
+        if group and buffered + size > BATCH_BODY_BYTES:
             yield group
-            group, held = [], 0
+            group, buffered = [], 0
         group.append(uid)
-        held += size
+        buffered += size
     if group:
         yield group
 

@@ -79,8 +79,11 @@ class IdleWatcher:
         if "IDLE" not in session.capabilities:
             self.supported = False
             return
-        await session.select(self._settings.folder)
+        selected = await session.select(self._settings.folder)
         self._backoff.record_success()
+        if selected.exists:
+            # Mail that arrived while this connection was down gets no push.
+            self._wake()
         while True:
             if await session.idle_wait(self._settings.renew_seconds):
                 self._wake()

@@ -45,7 +45,7 @@ _LIBRARY_ERRORS = (aioimaplib.AioImapException, OSError, EOFError)
 
 
 class MoveMethod(StrEnum):
-    """How messages left the source folder, from the capabilities offered."""
+    """Method used to take messages out of the source folder."""
 
     MOVE = "move"
     COPY_EXPUNGE = "copy_expunge"
@@ -54,7 +54,7 @@ class MoveMethod(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where and how to connect; ``ssl_context`` None means plaintext."""
+    """Server address, credentials and TLS; ``ssl_context`` None means plaintext."""
 
     host: str
     port: int
@@ -82,7 +82,7 @@ class ImapSession:
     """An authenticated IMAP connection used by one task at a time.
 
     Every method raises ImapTimeout when its deadline expires, ImapError when
-    the server answers NO or BAD or the connection fails, and leaves
+    the server returns NO or BAD or the connection fails, and leaves
     ``healthy`` false in both cases.
     """
 
@@ -187,10 +187,11 @@ class ImapSession:
     async def move(self, uids: Sequence[int], target: str) -> MoveMethod:
         """Take ``uids`` out of the selected folder into ``target``.
 
-        Uses UID MOVE when offered; otherwise UID COPY, UID STORE \\Deleted and
-        UID EXPUNGE of exactly these UIDs when UIDPLUS is offered; otherwise it
-        only flags them ``\\Flagged`` and leaves them. A missing ``target``
-        (``[TRYCREATE]``) is created and the command retried once.
+        Uses UID MOVE when offered. Without MOVE but with UIDPLUS it sends UID
+        COPY, UID STORE \\Deleted and UID EXPUNGE of exactly these UIDs.
+        With neither it only flags them ``\\Flagged`` and leaves them. A
+        missing ``target`` (``[TRYCREATE]``) is created and the command
+        retried once.
         """
         if not uids:
             return MoveMethod.MOVE
@@ -209,33 +210,39 @@ class ImapSession:
     async def idle_wait(self, renew_seconds: float) -> bool:
         """Wait in IDLE until new mail arrives or ``renew_seconds`` pass.
 
-        Returns True when the server announced new messages (``EXISTS``).
-        IDLE is always ended with DONE and its command awaited, so the
-        session can be reused afterwards.
+        Returns True when the server announced new messages (``EXISTS``),
+        including announcements that arrived while IDLE was being ended or
+        between two IDLE commands. IDLE is always ended with DONE and its
+        command awaited, so the session can be reused afterwards.
         """
-        client = self._client
-        _drain(client.protocol.idle_queue)
-        idle_task = await self._call("IDLE", client.idle_start(timeout=renew_seconds))
+        queue = self._client.protocol.idle_queue
+        if _announces_mail(_drain(queue)):
+            return True
+        idle_task = await self._call(
+            "IDLE", self._client.idle_start(timeout=renew_seconds)
+        )
+        try:
+            arrived = await self._wait_pushes(renew_seconds)
+        finally:
+            if self.healthy:
+                self._client.idle_done()
+                await self._call("DONE", idle_task)
+        return arrived or _announces_mail(_drain(queue))
+
+    async def _wait_pushes(self, renew_seconds: float) -> bool:
         # aioimaplib queues STOP_WAIT_SERVER_PUSH after renew_seconds; the
         # grace beyond it catches a server or loop that never delivers it.
         grace = self._endpoint.timeout
-        try:
-            while True:
-                lines = await self._call(
-                    "IDLE push",
-                    client.wait_server_push(timeout=renew_seconds + grace),
-                    seconds=renew_seconds + 2 * grace,
-                )
-                if lines is aioimaplib.STOP_WAIT_SERVER_PUSH or lines == [
-                    b"stop_wait_server_push"
-                ]:
-                    return False
-                if any(_EXISTS.match(bytes(line)) for line in lines):
-                    return True
-        finally:
-            if self.healthy:
-                client.idle_done()
-                await self._call("DONE", idle_task)
+        while True:
+            lines = await self._call(
+                "IDLE push",
+                self._client.wait_server_push(timeout=renew_seconds + grace),
+                seconds=renew_seconds + 2 * grace,
+            )
+            if lines == aioimaplib.STOP_WAIT_SERVER_PUSH:
+                return False
+            if _announces_mail(lines):
+                return True
 
     async def logout(self) -> None:
         """Send LOGOUT and close; errors are ignored because the session ends."""
@@ -255,11 +262,11 @@ class ImapSession:
     async def _fetch(self, uids: Sequence[int], parts: str) -> list[FetchItem]:
         if not uids:
             return []
-        wanted = set(uids)
+        requested = set(uids)
         uid_set = format_uid_set(uids)
         response = await self._uid_command("fetch", uid_set, parts)
         # Items for UIDs we did not request are flag updates of other clients.
-        return [i for i in parse_fetch(response.lines) if i.uid in wanted]
+        return [i for i in parse_fetch(response.lines) if i.uid in requested]
 
     async def _uid_move(self, uid_set: str, target: str) -> Any:
         return await self._uid_command("move", uid_set, wire_name(target), check=False)
@@ -378,7 +385,16 @@ def _text(response: Any) -> bytes:
     return bytes(response.lines[-1]) if response.lines else b""
 
 
-def _drain(queue: asyncio.Queue[Any]) -> None:
-    """Drop pushes left over from an earlier IDLE before starting a new one."""
+def _drain(queue: asyncio.Queue[Any]) -> list[bytes]:
+    """Take every IDLE push waiting in ``queue`` and return their lines."""
+    lines: list[bytes] = []
     while not queue.empty():
-        queue.get_nowait()
+        item = queue.get_nowait()
+        if item != aioimaplib.STOP_WAIT_SERVER_PUSH:
+            lines.extend(item)
+    return lines
+
+
+def _announces_mail(lines: Sequence[bytes]) -> bool:
+    """Tell whether untagged lines include ``n EXISTS``."""
+    return any(_EXISTS.match(bytes(line)) for line in lines)
