@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from structlog.testing import capture_logs
 
 from watchdog.http import HttpServer, SourceHealth, create_app
 from watchdog.metrics import Metrics
@@ -124,3 +125,19 @@ async def test_port_in_use_raises() -> None:
         app = create_app(Metrics(), FixedHealth([]), database_ok)
         with pytest.raises(OSError, match=f"127.0.0.1:{port}"):
             await HttpServer(app, "127.0.0.1", port).start()
+
+
+async def test_database_failure_logged_once() -> None:
+    app = create_app(Metrics(), FixedHealth([FRESH]), database_down)
+    server = HttpServer(app, "127.0.0.1", 0)
+    await server.start()
+    try:
+        with capture_logs() as logs:
+            for _ in range(3):
+                status, _, _ = await fetch(server.port, "/healthz")
+    finally:
+        await server.stop()
+    failures = [e for e in logs if e["event"] == "health_database_failed"]
+    assert status == 503
+    assert len(failures) == 1
+    assert failures[0]["error"] == "ConnectionError: connection refused"

@@ -24,6 +24,7 @@ from sqlalchemy.exc import ArgumentError
 from watchdog import __version__
 from watchdog.classify.worker import ClassifierPool
 from watchdog.config import LocalSource, Settings
+from watchdog.errors import ConfigError
 from watchdog.http import HttpServer, create_app
 from watchdog.jobs.local import process_path
 from watchdog.jobs.mailbox import MailboxWorker
@@ -116,6 +117,13 @@ async def _start(
             cycle_timeout=mailbox.cycle_timeout_seconds,
         )
     for name, local in settings.local.items():
+        if name in settings.mailboxes:
+            msg = (
+                f"source name {name!r} is used by [mailboxes.{name}] and "
+                f"[local.{name}]: rename one, because metrics and logs use the name"
+            )
+            await pool.close()
+            raise ConfigError(msg, key=f"local.{name}")
         poll = _local_poll(processor, metrics, settings, name, local)
         scheduler.add(name, poll, interval=local.poll_interval_seconds, deadline=None)
 

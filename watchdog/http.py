@@ -69,6 +69,7 @@ def create_app(
     ``check_database`` raises when the database does not respond.
     """
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    probe = _DatabaseProbe(check_database)
 
     async def metrics_endpoint(request: Request) -> Response:
         del request
@@ -77,7 +78,7 @@ def create_app(
 
     async def healthz_endpoint(request: Request) -> Response:
         del request
-        body = await _health_body(health, check_database)
+        body = await _health_body(health, probe)
         status = 200 if body["status"] == "ok" else 503
         return JSONResponse(body, status_code=status)
 
@@ -89,17 +90,37 @@ def create_app(
     )
 
 
-async def _health_body(
-    health: HealthSource, check_database: DatabaseCheck
-) -> dict[str, object]:
-    database = "ok"
-    try:
-        async with asyncio.timeout(DATABASE_CHECK_SECONDS):
-            await check_database()
-    except Exception as exc:  # every failure means "not healthy"
-        log.warning("health_database_failed", error=str(exc))
-        database = "failed"
+class _DatabaseProbe:
+    """Run the database check and log when its result changes.
 
+    Orchestrators probe every few seconds, so a failure is logged once when
+    it starts and once when it ends, not on every request.
+    """
+
+    def __init__(self, check: DatabaseCheck) -> None:
+        self._check = check
+        self._failing = False
+
+    async def __call__(self) -> bool:
+        try:
+            async with asyncio.timeout(DATABASE_CHECK_SECONDS):
+                await self._check()
+        except Exception as exc:  # every failure means "not healthy"
+            if not self._failing:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("health_database_failed", error=error)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("health_database_recovered")
+        self._failing = False
+        return True
+
+
+async def _health_body(
+    health: HealthSource, probe: _DatabaseProbe
+) -> dict[str, object]:
+    database = "ok" if await probe() else "failed"
     sources = health.source_health()
     healthy = database == "ok" and not any(s.stale for s in sources)
     return {

@@ -410,3 +410,26 @@ def test_run_healthz_database_failure(dovecot: Dovecot, tmp_path: Path) -> None:
     assert status == 503
     assert json.loads(body)["database"] == "failed"
     assert code == 0
+
+
+def test_run_duplicate_source_name_fails(dovecot: Dovecot, tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        user="dupname",
+        imaps_port=dovecot.imaps_port,
+        ca_file=dovecot.ca_file,
+        extra=f'\n[local.bounces]\npath = "{tmp_path}"\n',
+    )
+    result = subprocess.run(
+        [COMMAND, "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    events = [
+        json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")
+    ]
+    failed = [e for e in events if e["event"] == "daemon_failed"]
+    assert result.returncode == 1
+    assert "[local.bounces]" in failed[0]["error"]

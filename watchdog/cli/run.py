@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -14,7 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from watchdog import log as logging_setup
 from watchdog.classify.worker import ClassifierPool
-from watchdog.cli.db import EXIT_USAGE, ConfigOption, DatabaseOption, fail
+from watchdog.cli.db import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    ConfigOption,
+    DatabaseOption,
+    fail,
+)
 from watchdog.cli.scan_report import ScanTally, print_report
 from watchdog.config import MailboxKind, Settings, load_settings
 from watchdog.daemon import run_daemon, safe_database_url
@@ -25,6 +32,7 @@ from watchdog.sources.local import LocalMessage, count_messages
 from watchdog.store import Store
 
 out = Console(highlight=False)
+log = structlog.get_logger("watchdog.daemon")
 
 PathsArgument = Annotated[
     list[Path],
@@ -52,7 +60,8 @@ def run_command(database: DatabaseOption = None, config: ConfigOption = None) ->
     try:
         asyncio.run(run_daemon(settings))
     except (WatchdogError, OSError, ClassifyFailed) as exc:
-        fail(str(exc))
+        log.error("daemon_failed", error=str(exc), error_type=type(exc).__name__)
+        raise typer.Exit(EXIT_ERROR) from None
 
 
 def scan_command(
