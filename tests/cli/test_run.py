@@ -134,10 +134,12 @@ def finished_run(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("run")
     user = "runbounces"
     dovecot.add_user(user)
+
     archive = work / "archive"
     archive.mkdir()
     for sample in ARCHIVED:
         (archive / sample.name).write_bytes(sample.read_bytes())
+
     # A poll interval of an hour: after the first poll at start, only an
     # IDLE push can bring the appended bounces in within the wait below.
     config = write_config(
@@ -148,13 +150,16 @@ def finished_run(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory):
         interval=3600,
         extra=f'\n[local.archive]\npath = "{archive}"\npoll_interval_seconds = 1.0\n',
     )
+
     with running_daemon(config, work) as daemon:
         wait_until(
             lambda: first_polls_done(daemon),
             what="first polls",
             process=daemon.process,
             log=daemon.log,
+            timeout=STARTUP_LIMIT,
         )
+
         for sample in BOUNCES:
             dovecot.append(user, sample.read_bytes())
         wait_until(
@@ -164,9 +169,11 @@ def finished_run(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory):
             log=daemon.log,
             timeout=15,
         )
+
         metrics = daemon.get("/metrics")
         health = daemon.get("/healthz")
         code, seconds = daemon.terminate()
+
     return {
         "dovecot": dovecot,
         "user": user,

@@ -139,7 +139,7 @@ class ClassifierPool:
         """Stop every worker. A message still in flight fails with ``error``."""
         self._closed = True
         for busy in self._busy:
-            # The caller awaiting this worker sees the pipe close and cleans up.
+            # The caller awaiting this worker gets EOF on the pipe and cleans up.
             busy.process.kill()
         while not self._idle.empty():
             slot = self._idle.get_nowait()
