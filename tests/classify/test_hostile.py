@@ -128,6 +128,26 @@ def test_classify_lenient(name: str) -> None:
     assert getattr(verdict, "limit", "missing") is None
 
 
+# Shapes within every limit that once cost a Python loop step per byte or
+# per repeat in the pre-scan or the fast MIME splitter.
+SLOW_SHAPES = {
+    "separators_one_line": b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\n"
+    + b"--b" * 3_000_000
+    + b"\n--b--\n",
+    "blanks_after_delimiter": b"Content-Type: multipart/mixed; boundary=b\n\n--b"
+    + b" " * 9_000_000
+    + b"\n\nx\n--b--\n",
+    "dash_lines": b"Subject: x\n\n" + b"--x\n" * 2_400_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SLOW_SHAPES))
+def test_slow_shape_bounded(name: str) -> None:
+    elapsed, verdict = timed_classify(SLOW_SHAPES[name])
+    assert elapsed < BOUND_SECONDS
+    assert getattr(verdict, "limit", "missing") is None
+
+
 def test_comments_defect_recorded() -> None:
     message = parse(lenient("from_comments_500"), LIMITS)
     assert isinstance(message, ParsedMessage)

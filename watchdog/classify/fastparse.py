@@ -42,6 +42,13 @@ _FIELD = (
 _HEADER_FIELD = re.compile(_FIELD)
 _HEADER_BLOCK = re.compile(f"(?>{_FIELD})*+")
 _SIMPLE_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
+_CONTAINERS = frozenset({"multipart", "message"})
+_BLANKS = re.compile(r"[ \t]*+")
+# Each nesting level keeps its own copy of its body, so a large, deeply
+# nested message would need many copies. A multipart or message/* body
+# larger than this goes to the feedparser, which keeps about one. Bounces
+# are mostly 2 to 60 KB, and a large single part is split cheaply.
+MAX_NESTED_CHARS = 262_144
 
 PartFactory = Callable[[], Message]
 
@@ -72,6 +79,8 @@ def _entity(
         part.set_default_type(default_type)
     body = _read_headers(text, part)
     content_type = part.get_content_type()
+    if part.get_content_maintype() in _CONTAINERS and len(body) > MAX_NESTED_CHARS:
+        raise _Unsupported
     if content_type == "message/delivery-status":
         _read_status(body, part, factory)
     elif part.get_content_maintype() == "message":
@@ -194,16 +203,24 @@ def _delimiters(body: str, separator: str) -> list[_Delimiter]:
     ``boundaryre`` requires.
     """
     found: list[_Delimiter] = []
-    position = body.find(separator)
+    # Searching from line starts only keeps a line full of repeated
+    # separators from costing one loop iteration each.
+    line_start = "\n" + separator
+    position = 0 if body.startswith(separator) else _next_line(body, line_start, 0)
     while position >= 0:
-        if position == 0 or body[position - 1] == "\n":
-            delimiter = _delimiter_at(body, position, len(separator))
-            if delimiter is not None:
-                found.append(delimiter)
-                if delimiter.close:
-                    break
-        position = body.find(separator, position + 1)
+        delimiter = _delimiter_at(body, position, len(separator))
+        if delimiter is not None:
+            found.append(delimiter)
+            if delimiter.close:
+                break
+        position = _next_line(body, line_start, position)
     return found
+
+
+def _next_line(body: str, line_start: str, after: int) -> int:
+    """Return where the next line that starts ``line_start[1:]`` begins, or -1."""
+    found = body.find(line_start, after)
+    return -1 if found < 0 else found + 1
 
 
 def _delimiter_at(body: str, start: int, length: int) -> _Delimiter | None:
@@ -211,8 +228,9 @@ def _delimiter_at(body: str, start: int, length: int) -> _Delimiter | None:
     close = body.startswith("--", cursor)
     if close:
         cursor += 2
-    while cursor < len(body) and body[cursor] in " \t":
-        cursor += 1
+    blanks = _BLANKS.match(body, cursor)
+    if blanks is not None:
+        cursor = blanks.end()
     if cursor == len(body):
         return _Delimiter(start, cursor, close, line_end=False)
     for line_end in ("\n", "\r\n"):
