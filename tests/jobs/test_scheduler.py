@@ -63,7 +63,9 @@ async def test_polls_repeat_at_interval(scheduler) -> None:
     scheduler.add("bounces", poll, interval=0.2, deadline=None)
     scheduler.start()
     await asyncio.sleep(1.1)
-    assert 4 <= poll.calls <= 7
+    # About six runs (0, 0.2 ... 1.0 s). Jitter only delays runs and a loaded
+    # machine falls behind, so the bounds are loose below and tight above.
+    assert 3 <= poll.calls <= 7
 
 
 async def test_polls_never_overlap(scheduler) -> None:
