@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -440,3 +441,25 @@ def test_run_duplicate_source_name_fails(dovecot: Dovecot, tmp_path: Path) -> No
     failed = [e for e in events if e["event"] == "daemon_failed"]
     assert result.returncode == 1
     assert "[local.bounces]" in failed[0]["error"]
+
+
+def test_run_sigterm_with_hung_server_within_budget(tmp_path: Path) -> None:
+    """A server that accepts and never speaks holds a poll until the budget ends."""
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen()
+        port = blackhole.getsockname()[1]
+        config = write_config(
+            tmp_path, user="hung", imaps_port=port, ca_file=tmp_path / "unused.pem"
+        )
+        text = config.read_text()
+        text = text.replace(f'ca_file = "{tmp_path / "unused.pem"}"', 'tls = "none"')
+        config.write_text(text)
+        with running_daemon(config, tmp_path) as daemon:
+            time.sleep(1)
+            code, seconds = daemon.terminate()
+    events = [event["event"] for event in daemon.events()]
+    assert code == 0
+    assert seconds < SHUTDOWN_LIMIT
+    assert "polls_cancelled" in events
+    assert events[-1] == "daemon_stopped"
