@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from watchdog.classify import Kind, classify
+from watchdog.classify.recipients import MAX_RECIPIENTS
 from watchdog.classify.verdict import Category
 from watchdog.config import Limits
 
@@ -244,3 +245,26 @@ def test_oversized_message() -> None:
     verdict = classify(b"x" * 200, Limits(max_message_bytes=100))
     assert verdict.kind is Kind.UNKNOWN
     assert verdict.limit == "max_message_bytes"
+
+
+def test_recipients_capped() -> None:
+    lines = "".join(f"user{i}@their.example\r\n" for i in range(MAX_RECIPIENTS + 50))
+    raw = (
+        "From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered Mail\r\n\r\n"
+        f"The following addresses failed:\r\n{lines}"
+    ).encode()
+    verdict = classify(raw)
+    assert verdict.kind is Kind.BOUNCE
+    assert len(verdict.recipients) == MAX_RECIPIENTS
+
+
+def test_address_words_ignored() -> None:
+    verdict = classify(
+        _dsn(
+            "Final-Recipient: rfc822; mailboxfull@their.example\r\n"
+            "Action: failed\r\nStatus: 5.1.1\r\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 <mailboxfull@their.example>... "
+            "User unknown\r\n"
+        )
+    )
+    assert verdict.recipients[0].reason == "userunknown"

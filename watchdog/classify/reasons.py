@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from watchdog.classify.verdict import Category
 
 if TYPE_CHECKING:
-    from watchdog.classify.rules import Rules
+    from watchdog.classify.rules import Pattern, Rules
 
 CATEGORIES: dict[str, Category] = {
     "userunknown": Category.ADDRESS,
@@ -156,8 +157,18 @@ def _reason(
 def _match(rules: Rules, text: str | None) -> str | None:
     if not text:
         return None
-    pattern = rules.reason_for_text(_masked(" ".join(text.split())))
-    return None if pattern is None else pattern.reason
+    return _first_reason(rules.patterns, text)
+
+
+# Every recipient of one report is matched against the same report text,
+# so the result is cached to keep a report naming many recipients linear.
+@lru_cache(maxsize=32)
+def _first_reason(patterns: tuple[Pattern, ...], text: str) -> str | None:
+    prepared = _masked(" ".join(text.split()))
+    for pattern in patterns:
+        if pattern.regex.search(prepared):
+            return pattern.reason
+    return None
 
 
 def _masked(text: str) -> str:

@@ -18,6 +18,10 @@ from watchdog.classify.reasons import (
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import RecipientVerdict
 
+# Recipients read from one report at most. Deciding a reason costs about a
+# millisecond per recipient, and the daemon quarantines any message with
+# more than ``Limits.max_recipients`` anyway, so the rest are dropped.
+MAX_RECIPIENTS = 1000
 _ORIGINAL_PARTS = frozenset(
     {
         "message/rfc822",

@@ -43,7 +43,7 @@ _SECTIONS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Pattern:
     """One wording that maps a diagnostic or a subject to a reason."""
 

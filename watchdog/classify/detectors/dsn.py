@@ -13,7 +13,12 @@ import re
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import find_original
 from watchdog.classify.reasons import status_in
-from watchdog.classify.recipients import build_recipient, content_type, human_text
+from watchdog.classify.recipients import (
+    MAX_RECIPIENTS,
+    build_recipient,
+    content_type,
+    human_text,
+)
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict
 
@@ -47,7 +52,7 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
         return None
     failed: list[RecipientVerdict] = []
     delivered: list[RecipientVerdict] = []
-    for block in blocks:
+    for block in blocks[:MAX_RECIPIENTS]:
         recipient = _recipient(rules, block, text)
         if recipient is None:
             continue

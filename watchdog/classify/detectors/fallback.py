@@ -12,7 +12,7 @@ from flufl.bounce import scan_message
 
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import find_original
-from watchdog.classify.recipients import build_recipient, human_text
+from watchdog.classify.recipients import MAX_RECIPIENTS, build_recipient, human_text
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict
 
@@ -30,7 +30,7 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
         return None
     text = human_text(message)
     found: list[RecipientVerdict] = []
-    for address in addresses:
+    for address in addresses[:MAX_RECIPIENTS]:
         recipient = build_recipient(rules, address, diagnostic=text)
         if recipient is not None:
             found.append(recipient)

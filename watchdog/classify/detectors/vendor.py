@@ -18,7 +18,7 @@ from watchdog.addresses import normalise_address
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import Original, address_of, find_original
 from watchdog.classify.reasons import reply_code_in, status_in
-from watchdog.classify.recipients import build_recipient, human_text
+from watchdog.classify.recipients import MAX_RECIPIENTS, build_recipient, human_text
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict, unknown
 
@@ -172,7 +172,7 @@ def _recipients(
         spans = _anywhere_spans(lines, ignored)
     found: list[RecipientVerdict] = []
     seen: set[str] = set()
-    for address, diagnostic in spans:
+    for address, diagnostic in spans[:MAX_RECIPIENTS]:
         recipient = build_recipient(
             rules, address, diagnostic=diagnostic, context=report
         )
