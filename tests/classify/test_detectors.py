@@ -261,9 +261,9 @@ def test_recipients_capped() -> None:
 def test_address_words_ignored() -> None:
     verdict = classify(
         _dsn(
-            "Final-Recipient: rfc822; mailboxfull@their.example\r\n"
+            "Final-Recipient: rfc822; overquota@their.example\r\n"
             "Action: failed\r\nStatus: 5.1.1\r\n"
-            "Diagnostic-Code: smtp; 550 5.1.1 <mailboxfull@their.example>... "
+            "Diagnostic-Code: smtp; 550 5.1.1 <overquota@their.example>... "
             "User unknown\r\n"
         )
     )
