@@ -45,7 +45,8 @@ KindOption = Annotated[
     MailboxKind,
     typer.Option(
         "--kind",
-        help="What the files are expected to hold: bounces or feedback reports.",
+        help="What the files hold, recorded as the source name scan-KIND; "
+        "each message is classified by its content either way.",
     ),
 ]
 

@@ -110,6 +110,8 @@ def _print_suppressions(console: Console, store: Store) -> None:
             _date(entry.expires_at) if entry.expires_at else "never",
             entry.address,
         )
+    if not entries:
+        table.add_row("(empty)", "", "", "")
     console.print(table)
     if total > len(entries):
         more = total - len(entries)
