@@ -268,3 +268,14 @@ def test_address_words_ignored() -> None:
         )
     )
     assert verdict.recipients[0].reason == "userunknown"
+
+
+def test_dsn_action_status_disagree() -> None:
+    verdict = classify(
+        _dsn(
+            "Final-Recipient: rfc822; a@their.example\r\nAction: failed\r\n"
+            "Status: 2.0.0\r\nDiagnostic-Code: smtp; 550 mailbox full\r\n"
+        )
+    )
+    assert verdict.kind is Kind.BOUNCE
+    assert verdict.recipients[0].reason == "mailboxfull"

@@ -36,6 +36,7 @@ _FIELDS = (
 _FIELD_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
 # Lines read after a recipient's address when the report text explains it.
 _PARAGRAPH_LINES = 6
+_FAILURE_ACTIONS = frozenset({"failed", "delayed"})
 _SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 Block = dict[str, str]
@@ -77,6 +78,10 @@ def _recipient(rules: Rules, block: Block, context: str) -> RecipientVerdict | N
     status = status_in(block.get("status", ""))
     if action in _SUCCESS_ACTIONS and status is None:
         status = "2.0.0"
+    if action in _FAILURE_ACTIONS and status is not None and status[0] == "2":
+        # Action and Status disagree: a success code cannot make a failure
+        # delivered, so the reason comes from the diagnostic instead.
+        status = None
     diagnostic = _strip_type(block.get("diagnostic-code", ""))
     if not diagnostic:
         diagnostic = _text_about(context, _strip_type(final))
