@@ -147,7 +147,7 @@ def build_recipient(
 
 
 def _after_data(diagnostic: str, context: str | None, address: str) -> bool:
-    """Tell whether the failing reply answered DATA rather than RCPT TO."""
+    """Tell whether the failing reply was to DATA rather than to RCPT TO."""
     window = diagnostic
     if _RCPT_COMMAND.search(diagnostic):
         return False

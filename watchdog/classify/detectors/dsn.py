@@ -186,9 +186,9 @@ def _parse_text(text: str) -> list[Block]:
 
 def _unique(recipients: list[RecipientVerdict]) -> list[RecipientVerdict]:
     seen: set[str] = set()
-    kept: list[RecipientVerdict] = []
+    unique: list[RecipientVerdict] = []
     for recipient in recipients:
         if recipient.address.lower() not in seen:
             seen.add(recipient.address.lower())
-            kept.append(recipient)
-    return kept
+            unique.append(recipient)
+    return unique

@@ -187,7 +187,7 @@ def _own_line_spans(lines: list[str], ignored: set[str]) -> list[tuple[str, str]
     starts: list[tuple[int, str]] = []
     for index, line in enumerate(lines):
         match = _OWN_LINE.match(line)
-        if match is not None and _wanted(match.group(1), ignored):
+        if match is not None and _is_candidate(match.group(1), ignored):
             starts.append((index, match.group(1)))
     return _spans(lines, starts)
 
@@ -196,7 +196,7 @@ def _labelled_spans(lines: list[str], ignored: set[str]) -> list[tuple[str, str]
     starts: list[tuple[int, str]] = []
     for index, line in enumerate(lines):
         match = _LABELLED.search(line)
-        if match is not None and _wanted(match.group(2), ignored):
+        if match is not None and _is_candidate(match.group(2), ignored):
             starts.append((index, match.group(2)))
     return _spans(lines, starts)
 
@@ -207,7 +207,7 @@ def _anywhere_spans(lines: list[str], ignored: set[str]) -> list[tuple[str, str]
         if "http" in line.lower() and "@" not in line.split("http")[0]:
             continue
         for match in _ADDRESS.finditer(line):
-            if _wanted(match.group(0), ignored):
+            if _is_candidate(match.group(0), ignored):
                 starts.append((index, match.group(0)))
     return _spans(lines, starts)
 
@@ -248,7 +248,7 @@ def _continues(collected: list[str]) -> bool:
     )
 
 
-def _wanted(address: str, ignored: set[str]) -> bool:
+def _is_candidate(address: str, ignored: set[str]) -> bool:
     normalised = normalise_address(address)
     if normalised is None or normalised.lower() in ignored:
         return False
