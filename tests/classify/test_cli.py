@@ -7,8 +7,10 @@ import mailbox
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from watchdog.classify.rules import default_rules
 from watchdog.cli import app
 
 CORPUS = Path(__file__).parent.parent / "corpus" / "emails"
@@ -75,3 +77,19 @@ def test_table() -> None:
 def test_missing_path(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["classify", str(tmp_path / "none")])
     assert result.exit_code == 2
+
+
+def test_invalid_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    classify_rules = tmp_path / "classify"
+    classify_rules.mkdir()
+    (classify_rules / "10-bad.yaml").write_text("patterns:\n  - reason: nosuch\n")
+    monkeypatch.setenv("WATCHDOG_RULES_DIR", str(tmp_path))
+    default_rules.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            app, ["classify", str(CORPUS / "arf" / "arf-02.eml")]
+        )
+    finally:
+        default_rules.cache_clear()
+    assert result.exit_code == 2
+    assert "10-bad.yaml" in result.stderr
