@@ -148,7 +148,9 @@ max_text_bytes = 262144
 max_recipients = 10
 # CPU seconds one message may use in a classifier worker.
 cpu_seconds = 5
-# Address space of a classifier worker (MB).
+# Address space of a classifier worker (MB). A worker of the daemon used
+# about 130 MB before its first message (CPython 3.11, x86-64), so values
+# near that make every message fail.
 memory_mb = 512
 # Wall-clock seconds one message may take in a classifier worker.
 wall_seconds = 10.0
