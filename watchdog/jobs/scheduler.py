@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -100,7 +100,7 @@ class _Source:
 class Scheduler:
     """Interval jobs for every source, plus their health for ``/healthz``.
 
-    ``clock`` returns monotonic seconds; tests replace it to age sources.
+    ``clock`` returns monotonic seconds, and tests replace it to age sources.
     """
 
     def __init__(
@@ -108,11 +108,9 @@ class Scheduler:
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.monotonic,
-        first_run_delay: float = 0.0,
     ) -> None:
         self._metrics = metrics
         self._clock = clock
-        self._first_run_delay = first_run_delay
         self._sources: dict[str, _Source] = {}
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         logging.getLogger("apscheduler.scheduler").addFilter(_SKIP_FILTER)
@@ -147,7 +145,6 @@ class Scheduler:
         )
         self._sources[name] = source
         self._metrics.poll_interval.labels(name).set(interval)
-        first = datetime.now(UTC) + timedelta(seconds=self._first_run_delay)
         self._scheduler.add_job(
             self._run,
             "interval",
@@ -159,7 +156,7 @@ class Scheduler:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=None,
-            next_run_time=first,
+            next_run_time=datetime.now(UTC),
         )
 
     def add_mailbox(
