@@ -56,10 +56,12 @@ class _Parts:
 async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set or SIGTERM or SIGINT arrives.
 
-    Raises StoreError when the database cannot be opened or migrated and
-    OSError when the HTTP address cannot be bound; nothing is left running
-    then.
+    Raises ConfigError when a mailbox and a local source share a name,
+    StoreError when the database cannot be opened or migrated, ClassifyFailed
+    when the classifier workers cannot start, and OSError when the HTTP
+    address cannot be bound. Nothing is left running then.
     """
+    _check_source_names(settings)
     stop = stop if stop is not None else asyncio.Event()
     received = _on_signals(stop)
     started = time.monotonic()
@@ -85,6 +87,16 @@ async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> N
     stopping = time.monotonic()
     await _shutdown(parts, watchers)
     log.info("daemon_stopped", shutdown_seconds=round(time.monotonic() - stopping, 3))
+
+
+def _check_source_names(settings: Settings) -> None:
+    for name in settings.local:
+        if name in settings.mailboxes:
+            msg = (
+                f"source name {name!r} is used by [mailboxes.{name}] and "
+                f"[local.{name}]: rename one, because metrics and logs use the name"
+            )
+            raise ConfigError(msg, key=f"local.{name}")
 
 
 async def _start(
@@ -117,13 +129,6 @@ async def _start(
             cycle_timeout=mailbox.cycle_timeout_seconds,
         )
     for name, local in settings.local.items():
-        if name in settings.mailboxes:
-            msg = (
-                f"source name {name!r} is used by [mailboxes.{name}] and "
-                f"[local.{name}]: rename one, because metrics and logs use the name"
-            )
-            await pool.close()
-            raise ConfigError(msg, key=f"local.{name}")
         poll = _local_poll(processor, metrics, settings, name, local)
         scheduler.add(name, poll, interval=local.poll_interval_seconds, deadline=None)
 

@@ -439,7 +439,7 @@ def test_run_duplicate_source_name_fails(dovecot: Dovecot, tmp_path: Path) -> No
         json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")
     ]
     failed = [e for e in events if e["event"] == "daemon_failed"]
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "[local.bounces]" in failed[0]["error"]
 
 

@@ -54,7 +54,9 @@ KindOption = Annotated[
 def run_command(database: DatabaseOption = None, config: ConfigOption = None) -> None:
     """Run the daemon: poll every configured source, serve /metrics and /healthz.
 
-    Stops cleanly on SIGTERM or SIGINT and exits 0.
+    Stops cleanly on SIGTERM or SIGINT and exits 0. Exits 2 on an invalid
+    configuration and 1 when the database, the classifier workers or the
+    HTTP listener fail to start, after logging daemon_failed.
     """
     settings = _settings(database, config)
     logging_setup.configure(settings.log.level, settings.log.format)
@@ -62,7 +64,8 @@ def run_command(database: DatabaseOption = None, config: ConfigOption = None) ->
         asyncio.run(run_daemon(settings))
     except (WatchdogError, OSError, ClassifyFailed) as exc:
         log.error("daemon_failed", error=str(exc), error_type=type(exc).__name__)
-        raise typer.Exit(EXIT_ERROR) from None
+        code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
+        raise typer.Exit(code) from None
 
 
 def scan_command(
