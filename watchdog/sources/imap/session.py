@@ -6,9 +6,9 @@ deadline. aioimaplib's per-command ``timeout`` is an inactivity timer that a
 server dripping bytes never trips, and its move, copy, store and expunge
 have none at all, so every await here runs inside ``asyncio.timeout``.
 
-After any timeout, ``Abort`` or lost connection the session is unusable
-(aioimaplib may then pair tagged responses with the wrong command) and
-``healthy`` turns false: drop it and open a new one.
+After any timeout, ``Abort``, cancellation or lost connection the session is
+unusable (aioimaplib may then pair tagged responses with the wrong command)
+and ``healthy`` turns false: drop it and open a new one.
 """
 
 from __future__ import annotations
@@ -309,6 +309,11 @@ class ImapSession:
         try:
             async with asyncio.timeout(limit):
                 return await awaitable
+        except asyncio.CancelledError:
+            # The command may still be pending inside aioimaplib, and a later
+            # command would wait behind it: the connection must not be reused.
+            self._healthy = False
+            raise
         except (TimeoutError, aioimaplib.CommandTimeout) as exc:
             self._healthy = False
             msg = (
