@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import re
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
@@ -15,10 +16,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from watchdog.checks.auth import Finding, Status, run_audit
+from watchdog.checks.auth.lookup import host_name, is_ip_literal
 from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher
-from watchdog.checks.resolver import make_resolver
+from watchdog.checks.resolver import make_resolver, parse_nameserver
 from watchdog.config import Settings, load_settings
 from watchdog.errors import ConfigError
 
@@ -27,6 +30,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_LOOKUP_FAILED = 3
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _STATUS_STYLES = {
     Status.OK: "green",
     Status.WARNING: "yellow",
@@ -91,13 +95,17 @@ def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an opt
     lookups failed.
     """
     ips = [_checked_ip(text) for text in ip or []]
+    domains = [_checked_name(text, "DOMAIN") for text in domains]
+    selectors = [_checked_name(text, "--selector") for text in selector or []]
+    for entry in nameserver or []:
+        _check_nameserver(entry)
     try:
         settings = load_settings(config)
         findings = asyncio.run(
             _audit(
                 settings,
                 domains,
-                selectors=selector or [],
+                selectors=selectors,
                 ips=ips or None,
                 helo=helo,
                 nameservers=nameserver or [],
@@ -121,6 +129,25 @@ def _checked_ip(text: str) -> str:
     except ValueError:
         msg = f"{text!r} is not an IPv4 or IPv6 address"
         raise typer.BadParameter(msg, param_hint="--ip") from None
+
+
+def _checked_name(text: str, param_hint: str) -> str:
+    try:
+        return host_name(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=param_hint) from None
+
+
+def _check_nameserver(text: str) -> None:
+    # dnspython sends queries only to IP addresses. A host name here would
+    # turn every query into a timeout and the audit into lookup_failed.
+    try:
+        host, _port = parse_nameserver(text)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--nameserver") from None
+    if not is_ip_literal(host):
+        msg = f"{text!r} does not start with an IP address: use IP or IP:PORT"
+        raise typer.BadParameter(msg, param_hint="--nameserver")
 
 
 async def _audit(
@@ -160,6 +187,20 @@ def _table(findings: Sequence[Finding]) -> Table:
         style = _STATUS_STYLES[finding.status]
         status = f"[{style}]{finding.status.value}[/]"
         table.add_row(
-            finding.domain, finding.check.value, status, finding.subject, finding.detail
+            _cell(finding.domain),
+            finding.check.value,
+            status,
+            _cell(finding.subject),
+            _cell(finding.detail),
         )
     return table
+
+
+def _cell(text: str) -> Text:
+    """Wrap text from DNS or HTTP so that Rich prints markup in it literally.
+
+    Control characters, such as those of terminal escape sequences, are
+    written as Python escapes (``\\x1b``, ``\\n``) instead of being sent to
+    the terminal.
+    """
+    return Text(_CONTROL.sub(lambda match: repr(match.group())[1:-1], text))

@@ -11,6 +11,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
@@ -130,8 +131,9 @@ def key_bits(key_type: str, public_key: str) -> int:
     an unknown ``k=``.
     """
     try:
+        # Characters outside ASCII raise a plain ValueError, not binascii.Error.
         raw = base64.b64decode(public_key, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):
         raise ValueError("p= is not valid base64") from None
     if key_type == "ed25519":
         if len(raw) != ED25519_KEY_BYTES:
@@ -142,7 +144,8 @@ def key_bits(key_type: str, public_key: str) -> int:
         raise ValueError(f"unknown key type k={key_type!r}: use rsa or ed25519")
     try:
         key = load_der_public_key(raw)
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
+        # UnsupportedAlgorithm: valid DER whose algorithm OID names no key type.
         raise ValueError("p= is not a DER-encoded RSA public key") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise ValueError("k=rsa but p= contains a key of another type")

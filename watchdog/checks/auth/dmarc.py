@@ -9,6 +9,7 @@ from watchdog.checks.auth.dmarc_discovery import (
     Discovery,
     discover_rfc7489,
     discover_tree_walk,
+    is_dmarc_record,
     is_public_suffix_policy,
     organisational_domain,
 )
@@ -196,7 +197,7 @@ async def _check_destination(
     if organisational_domain(destination) != organisational_domain(policy_domain):
         name = f"{policy_domain}._report._dmarc.{destination}"
         _answer, texts = await lookup.txt(name)
-        if not any(text.startswith("v=DMARC1") for text in texts):
+        if not any(is_dmarc_record(text) for text in texts):
             detail = (
                 f"report destination {destination!r} has not authorised reports "
                 f"for {policy_domain!r}: publish TXT 'v=DMARC1' at {name!r}"

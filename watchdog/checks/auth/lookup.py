@@ -8,6 +8,7 @@ findings. A timeout, SERVFAIL or REFUSED from every nameserver raises
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,21 @@ def normalise(name: str) -> str:
     return name.rstrip(".").lower()
 
 
+# dnspython raises these while building the query name, before any I/O.
+_INVALID_NAME = (
+    dns.name.EmptyLabel,
+    dns.name.LabelTooLong,
+    dns.name.NameTooLong,
+    dns.name.BadEscape,
+    dns.name.IDNAException,
+)
+
+
+# A label of letters, digits and hyphens, not starting or ending with a
+# hyphen. Underscores are allowed too, because names such as _dmarc use them.
+_HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
 class Lookup:
     """Query DNS through one resolver and translate dnspython's outcomes."""
 
@@ -66,6 +82,9 @@ class Lookup:
     async def query(self, name: str, rdtype: str) -> Answer:
         """Return the records of ``rdtype`` at ``name``, following CNAMEs.
 
+        A name that is not a valid DNS name (an empty label, a label over 63
+        bytes, over 255 bytes in all) is absent, because no record can exist
+        there. RFC 7208 section 4.3 gives such a domain the result none.
         Raises DnsError (reason ``timeout``, ``servfail`` or ``error``) when
         no nameserver gave an answer.
         """
@@ -76,6 +95,9 @@ class Lookup:
                 name, rdtype, search=False, raise_on_no_answer=False
             )
         except dns.resolver.NXDOMAIN:
+            return absent_answer(name, rdtype, nxdomain=True)
+        except _INVALID_NAME:
+            # No query is sent, and no record can exist at such a name.
             return absent_answer(name, rdtype, nxdomain=True)
         except dns.exception.Timeout as exc:
             msg = f"DNS query {name!r} {rdtype} timed out: check dns.nameservers"
@@ -120,6 +142,30 @@ class Lookup:
         """Return the PTR answer for an IPv4 or IPv6 address."""
         reverse = dns.reversename.from_address(str(ipaddress.ip_address(ip)))
         return await self.query(reverse.to_text(), "PTR")
+
+
+def host_name(text: str) -> str:
+    """Return ``text`` as a lower-case host name in A-labels, without the final dot.
+
+    Raises ValueError for an empty name, an IP address, an empty label, a
+    label over 63 bytes, a name over 255 bytes, or a label with characters
+    other than letters, digits, hyphens and underscores.
+    """
+    if is_ip_literal(text):
+        raise ValueError(f"{text!r} is an IP address, not a domain name")
+    try:
+        name = dns.name.from_text(text)
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"{text!r} is not a valid domain name: {exc}") from None
+    ascii_name = name.to_text(omit_final_dot=True).lower()
+    labels = ascii_name.split(".")
+    if not ascii_name or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        msg = (
+            f"{text!r} is not a valid domain name: use letters, digits and "
+            "hyphens in dot-separated labels"
+        )
+        raise ValueError(msg)
+    return ascii_name
 
 
 def is_ip_literal(name: str) -> bool:

@@ -7,9 +7,12 @@ local HTTPS server with their own CA bundle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
+import re
 import socket
 import ssl
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +28,9 @@ POLICY_PATH = "/.well-known/mta-sts.txt"
 MAX_AGE_LIMIT = 31_557_600
 MAX_POLICY_BYTES = 64 * 1024
 MODES = ("enforce", "testing", "none")
+# RFC 8461 section 3.2: max_age is 1*10DIGIT, and str.isdigit() also
+# accepts other scripts' digits and superscripts, which int() may reject.
+_MAX_AGE = re.compile(r"[0-9]{1,10}")
 
 
 class PolicyFetchError(WatchdogError):
@@ -101,22 +107,42 @@ class HttpsPolicyFetcher:
         connection = _PinnedConnection(
             host, address, port, context=self.context, timeout=self.timeout_seconds
         )
+        url = f"https://{host}:{port}{POLICY_PATH}"
+        # The socket timeout bounds each read, not the whole response, so a
+        # server sending one byte at a time never trips it. This timer shuts
+        # the socket down once the fetch has taken timeout_seconds.
+        deadline = threading.Timer(self.timeout_seconds, connection.abort)
+        deadline.start()
+
         try:
             # Host names the policy host even when base_url points elsewhere.
             connection.request("GET", POLICY_PATH, headers={"Host": virtual_host})
             response = connection.getresponse()
             body = response.read(MAX_POLICY_BYTES + 1)
         except (OSError, http.client.HTTPException) as exc:
-            msg = f"fetching https://{host}:{port}{POLICY_PATH} failed: {exc}"
+            if connection.aborted:
+                raise PolicyFetchError(self._timeout_message(url)) from exc
+            msg = f"fetching {url} failed: {exc}"
             raise PolicyFetchError(msg) from exc
         finally:
+            deadline.cancel()
             connection.close()
+
+        # A body without Content-Length ends quietly when the socket shuts.
+        if connection.aborted:
+            raise PolicyFetchError(self._timeout_message(url))
         if len(body) > MAX_POLICY_BYTES:
             msg = f"policy at {host!r} is over {MAX_POLICY_BYTES} bytes"
             raise PolicyFetchError(msg)
         content_type = response.getheader("Content-Type", "")
         return PolicyResponse(
             response.status, content_type, body.decode("utf-8", "replace")
+        )
+
+    def _timeout_message(self, url: str) -> str:
+        return (
+            f"fetching {url} timed out after {self.timeout_seconds} s "
+            "in total: the server is too slow to send the policy"
         )
 
 
@@ -135,10 +161,30 @@ class _PinnedConnection(http.client.HTTPSConnection):
         super().__init__(host, port, context=context, timeout=timeout)
         self.address = address
         self.tls_context = context
+        self.tls_socket: ssl.SSLSocket | None = None
+        self.aborted = False
 
     def connect(self) -> None:
         raw = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self.tls_context.wrap_socket(raw, server_hostname=self.host)
+        # The handshake runs after self.sock is set, so abort() can cut it off.
+        self.sock = self.tls_context.wrap_socket(
+            raw, server_hostname=self.host, do_handshake_on_connect=False
+        )
+        # getresponse() clears self.sock when the server will close, while
+        # the response still reads from the socket.
+        self.tls_socket = self.sock
+        if self.aborted:
+            raise TimeoutError("the fetch deadline passed before the TLS handshake")
+        self.sock.do_handshake()
+
+    def abort(self) -> None:
+        """Shut the socket down so that a read blocked in another thread returns."""
+        self.aborted = True
+        if self.tls_socket is not None:
+            # socket.socket.shutdown, because SSLSocket.shutdown also drops
+            # the TLS state that the blocked reader is still using.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(self.tls_socket, socket.SHUT_RDWR)
 
 
 @dataclass(frozen=True)
@@ -184,7 +230,7 @@ def _build_policy(fields: dict[str, str], patterns: list[str]) -> Policy:
     if mode not in MODES:
         raise PolicySyntaxError(f"mode {mode!r} is not enforce, testing or none")
     age = fields.get("max_age", "")
-    if not age.isdigit() or int(age) > MAX_AGE_LIMIT:
+    if not _MAX_AGE.fullmatch(age) or int(age) > MAX_AGE_LIMIT:
         raise PolicySyntaxError(f"max_age {age!r} is not a number 0-{MAX_AGE_LIMIT}")
     if mode != "none" and not patterns:
         raise PolicySyntaxError("no 'mx:' line: a policy in force needs one")

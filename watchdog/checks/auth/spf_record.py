@@ -171,6 +171,12 @@ async def _walk_term(
             result.void_lookups += 1
         elif len(answer.records) > MAX_MX_NAMES:
             result.mx_overflow.append(target)
+    elif term.name == "exists":
+        # Without macros the target is fixed, so every receiver sends the same
+        # A query, and NXDOMAIN or NODATA counts as a void lookup.
+        answer = await lookup.query(target, "A")
+        if answer.absent:
+            result.void_lookups += 1
     elif term.name == "ptr":
         result.uses_ptr = True
 
