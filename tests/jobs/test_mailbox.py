@@ -83,8 +83,10 @@ async def test_drain_corpus(dovecot: Dovecot, user: str, database_url: str) -> N
     rig = make_rig(settings_for(dovecot, user, batch_size=7), database_url)
 
     summaries = await drain(rig)
+    reused = rig.worker.connected
     await rig.worker.close()
 
+    assert reused
     assert summaries[0].state is CycleState.DONE
     assert summaries[0].messages == 30
     assert summaries[-1].messages == 0
@@ -446,9 +448,9 @@ async def test_stop_mid_batch(dovecot: Dovecot, user: str, database_url: str) ->
     await asyncio.sleep(0.6)
     rig.stop.set()
     stopped = await asyncio.wait_for(running, 30)
-    await rig.worker.close()
 
     assert stopped.state is CycleState.STOPPED
+    assert not rig.worker.connected
     assert 0 < stopped.messages < 30
     assert len(dovecot.uids(user)) == 30 - stopped.messages
     report = audit(dovecot, user, raws, database_url)

@@ -134,6 +134,11 @@ class MailboxWorker:
         self._log = log.bind(mailbox=name)
 
     @property
+    def connected(self) -> bool:
+        """Tell whether the polling connection is open and reusable."""
+        return self._session is not None and self._session.healthy
+
+    @property
     def backoff(self) -> Backoff:
         """The reconnect backoff shared by poll and watch."""
         return self._backoff
@@ -165,10 +170,12 @@ class MailboxWorker:
         self._metrics.poll_done(
             self.name, time.monotonic() - began, succeeded=succeeded
         )
+        if self._stop.is_set():
+            await self.close()
         return summary
 
     async def close(self) -> None:
-        """Log out of the polling connection."""
+        """Log out of the polling connection; a poll that sees ``stop`` does it too."""
         if self._session is not None:
             await self._session.logout()
             self._session = None
