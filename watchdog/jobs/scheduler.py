@@ -53,7 +53,7 @@ _SKIP_FILTER = _SkipFilter()
 
 
 class PollOutcome(Protocol):
-    """What a source that reports on itself returns from a poll.
+    """Result of one poll of a source that reports on itself.
 
     ``state`` is ``done``, ``locked`` (another process polls the source),
     ``backoff`` or ``stopped`` (the poll was skipped) or ``failed``. The
