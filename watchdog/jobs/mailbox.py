@@ -148,7 +148,7 @@ class MailboxWorker:
 
         IMAP, database and configuration errors, the cycle deadline and a
         lost connection do not raise: the summary's state is then failed and
-        ``error`` holds the text. A skipped cycle (lock held elsewhere,
+        ``error`` contains the text. A skipped cycle (lock held elsewhere,
         backoff delay not over, stop requested) has its own state.
         """
         if self._stop.is_set():
@@ -175,7 +175,7 @@ class MailboxWorker:
         return summary
 
     async def close(self) -> None:
-        """Log out of the polling connection; a poll that sees ``stop`` does it too."""
+        """Log out of the polling connection, as a poll does once ``stop`` is set."""
         if self._session is not None:
             await self._session.logout()
             self._session = None
