@@ -24,6 +24,7 @@ from tests.checks.auth.zones import GOOD_IP, txt
 from tests.servers.common import free_port
 from tests.servers.dns import StubZone, Unbound, run_unbound
 from tests.servers.nsd import run_nsd, zone_text
+from watchdog.checks.auth import run_audit
 from watchdog.checks.auth.dkim import check_dkim
 from watchdog.checks.auth.dmarc import check_dmarc
 from watchdog.checks.auth.findings import Status
@@ -37,7 +38,7 @@ from watchdog.checks.auth.mta_sts_policy import (
 from watchdog.checks.auth.spf import check_spf
 from watchdog.checks.resolver import make_resolver
 from watchdog.cli import app
-from watchdog.config import Dns
+from watchdog.config import Dns, Sending, Settings
 
 pytestmark = pytest.mark.dns
 
@@ -135,6 +136,23 @@ async def test_spaced_report_authorisation(
     report = await check_dmarc(Lookup(resolver), "spaced.adv.test")
     reasons = {finding.reason for finding in report.findings}
     assert "dmarc_report_unauthorised" not in reasons
+
+
+async def test_learned_selector_not_error(
+    resolver: dns.asyncresolver.Resolver,
+) -> None:
+    """A selector known only from a returned message, which anyone can forge,
+    gives a warning when it has no key, while a configured one gives an error."""
+    settings = Settings(sending=Sending(dkim_selectors=["configured"]))
+    learned = {("adv.test", "forged")}
+    findings = await run_audit(settings, ["adv.test"], [], resolver, learned=learned)
+    missing = {
+        finding.subject: finding.status
+        for finding in findings
+        if finding.reason == "dkim_missing"
+    }
+    assert missing["forged"] is Status.WARNING
+    assert missing["configured"] is Status.ERROR
 
 
 @pytest.mark.parametrize("max_age", ["\u00b2", "\u0661\u0662\u0663", "+86400", " "])

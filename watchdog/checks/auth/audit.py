@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dns.asyncresolver
 
@@ -69,7 +69,7 @@ async def run_audit(
         _audit_domain(
             run,
             normalise(domain),
-            _selectors_for(domain, configured, learned or set()),
+            *_selectors_for(domain, configured, learned or set()),
         )
         for domain in domains
     ]
@@ -89,16 +89,23 @@ async def run_audit(
 
 def _selectors_for(
     domain: str, configured: list[str], learned: set[tuple[str, str]]
-) -> list[str]:
+) -> tuple[list[str], set[str]]:
+    """Return every selector of ``domain`` and those known only from ``learned``."""
     domain = normalise(domain)
-    extra = [selector for signed, selector in learned if signed == domain]
-    return sorted(set(configured) | set(extra))
+    extra = {selector for signed, selector in learned if signed == domain}
+    return sorted(set(configured) | extra), extra - set(configured)
 
 
-async def _audit_domain(run: _Run, domain: str, selectors: list[str]) -> list[Finding]:
+async def _audit_domain(
+    run: _Run, domain: str, selectors: list[str], learned_only: set[str]
+) -> list[Finding]:
     lookup = Lookup(run.resolver)
     spf = await check_spf(lookup, run.resolver, domain, run.ips, run.helo)
     dkim = [await check_dkim(lookup, domain, selector) for selector in selectors]
+    dkim = [
+        _learned_missing(report) if report.selector in learned_only else report
+        for report in dkim
+    ]
     dmarc = await check_dmarc(lookup, domain)
     mx = await check_mx(lookup, domain, allow_private=run.allow_private_mx)
     mta_sts = await check_mta_sts(lookup, run.fetcher, domain, mx.hosts)
@@ -113,6 +120,26 @@ async def _audit_domain(run: _Run, domain: str, selectors: list[str]) -> list[Fi
     if not selectors:
         findings.append(_no_selector_finding(domain))
     return findings + dmarc.findings + mx.findings + mta_sts + tls_rpt + bimi
+
+
+def _learned_missing(report: DkimReport) -> DkimReport:
+    """Lower ``dkim_missing`` to a warning for a selector learned from a bounce.
+
+    Anyone can put a DKIM-Signature with our ``d=`` into mail that bounces
+    back to us, so a learned selector does not prove that we sign with it.
+    """
+    findings = [
+        replace(
+            finding,
+            status=Status.WARNING,
+            detail=f"{finding.detail} (selector seen only in a returned message, "
+            "which may be forged: add it to sending.dkim_selectors if it is ours)",
+        )
+        if finding.reason == "dkim_missing"
+        else finding
+        for finding in report.findings
+    ]
+    return replace(report, findings=findings)
 
 
 def _no_selector_finding(domain: str) -> Finding:
