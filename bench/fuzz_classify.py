@@ -10,7 +10,8 @@ nesting, huge headers, bogus charsets ...) and classifies the result in
 this process. A CPU-time alarm of ``--hang-seconds`` interrupts a run
 that takes too long and counts it as a hang. Prints executions,
 exceptions by type with one sample each, hangs, and the slowest message's
-time. Failing inputs are written to ``--out`` for replay.
+time. Inputs that raised or hung, and the slowest, are written to
+``--out`` for replay.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def main() -> None:
     logger.propagate = False
     errors: Counter[str] = Counter()
     samples: dict[str, str] = {}
-    executions, hangs, slowest = 0, 0, 0.0
+    executions, hangs, slowest, slowest_raw = 0, 0, 0.0, b""
     deadline = time.monotonic() + args.seconds
     while time.monotonic() < deadline:
         raw = mutate(rng, rng.choice(seeds))
@@ -183,14 +184,18 @@ def main() -> None:
                 (args.out / f"{name}.eml").write_bytes(raw)
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
-        slowest = max(slowest, time.process_time() - started)
+        elapsed = time.process_time() - started
+        if elapsed > slowest:
+            slowest, slowest_raw = elapsed, raw
         executions += 1
 
     print(f"executions: {executions} in {args.seconds:.0f} s (seed {args.seed})")
     print(f"exceptions: {sum(errors.values())} {dict(errors)}")
     print(f"hangs over {args.hang_seconds} CPU s: {hangs}")
     print(f"exceptions caught and logged inside flufl.bounce: {flufl_log.count}")
-    print(f"slowest message: {slowest * 1000:.1f} ms CPU")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "slowest.eml").write_bytes(slowest_raw)
+    print(f"slowest message: {slowest * 1000:.1f} ms CPU (in {args.out}/slowest.eml)")
     for name, text in samples.items():
         print(f"--- {name} (input in {args.out / name}.eml)\n{text}")
 

@@ -84,7 +84,7 @@ class Limits(_Section):
         2_000, gt=0, description="RFC 2047 encoded-words in the whole message"
     )
     max_text_bytes: int = Field(
-        262_144,
+        131_072,
         gt=0,
         description="bytes of one part's body handed to detectors; the rest is cut",
     )
