@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from typer.testing import CliRunner, Result
 
-from tests.checks.auth.slow_server import run_drip_server
+from tests.checks.auth.policy_server import Reply, run_policy_server
+from tests.checks.auth.slow_server import POLICY, run_drip_server
 from tests.checks.auth.zones import GOOD_IP, txt
 from tests.servers.common import free_port
 from tests.servers.dns import StubZone, Unbound, run_unbound
@@ -27,7 +28,7 @@ from tests.servers.nsd import run_nsd, zone_text
 from watchdog.checks.auth import run_audit
 from watchdog.checks.auth.dkim import check_dkim
 from watchdog.checks.auth.dmarc import check_dmarc
-from watchdog.checks.auth.findings import Status
+from watchdog.checks.auth.findings import Check, Status
 from watchdog.checks.auth.lookup import Lookup
 from watchdog.checks.auth.mta_sts_policy import (
     HttpsPolicyFetcher,
@@ -69,6 +70,10 @@ rep MX 10 mx.rep.test.
 mx.rep A 127.0.0.1
 markup.adv TXT "v=spf1 [/bogus] -all"
 _dmarc.esc.adv TXT "v=DMARC1; p=reject; x=\\027[2J"
+_dmarc.bimidead.adv CNAME x.dead.test.
+default._bimi.bimidead.adv TXT "v=BIMI1; l=https://bimidead.adv.test/logo.svg"
+stsdead.adv CNAME x.dead.test.
+_mta-sts.stsdead.adv TXT "v=STSv1; id=a1"
 """
 
 
@@ -153,6 +158,36 @@ async def test_learned_selector_not_error(
     }
     assert missing["forged"] is Status.WARNING
     assert missing["configured"] is Status.ERROR
+
+
+async def _audit_findings(
+    resolver: dns.asyncresolver.Resolver, domain: str, check: Check, tmp_path: Path
+) -> dict[str, Status]:
+    replies = {f"mta-sts.{domain}": Reply(POLICY)}
+    with run_policy_server(replies, tmp_path) as (port, ca_file):
+        fetcher = HttpsPolicyFetcher(
+            base_url=f"https://127.0.0.1:{port}", ca_file=ca_file
+        )
+        findings = await run_audit(Settings(), [domain], [], resolver, fetcher=fetcher)
+    return {f.reason: f.status for f in findings if f.check is check}
+
+
+async def test_bimi_dmarc_unknown(
+    resolver: dns.asyncresolver.Resolver, tmp_path: Path
+) -> None:
+    """BIMI never calls DMARC unenforced when the DMARC lookup failed."""
+    found = await _audit_findings(resolver, "bimidead.adv.test", Check.BIMI, tmp_path)
+    assert "bimi_dmarc_not_enforced" not in found
+    assert found.get("lookup_failed") is Status.LOOKUP_FAILED
+
+
+async def test_mta_sts_mx_unknown(
+    resolver: dns.asyncresolver.Resolver, tmp_path: Path
+) -> None:
+    """MTA-STS never says every MX matches when the MX lookup failed."""
+    found = await _audit_findings(resolver, "stsdead.adv.test", Check.MTA_STS, tmp_path)
+    assert "mta_sts_ok" not in found
+    assert found.get("lookup_failed") is Status.LOOKUP_FAILED
 
 
 @pytest.mark.parametrize("max_age", ["\u00b2", "\u0661\u0662\u0663", "+86400", " "])

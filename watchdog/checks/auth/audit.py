@@ -108,10 +108,16 @@ async def _audit_domain(
     ]
     dmarc = await check_dmarc(lookup, domain)
     mx = await check_mx(lookup, domain, allow_private=run.allow_private_mx)
-    mta_sts = await check_mta_sts(lookup, run.fetcher, domain, mx.hosts)
+    # Without hosts, a failed lookup can only be the MX query itself.
+    mx_failed = not mx.hosts and _any_failed(mx.findings)
+    mx_hosts = None if mx_failed else mx.hosts
+    mta_sts = await check_mta_sts(lookup, run.fetcher, domain, mx_hosts)
     deployed = any(f.reason != "mta_sts_missing" for f in mta_sts)
     tls_rpt = await check_tls_rpt(lookup, domain, mta_sts=deployed)
-    bimi = await check_bimi(lookup, domain, dmarc.policy, dmarc.record)
+    dmarc_known = dmarc.record is not None or not _any_failed(dmarc.findings)
+    bimi = await check_bimi(
+        lookup, domain, dmarc.policy, dmarc.record, dmarc_known=dmarc_known
+    )
     if run.metrics is not None:
         _record_domain(run.metrics, domain, spf, dkim, dmarc)
 
@@ -120,6 +126,10 @@ async def _audit_domain(
     if not selectors:
         findings.append(_no_selector_finding(domain))
     return findings + dmarc.findings + mx.findings + mta_sts + tls_rpt + bimi
+
+
+def _any_failed(findings: list[Finding]) -> bool:
+    return any(finding.status is Status.LOOKUP_FAILED for finding in findings)
 
 
 def _learned_missing(report: DkimReport) -> DkimReport:

@@ -16,9 +16,18 @@ ENFORCING = ("quarantine", "reject")
 
 
 async def check_bimi(
-    lookup: Lookup, domain: str, dmarc_policy: str | None, dmarc_record: str | None
+    lookup: Lookup,
+    domain: str,
+    dmarc_policy: str | None,
+    dmarc_record: str | None,
+    *,
+    dmarc_known: bool = True,
 ) -> list[Finding]:
-    """Check ``default._bimi.<domain>`` against the domain's DMARC policy."""
+    """Check ``default._bimi.<domain>`` against the domain's DMARC policy.
+
+    ``dmarc_known`` is false when the DMARC lookup failed, so the policy is
+    unknown rather than missing.
+    """
     name = f"default._bimi.{domain}"
     try:
         _answer, texts = await lookup.txt(name)
@@ -44,7 +53,13 @@ async def check_bimi(
         if value and not value.lower().startswith("https://"):
             detail = f"{tag}={value!r} must be an https:// URL"
             findings.append(_finding(domain, Status.WARNING, "bimi_invalid", detail))
-    findings += _dmarc_findings(domain, dmarc_policy, dmarc_record)
+    if dmarc_known:
+        findings += _dmarc_findings(domain, dmarc_policy, dmarc_record)
+    else:
+        detail = (
+            "the DMARC lookup failed, so whether providers show the logo is unknown"
+        )
+        findings.append(_finding(domain, Status.LOOKUP_FAILED, "lookup_failed", detail))
     if not findings:
         detail = f"{records[0]!r} with an enforcing DMARC policy"
         findings.append(_finding(domain, Status.OK, "bimi_ok", detail))

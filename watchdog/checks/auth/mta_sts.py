@@ -21,12 +21,13 @@ MIN_MAX_AGE = 86_400
 
 
 async def check_mta_sts(
-    lookup: Lookup, fetcher: PolicyFetcher, domain: str, mx_hosts: list[str]
+    lookup: Lookup, fetcher: PolicyFetcher, domain: str, mx_hosts: list[str] | None
 ) -> list[Finding]:
     """Check the MTA-STS record and policy of ``domain`` against its MX hosts.
 
     An absent record is reported as ok with reason ``mta_sts_missing``,
-    because MTA-STS is optional.
+    because MTA-STS is optional. ``mx_hosts`` is None when the MX lookup
+    failed, so the match of the MX hosts is reported as unknown.
     """
     try:
         _answer, texts = await lookup.txt(f"_mta-sts.{domain}")
@@ -95,7 +96,9 @@ async def _fetch_policy(
         ]
 
 
-def _policy_findings(domain: str, policy: Policy, mx_hosts: list[str]) -> list[Finding]:
+def _policy_findings(
+    domain: str, policy: Policy, mx_hosts: list[str] | None
+) -> list[Finding]:
     findings: list[Finding] = []
     if policy.mode == "none":
         detail = "mode none: the domain is withdrawing its MTA-STS policy"
@@ -106,6 +109,10 @@ def _policy_findings(domain: str, policy: Policy, mx_hosts: list[str]) -> list[F
         findings.append(
             _finding(domain, Status.WARNING, "mta_sts_short_max_age", detail)
         )
+    if mx_hosts is None:
+        detail = "the MX lookup failed, so whether every MX host matches is unknown"
+        findings.append(_finding(domain, Status.LOOKUP_FAILED, "lookup_failed", detail))
+        return findings
     unmatched = [host for host in mx_hosts if not mx_matches(host, policy.mx_patterns)]
     if unmatched:
         status = Status.ERROR if policy.mode == "enforce" else Status.WARNING
