@@ -143,7 +143,7 @@ max_depth = 32
 # RFC 2047 encoded-words in the whole message.
 max_encoded_words = 2000
 # Bytes of one part's body handed to the detectors; the rest is cut.
-max_text_bytes = 262144
+max_text_bytes = 131072
 # Recipients acted on per message; a message naming more is quarantined.
 max_recipients = 10
 # CPU seconds one message may use in a classifier worker.
