@@ -335,6 +335,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         msg = f"configuration file {str(path)!r} is not valid TOML: {exc}"
         raise ConfigError(msg) from None
+    except OSError as exc:
+        msg = (
+            f"configuration file {str(path)!r} could not be read: {exc.strerror}: "
+            "check --config or WATCHDOG_CONFIG"
+        )
+        raise ConfigError(msg) from None
 
 
 def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:

@@ -266,6 +266,13 @@ def test_nameserver_host_name_usage(hostile: Unbound) -> None:
     assert result.exit_code == 2
 
 
+def test_config_directory_usage(hostile: Unbound, tmp_path: Path) -> None:
+    """A --config that is a directory exits 2 with a message, not a traceback."""
+    result = _run(hostile, "--config", str(tmp_path), "adv.test")
+    assert result.exit_code == 2
+    assert "could not be read" in result.output
+
+
 @pytest.mark.usefixtures("_no_config")
 def test_idn_queried_as_a_label(hostile: Unbound) -> None:
     """A Unicode domain is audited under its A-label."""
