@@ -53,10 +53,12 @@ def _header_block_size(raw: bytes, limit: int) -> int:
     A message without a blank line is all header.
     """
     window = limit + 4
-    ends = [raw.find(b"\n\n", 0, window), raw.find(b"\n\r\n", 0, window)]
-    found = [end for end in ends if end >= 0]
-    if found:
-        return min(found)
+    lf = raw.find(b"\n\n", 0, window)
+    crlf = raw.find(b"\n\r\n", 0, window if lf < 0 else lf + 2)
+    if crlf >= 0:
+        return crlf
+    if lf >= 0:
+        return lf
     end = _HEADER_END.search(raw, 0, window)
     return len(raw) if end is None else end.start()
 
@@ -74,7 +76,13 @@ def _check_structure(raw: bytes, limits: Limits) -> str | None:
     nesting needs its own boundary or ``message/*`` declaration, so small
     counts of those prove the message is within both limits.
     """
-    delimiter_lines = raw.count(b"\n--") + raw.count(b"\r--") + raw.startswith(b"--")
+    # Counting every "--" is one scan instead of two and bounds the count
+    # of delimiter lines from above.
+    delimiter_lines = raw.count(b"--")
+    if delimiter_lines > limits.max_parts:
+        delimiter_lines = (
+            raw.count(b"\n--") + raw.count(b"\r--") + raw.startswith(b"--")
+        )
     folded = raw.lower()
     declarations = folded.count(b"boundary") + folded.count(b"message/")
     if delimiter_lines <= limits.max_parts and declarations <= limits.max_depth:
