@@ -132,18 +132,17 @@ def _blank_line(text: str, start: int) -> tuple[int, int]:
 
 def _read_status(body: str, part: Message, factory: PartFactory) -> None:
     """Read a delivery-status body as blocks of fields separated by empty lines."""
-    blocks = _split_lines(body)
+    lines = _split_lines(body)
     current: list[str] = []
-    for line in blocks:
+    for line in lines:
         if line in ("\n", "\r\n"):
             part.attach(_block(current, factory))
             current = []
         else:
             current.append(line)
-    if current:
+    # An empty body still gives one empty block, as from the feedparser.
+    if current or not lines:
         part.attach(_block(current, factory))
-    elif not blocks:
-        part.attach(_block([], factory))
 
 
 def _block(lines: list[str], factory: PartFactory) -> Message:
