@@ -175,7 +175,7 @@ async def _audit_findings(
 async def test_bimi_dmarc_unknown(
     resolver: dns.asyncresolver.Resolver, tmp_path: Path
 ) -> None:
-    """BIMI never calls DMARC unenforced when the DMARC lookup failed."""
+    """BIMI never reports DMARC as unenforced when the DMARC lookup failed."""
     found = await _audit_findings(resolver, "bimidead.adv.test", Check.BIMI, tmp_path)
     assert "bimi_dmarc_not_enforced" not in found
     assert found.get("lookup_failed") is Status.LOOKUP_FAILED
@@ -184,7 +184,7 @@ async def test_bimi_dmarc_unknown(
 async def test_mta_sts_mx_unknown(
     resolver: dns.asyncresolver.Resolver, tmp_path: Path
 ) -> None:
-    """MTA-STS never says every MX matches when the MX lookup failed."""
+    """MTA-STS never reports every MX as matching when the MX lookup failed."""
     found = await _audit_findings(resolver, "stsdead.adv.test", Check.MTA_STS, tmp_path)
     assert "mta_sts_ok" not in found
     assert found.get("lookup_failed") is Status.LOOKUP_FAILED
@@ -213,6 +213,20 @@ async def test_dripping_server_bounded(tmp_path: Path, drip_headers: bool) -> No
             await fetcher.fetch("good.test")
         elapsed = time.monotonic() - started
     assert elapsed < 3
+
+
+async def test_huge_policy_rejected(tmp_path: Path) -> None:
+    """A policy body over 64 KiB raises instead of being read to the end."""
+    huge = POLICY + "# padding\n" * 200_000
+    with run_policy_server({"mta-sts.good.test": Reply(huge)}, tmp_path) as (
+        port,
+        ca_file,
+    ):
+        fetcher = HttpsPolicyFetcher(
+            base_url=f"https://127.0.0.1:{port}", ca_file=ca_file
+        )
+        with pytest.raises(PolicyFetchError, match="over 65536 bytes"):
+            await fetcher.fetch("good.test")
 
 
 def _run(unbound: Unbound, *args: str) -> Result:
