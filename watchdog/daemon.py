@@ -26,6 +26,7 @@ from watchdog.classify.worker import ClassifierPool
 from watchdog.config import LocalSource, Settings
 from watchdog.errors import ConfigError
 from watchdog.http import HttpServer, create_app
+from watchdog.jobs.checks import audit_poll, blocklist_poll, suppression_gauge_poll
 from watchdog.jobs.local import process_path
 from watchdog.jobs.mailbox import MailboxWorker
 from watchdog.jobs.scheduler import Scheduler
@@ -38,6 +39,11 @@ from watchdog.store import Store
 POLL_BUDGET = 5.0
 # Seconds for each later step: IDLE watchers, logouts, the HTTP listener.
 STEP_BUDGET = 1.0
+# Job names of the scheduled checks; mailbox and local source names must differ.
+CHECK_BLOCKLISTS = "check-blocklists"
+CHECK_AUDIT = "check-audit"
+SUPPRESSION_GAUGE = "suppression-gauge"
+SUPPRESSION_GAUGE_INTERVAL = 60.0
 # A digest no message has, so looking it up only proves the database responds.
 _PROBE_DIGEST = "0" * 64
 
@@ -90,6 +96,10 @@ async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 
 def _check_source_names(settings: Settings) -> None:
+    for name in [*settings.mailboxes, *settings.local]:
+        if name in (CHECK_BLOCKLISTS, CHECK_AUDIT, SUPPRESSION_GAUGE):
+            msg = f"source name {name!r} is reserved for a scheduled check: rename it"
+            raise ConfigError(msg, key=name)
     for name in settings.local:
         if name in settings.mailboxes:
             msg = (
@@ -106,7 +116,7 @@ async def _start(
         settings.limits, size=settings.limits.workers, metrics=metrics
     )
     await pool.start()
-    processor = Processor(store, pool, settings)
+    processor = Processor(store, pool, settings, metrics=metrics)
     scheduler = Scheduler(metrics)
     workers: dict[str, MailboxWorker] = {}
     for name, mailbox in settings.mailboxes.items():
@@ -131,6 +141,7 @@ async def _start(
     for name, local in settings.local.items():
         poll = _local_poll(processor, metrics, settings, name, local)
         scheduler.add(name, poll, interval=local.poll_interval_seconds, deadline=None)
+    _add_checks(settings, store, metrics, scheduler)
 
     http = None
     if settings.http.enabled:
@@ -143,6 +154,33 @@ async def _start(
             raise
     scheduler.start()
     return _Parts(store, pool, scheduler, workers, http)
+
+
+def _add_checks(
+    settings: Settings, store: Store, metrics: Metrics, scheduler: Scheduler
+) -> None:
+    """Schedule the reputation checks and the suppression gauge."""
+    sending = settings.sending
+    if sending.ips or sending.domains:
+        scheduler.add(
+            CHECK_BLOCKLISTS,
+            blocklist_poll(settings, store, metrics),
+            interval=settings.blocklists.interval_seconds,
+            deadline=settings.blocklists.interval_seconds,
+        )
+    if sending.domains or sending.ips:
+        scheduler.add(
+            CHECK_AUDIT,
+            audit_poll(settings, metrics),
+            interval=settings.audit.interval_seconds,
+            deadline=settings.audit.interval_seconds,
+        )
+    scheduler.add(
+        SUPPRESSION_GAUGE,
+        suppression_gauge_poll(store, metrics),
+        interval=SUPPRESSION_GAUGE_INTERVAL,
+        deadline=SUPPRESSION_GAUGE_INTERVAL,
+    )
 
 
 def _local_poll(

@@ -15,9 +15,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from watchdog.classify.verdict import Kind, Verdict
+from watchdog.outcomes import count_verdict
+from watchdog.providers import default_provider_map
 
 if TYPE_CHECKING:
     from watchdog.config import Settings
+    from watchdog.metrics import Metrics
     from watchdog.store import Store
 
 
@@ -97,11 +100,18 @@ class Processor:
     """
 
     def __init__(
-        self, store: Store, classifier: Classifier, settings: Settings
+        self,
+        store: Store,
+        classifier: Classifier,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._classifier = classifier
         self._settings = settings
+        self._metrics = metrics
+        self._providers = default_provider_map(settings.rules_dir)
         self._our_domains = {d.lower().rstrip(".") for d in settings.sending.domains}
 
     async def process(self, ref: MessageRef, raw: bytes) -> Result:
@@ -127,6 +137,8 @@ class Processor:
         )
         if not recorded.inserted:
             outcome = Outcome.DUPLICATE
+        elif self._metrics is not None and verified:
+            count_verdict(self._metrics, self._providers, verdict, recorded.suppressed)
         return Result(
             outcome,
             verdict.kind,

@@ -1,0 +1,84 @@
+"""Scheduled reputation checks: DNS blocklists and the authentication audit.
+
+Both run only when ``[sending]`` names something to check. Their DNS
+failures become ``dns_error`` and ``lookup_failed`` results inside the
+cycle, so a poll here raises only on invalid rules or settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from watchdog.checks.auth.audit import run_audit
+from watchdog.checks.dnsbl.cycle import run_blocklist_cycle
+from watchdog.checks.resolver import make_resolver
+from watchdog.config import Settings
+from watchdog.metrics import Metrics
+from watchdog.store import Store
+
+log = structlog.get_logger("watchdog.jobs.checks")
+
+Poll = Callable[[], Awaitable[None]]
+
+
+def blocklist_poll(settings: Settings, store: Store, metrics: Metrics) -> Poll:
+    """Return a poll that checks every sending IP and domain against the zones."""
+    del store  # NOTE: listing history is kept in memory until it has a table.
+
+    async def poll() -> None:
+        started = time.monotonic()
+        results = await run_blocklist_cycle(settings, metrics=metrics)
+        states = Counter(result.state.value for result in results)
+        log.info(
+            "blocklist_cycle_done",
+            results=len(results),
+            seconds=round(time.monotonic() - started, 3),
+            **{f"state_{name}": count for name, count in sorted(states.items())},
+        )
+
+    return poll
+
+
+def audit_poll(settings: Settings, metrics: Metrics) -> Poll:
+    """Return a poll that audits the authentication records of our domains."""
+
+    async def poll() -> None:
+        started = time.monotonic()
+        resolver = make_resolver(settings.dns)
+        findings = await run_audit(
+            settings, list(settings.sending.domains), [], resolver, metrics=metrics
+        )
+        statuses = Counter(finding.status.value for finding in findings)
+        log.info(
+            "audit_done",
+            findings=len(findings),
+            seconds=round(time.monotonic() - started, 3),
+            **{f"status_{name}": count for name, count in sorted(statuses.items())},
+        )
+        for finding in findings:
+            if finding.status.value in ("error", "lookup_failed"):
+                log.warning(
+                    "audit_finding",
+                    domain=finding.domain,
+                    check=finding.check.value,
+                    status=finding.status.value,
+                    reason=finding.reason,
+                    detail=finding.detail,
+                )
+
+    return poll
+
+
+def suppression_gauge_poll(store: Store, metrics: Metrics) -> Poll:
+    """Return a poll that sets the suppression-list size gauge by reason."""
+
+    async def poll() -> None:
+        counts = store.stats().suppressions
+        for reason in ("hard_bounce", "soft_bounce", "complaint", "manual", "import"):
+            metrics.suppressions.labels(reason).set(counts.get(reason, 0))
+
+    return poll
