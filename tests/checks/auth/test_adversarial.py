@@ -36,6 +36,7 @@ from watchdog.checks.auth.mta_sts_policy import (
     PolicySyntaxError,
     parse_policy,
 )
+from watchdog.checks.auth.ptr import check_ptr
 from watchdog.checks.auth.spf import check_spf
 from watchdog.checks.resolver import make_resolver
 from watchdog.cli import app
@@ -72,20 +73,36 @@ markup.adv TXT "v=spf1 [/bogus] -all"
 _dmarc.esc.adv TXT "v=DMARC1; p=reject; x=\\027[2J"
 _dmarc.bimidead.adv CNAME x.dead.test.
 default._bimi.bimidead.adv TXT "v=BIMI1; l=https://bimidead.adv.test/logo.svg"
+half.adv A 127.0.0.15
 stsdead.adv CNAME x.dead.test.
 _mta-sts.stsdead.adv TXT "v=STSv1; id=a1"
+"""
+
+
+# 127.0.0.15 has one PTR name that confirms and one behind the dead stub.
+HALF_DEAD_IP = "127.0.0.15"
+REVERSE_ZONE = "0.0.127.in-addr.arpa"
+REVERSE_RECORDS = """
+15 PTR half.adv.test.
+15 PTR x.dead.test.
 """
 
 
 @pytest.fixture(scope="module")
 def hostile() -> Iterator[Unbound]:
     """unbound in front of an nsd serving the hostile ``test.`` zone."""
-    with run_nsd({"test": zone_text("test", _zone())}) as nsd:
+    zones = {
+        "test": zone_text("test", _zone()),
+        REVERSE_ZONE: zone_text(REVERSE_ZONE, REVERSE_RECORDS),
+    }
+    with run_nsd(zones) as nsd:
         stubs = [
             StubZone("test", nsd.port),
+            StubZone(REVERSE_ZONE, nsd.port),
             StubZone("dead.test", free_port(), ready=False),
         ]
-        with run_unbound(stubs) as unbound:
+        nodefault = ("test.", "127.in-addr.arpa.")
+        with run_unbound(stubs, nodefault=nodefault) as unbound:
             yield unbound
 
 
@@ -188,6 +205,14 @@ async def test_mta_sts_mx_unknown(
     found = await _audit_findings(resolver, "stsdead.adv.test", Check.MTA_STS, tmp_path)
     assert "mta_sts_ok" not in found
     assert found.get("lookup_failed") is Status.LOOKUP_FAILED
+
+
+async def test_ptr_one_name_confirms(resolver: dns.asyncresolver.Resolver) -> None:
+    """One confirmed PTR name is enough, even when another name's lookup fails."""
+    report = await check_ptr(Lookup(resolver), HALF_DEAD_IP, None)
+    statuses = {finding.status for finding in report.findings}
+    assert report.fcrdns_ok is True
+    assert Status.LOOKUP_FAILED not in statuses
 
 
 @pytest.mark.parametrize("max_age", ["\u00b2", "\u0661\u0662\u0663", "+86400", " "])

@@ -48,13 +48,9 @@ async def check_ptr(lookup: Lookup, ip: str, helo: str | None) -> PtrReport:
     if len(names) > 1:
         detail = f"{ip} has {len(names)} PTR records {names!r}: publish one"
         findings.append(_finding(ip, Status.WARNING, "ptr_multiple", detail))
-    try:
-        confirmed = [
-            name for name in names if ip_in(ip, await _forward(lookup, ip, name))
-        ]
-    except DnsError as exc:
-        return PtrReport(ip, [*findings, lookup_failed(ip, Check.PTR, exc, ip)])
-
+    confirmed, failure = await _confirmed_names(lookup, ip, names)
+    if not confirmed and failure is not None:
+        return PtrReport(ip, [*findings, lookup_failed(ip, Check.PTR, failure, ip)])
     if not confirmed:
         detail = f"no PTR name of {ip} ({', '.join(names)}) resolves back to {ip}"
         findings.append(_finding(ip, Status.ERROR, "ptr_not_confirmed", detail))
@@ -64,6 +60,27 @@ async def check_ptr(lookup: Lookup, ip: str, helo: str | None) -> PtrReport:
         detail = f"{ip} -> {confirmed[0]} -> {ip}"
         findings.append(_finding(ip, Status.OK, "ptr_ok", detail))
     return PtrReport(ip, findings, True)
+
+
+async def _confirmed_names(
+    lookup: Lookup, ip: str, names: list[str]
+) -> tuple[list[str], DnsError | None]:
+    """Return the PTR names that resolve back to ``ip`` and the last lookup error.
+
+    One confirmed name is enough for FCrDNS, so a failed lookup of another
+    name matters only when no name confirms.
+    """
+    confirmed: list[str] = []
+    failure: DnsError | None = None
+    for name in names:
+        try:
+            addresses = await _forward(lookup, ip, name)
+        except DnsError as exc:
+            failure = exc
+            continue
+        if ip_in(ip, addresses):
+            confirmed.append(name)
+    return confirmed, failure
 
 
 async def _forward(lookup: Lookup, ip: str, name: str) -> list[str]:
