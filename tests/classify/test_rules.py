@@ -93,3 +93,17 @@ def test_files_in_name_order(tmp_path: Path) -> None:
     found = load_rules(tmp_path).reason_for_text("full")
     assert found is not None
     assert found.reason == "mailboxfull"
+
+
+def test_filtering_gateway(tmp_path: Path) -> None:
+    text = "filtering_gateways:\n  - regex: '(?m)^X-Mailer: *m-FILTER'\n    note: t\n"
+    rules = load_rules(_write(tmp_path, text))
+    assert rules.is_filtering_gateway("From: a\nX-Mailer: m-FILTER\n")
+    assert not rules.is_filtering_gateway("X-Mailer: Postfix\n")
+
+
+def test_filtering_gateway_needs_note(tmp_path: Path) -> None:
+    text = "filtering_gateways:\n  - regex: x\n"
+    with pytest.raises(RulesError) as caught:
+        load_rules(_write(tmp_path, text))
+    assert caught.value.field == "note"

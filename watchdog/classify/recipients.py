@@ -7,9 +7,11 @@ import html
 import re
 
 from watchdog.addresses import normalise_address
+from watchdog.classify.decoding import decode_header
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.reasons import (
     REPLY_CODE_IN_TEXT,
+    Decision,
     decide,
     decision_for,
     last_status_in,
@@ -37,8 +39,6 @@ _DATA_PHASE = re.compile(
     r"(end of )?data command|>>> data\b|after (end of )?data\b|\[data\]",
     re.IGNORECASE,
 )
-# Sendmail pipelines RCPT TO and DATA, so ">>> DATA" followed by "Need RCPT"
-# means the RCPT TO failed after all.
 # Wording of a bounce that gave up after temporary failures; its pseudo
 # status takes the 4 class.
 # Only the bare wording is ambiguous after DATA; "This user doesn't have a
@@ -50,7 +50,10 @@ _TEMPORARY = re.compile(
     r"temporary failure|retry timeout exceeded|will be retried", re.IGNORECASE
 )
 _RCPT_COMMAND = re.compile(r"rcpt to", re.IGNORECASE)
-_RCPT_FAILED = re.compile(r"need (rcpt|recipient)", re.IGNORECASE)
+# A local part made only of RFC 2047 encoded-words, as some mail clients
+# (Apple Mail among them) write a non-ASCII one: "=?utf-8?B?8J+QiA==?=@host".
+_ENCODED_LOCAL_PART = re.compile(r"(?:=\?[^?\s@]{1,75}\?[bBqQ]\?[^?\s@]*\?=)+")
+_UNSAFE_DECODED = re.compile(r"[\s@\x00-\x1f\x7f\ufffd\\\"]")
 # How far after a recipient's address the report is searched for the command.
 _COMMAND_WINDOW = 400
 
@@ -102,6 +105,7 @@ def build_recipient(
     original_address: str | None = None,
     remote_mta: str | None = None,
     action: str | None = None,
+    filtering_gateway: bool = False,
 ) -> RecipientVerdict | None:
     """Decide the reason for one recipient and build its record.
 
@@ -109,12 +113,14 @@ def build_recipient(
     ``diagnostic``. A generic status (``5.0.0``) gives way to a specific one
     in the diagnostic. ``context`` is text to try when the diagnostic and
     status decide nothing. ``transcript`` is the report's text, searched
-    near the address for the SMTP command that failed. Returns None when
-    ``address`` is not an address.
+    near the address for the SMTP command that failed. ``filtering_gateway``
+    marks a report from a content filter, whose "user unknown" means
+    ``filtered``. Returns None when ``address`` is not an address.
     """
     normalised = normalise_address(address)
     if normalised is None:
         return None
+    normalised = decode_local_part(normalised)
     text = _join_continuations(" ".join((diagnostic or "").split()))
     in_text = last_status_in(text) if text else None
     if in_text is not None and in_text[0] == (status or in_text)[0]:
@@ -124,14 +130,11 @@ def build_recipient(
     decision = decide(
         rules, text, status, reply_code, context=context, temporary=temporary
     )
-    if (
-        decision.reason == "userunknown"
-        and not (decision.status or "").endswith(".1.1")
-        and _BARE_UNKNOWN.search(text) is not None
-        and _after_data(text, transcript, normalised)
-    ):
-        decision = decision_for(rules, "filtered", decision.status, reply_code)
+    if _is_filtered(decision, text, transcript, normalised, filtering_gateway):
+        # The status as given, so that a missing one gets filtered's pseudo code.
+        decision = decision_for(rules, "filtered", status, reply_code)
     original = normalise_address(original_address) if original_address else None
+    original = decode_local_part(original) if original else None
     return RecipientVerdict(
         address=normalised,
         reason=decision.reason,
@@ -146,19 +149,68 @@ def build_recipient(
     )
 
 
+def decode_local_part(address: str) -> str:
+    """Decode a local part written as RFC 2047 encoded-words.
+
+    RFC 2047 forbids encoded-words in an address, but mail clients that
+    encode a non-ASCII local part this way send it so, and the DSN fields
+    and the transcript repeat it. The decoded text is the address the user
+    meant, so it is returned instead, unless it does not decode cleanly or
+    holds white space, ``@``, quotes, backslashes or control characters.
+    """
+    local, _at, domain = address.rpartition("@")
+    if "=?" not in local or not _ENCODED_LOCAL_PART.fullmatch(local):
+        return address
+    decoded = decode_header(local)
+    if not decoded or decoded == local or _UNSAFE_DECODED.search(decoded):
+        return address
+    return normalise_address(f"{decoded}@{domain}") or address
+
+
+def _is_filtered(
+    decision: Decision,
+    text: str,
+    transcript: str | None,
+    address: str,
+    filtering_gateway: bool,
+) -> bool:
+    """Tell whether an unknown-user reply came from a filter, not a mailbox lookup.
+
+    A content-filtering gateway, or a reply to DATA after RCPT TO accepted
+    the address, uses the wording for mail it refused. An x.1.1 status
+    still names a missing mailbox.
+    """
+    if decision.reason != "userunknown" or (decision.status or "").endswith(".1.1"):
+        return False
+    if filtering_gateway:
+        return True
+    bare = _BARE_UNKNOWN.search(text) is not None
+    return bare and _after_data(text, transcript, address)
+
+
 def _after_data(diagnostic: str, context: str | None, address: str) -> bool:
     """Tell whether the failing reply was to DATA rather than to RCPT TO."""
     window = diagnostic
     if _RCPT_COMMAND.search(diagnostic):
         return False
     if context:
-        start = context.lower().find(address.lower())
+        start = _position(context.lower(), address.lower())
         if start >= 0:
             window += "\n" + context[start : start + _COMMAND_WINDOW]
     window = " ".join(window.split())
-    if _RCPT_FAILED.search(window):
-        return False
     return _DATA_PHASE.search(window) is not None
+
+
+def _position(text: str, address: str) -> int:
+    """Return where ``text`` first names ``address``, or -1.
+
+    Falls back to the local part with its ``@``, because a relay may rewrite
+    the domain between the DSN fields and the session transcript.
+    """
+    found = text.find(address)
+    if found < 0:
+        found = text.find(address.rpartition("@")[0] + "@")
+    return found
 
 
 def _join_continuations(text: str) -> str:

@@ -17,6 +17,12 @@ mapping whose fields are checked at load time:
     recipient whose message carries no RFC 3463 status, as Sisimai does.
 ``auto_reply_subjects``
     ``regex`` or ``substring`` and ``note``: subjects of auto-replies.
+``filtering_gateways``
+    ``regex`` or ``substring`` and ``note``: marks of a content-filtering
+    gateway, matched against a plain-text bounce's ``From`` and
+    ``X-Mailer`` headers and report text. Such a gateway answers "user
+    unknown" for mail its filter refused, so that wording becomes
+    ``filtered`` unless the status is x.1.1.
 
 Files are read in name order, so ``05-local.yaml`` is tried before
 ``10-provider-blocks.yaml``. Any error raises RulesError naming the file,
@@ -39,7 +45,13 @@ from watchdog.rules_path import rules_dir
 
 _STATUS = re.compile(r"^[45x]\.\d{1,3}\.\d{1,3}$")
 _SECTIONS = frozenset(
-    {"patterns", "statuses", "pseudo_statuses", "auto_reply_subjects"}
+    {
+        "patterns",
+        "statuses",
+        "pseudo_statuses",
+        "auto_reply_subjects",
+        "filtering_gateways",
+    }
 )
 
 
@@ -61,6 +73,7 @@ class Rules:
     statuses: dict[str, str]
     pseudo_statuses: dict[str, str]
     auto_reply_subjects: tuple[Pattern, ...]
+    filtering_gateways: tuple[Pattern, ...] = ()
 
     def reason_for_text(self, text: str) -> Pattern | None:
         """Return the first pattern that matches ``text``, or None."""
@@ -68,6 +81,10 @@ class Rules:
             if pattern.regex.search(text):
                 return pattern
         return None
+
+    def is_filtering_gateway(self, text: str) -> bool:
+        """Tell whether ``text`` carries a mark of a content-filtering gateway."""
+        return any(gateway.regex.search(text) for gateway in self.filtering_gateways)
 
     def reason_for_status(self, status: str) -> str | None:
         """Return the reason for an RFC 3463 code, exact code first."""
@@ -93,6 +110,7 @@ def load_rules(directory: Path) -> Rules:
     """
     patterns: list[Pattern] = []
     subjects: list[Pattern] = []
+    gateways: list[Pattern] = []
     statuses: dict[str, str] = {}
     pseudo: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
@@ -101,13 +119,15 @@ def load_rules(directory: Path) -> Rules:
             patterns.append(_pattern(path, node, need_reason=True))
         for node in sections.get("auto_reply_subjects", []):
             subjects.append(_pattern(path, node, need_reason=False))
+        for node in sections.get("filtering_gateways", []):
+            gateways.append(_pattern(path, node, need_reason=False))
         for node in sections.get("statuses", []):
             status, reason = _status_entry(path, node, need_note=True)
             statuses.setdefault(status, reason)
         for node in sections.get("pseudo_statuses", []):
             status, reason = _status_entry(path, node, need_note=False)
             pseudo.setdefault(reason, status)
-    return Rules(tuple(patterns), statuses, pseudo, tuple(subjects))
+    return Rules(tuple(patterns), statuses, pseudo, tuple(subjects), tuple(gateways))
 
 
 def _read_sections(path: Path) -> dict[str, list[yaml.MappingNode]]:

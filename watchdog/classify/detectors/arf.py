@@ -16,7 +16,7 @@ import ipaddress
 from watchdog.addresses import normalise_address
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import address_of, find_original
-from watchdog.classify.recipients import content_type
+from watchdog.classify.recipients import content_type, decode_local_part
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import (
     Category,
@@ -125,6 +125,7 @@ def _verdict(
     recipients: tuple[RecipientVerdict, ...] = ()
     address = normalise_address(recipient) if recipient else None
     if address is not None:
+        address = decode_local_part(address)
         complaint = RecipientVerdict(
             address=address,
             reason="feedback",

@@ -33,6 +33,7 @@ _FIELDS = (
     "diagnostic-code",
     "remote-mta",
 )
+_STATUS_COMMENT = re.compile(r"\(([^()]{1,200})\)")
 _FIELD_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
 # Lines read after a recipient's address when the report text explains it.
 _PARAGRAPH_LINES = 6
@@ -85,6 +86,12 @@ def _recipient(rules: Rules, block: Block, context: str) -> RecipientVerdict | N
     diagnostic = _strip_type(block.get("diagnostic-code", ""))
     if not diagnostic:
         diagnostic = _text_about(context, _strip_type(final))
+    comment = _STATUS_COMMENT.search(block.get("status", ""))
+    if comment is not None and status is not None and status[0] != "2":
+        # PowerMTA and others explain the status in a comment, e.g. "5.2.1
+        # (mailbox disabled, not accepting messages)". It is the reporting
+        # MTA's own reading of the failure, so its words come first.
+        diagnostic = f"{comment.group(1)}; {diagnostic}"
     return build_recipient(
         rules,
         _strip_type(final),

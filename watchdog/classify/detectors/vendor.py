@@ -73,10 +73,15 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
     original = find_original(message, quoted or full)
     ignored = _ignored_addresses(message, original)
     senders = {a for a in (address_of(message.header("From")),) if a is not None}
-    found = _failed_recipients(message, rules, report)
-    found = found or _recipients(rules, report, ignored, {a.lower() for a in senders})
+    gateway = rules.is_filtering_gateway(_gateway_marks(message, report))
+    found = _failed_recipients(message, rules, report, gateway)
+    found = found or _recipients(
+        rules, report, ignored, {a.lower() for a in senders}, gateway
+    )
     if not found and original.recipient and original.recipient not in ignored:
-        recipient = build_recipient(rules, original.recipient, diagnostic=report)
+        recipient = build_recipient(
+            rules, original.recipient, diagnostic=report, filtering_gateway=gateway
+        )
         found = [recipient] if recipient is not None else []
     if not found:
         return unknown(NAME)
@@ -90,8 +95,14 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
     )
 
 
+def _gateway_marks(message: ParsedMessage, report: str) -> str:
+    """Return the text searched for the marks of a content-filtering gateway."""
+    headers = (f"{name}: {message.header(name) or ''}" for name in ("From", "X-Mailer"))
+    return "\n".join((*headers, report))
+
+
 def _failed_recipients(
-    message: ParsedMessage, rules: Rules, report: str
+    message: ParsedMessage, rules: Rules, report: str, gateway: bool
 ) -> list[RecipientVerdict]:
     """Read the ``X-Failed-Recipients`` header that Exim and Gmail add.
 
@@ -112,7 +123,11 @@ def _failed_recipients(
             )
             diagnostic = spans[0][1] if spans else report
             recipient = build_recipient(
-                rules, address, diagnostic=diagnostic, context=report
+                rules,
+                address,
+                diagnostic=diagnostic,
+                context=report,
+                filtering_gateway=gateway,
             )
             if recipient is not None:
                 found.append(recipient)
@@ -163,7 +178,11 @@ def _ignored_addresses(message: ParsedMessage, original: Original) -> set[str]:
 
 
 def _recipients(
-    rules: Rules, report: str, ignored: set[str], bounce_senders: set[str]
+    rules: Rules,
+    report: str,
+    ignored: set[str],
+    bounce_senders: set[str],
+    gateway: bool,
 ) -> list[RecipientVerdict]:
     lines = report.splitlines()
     spans = _own_line_spans(lines, {a for a in ignored if a in bounce_senders})
@@ -174,7 +193,11 @@ def _recipients(
     seen: set[str] = set()
     for address, diagnostic in spans[:MAX_RECIPIENTS]:
         recipient = build_recipient(
-            rules, address, diagnostic=diagnostic, context=report
+            rules,
+            address,
+            diagnostic=diagnostic,
+            context=report,
+            filtering_gateway=gateway,
         )
         if recipient is not None and recipient.address.lower() not in seen:
             seen.add(recipient.address.lower())

@@ -1,0 +1,122 @@
+"""Labelling conventions: filtering gateways, status comments, encoded-words."""
+
+from __future__ import annotations
+
+from watchdog.classify import classify
+from watchdog.classify.recipients import decode_local_part
+
+_ORIGINAL = (
+    "From: Sender <sender@ours.example>\r\n"
+    "To: rcpt@their.example\r\n"
+    "Message-ID: <orig-1@ours.example>\r\n"
+    "Subject: hello\r\n\r\nbody\r\n"
+)
+
+
+def _zoho(reply: str) -> bytes:
+    text = (
+        "From: mailer-daemon@mail.zoho.example\r\n"
+        "To: sender@ours.example\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "X-Mailer: Zoho Mail\r\n\r\n"
+        "This message was created automatically by mail delivery software.\r\n\r\n"
+        f"rcpt@their.example Invalid Address, ERROR_CODE :550, ERROR_CODE :{reply}"
+        "\r\n\r\n\r\n" + _ORIGINAL
+    )
+    return text.encode()
+
+
+def _dsn(fields: str) -> bytes:
+    text = (
+        "From: MAILER-DAEMON@mx.example\r\n"
+        "To: sender@ours.example\r\n"
+        "Subject: Undelivered Mail\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
+        "\r\n--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example\r\n\r\n"
+        f"{fields}\r\n"
+        "--B\r\nContent-Type: message/rfc822\r\n\r\n" + _ORIGINAL + "--B--\r\n"
+    )
+    return text.encode()
+
+
+def test_gateway_unknown_is_filtered() -> None:
+    verdict = classify(_zoho("Requested action not taken: mailbox unavailable"))
+    (recipient,) = verdict.recipients
+    assert recipient.reason == "filtered"
+    assert recipient.hard is False
+    assert recipient.status == "5.0.910"
+
+
+def test_gateway_status_511_stays_unknown() -> None:
+    verdict = classify(_zoho("5.1.1 <rcpt@their.example>... User Unknown"))
+    (recipient,) = verdict.recipients
+    assert recipient.reason == "userunknown"
+    assert recipient.hard is True
+
+
+def test_plain_bounce_unknown_stays() -> None:
+    raw = _zoho("Requested action not taken: mailbox unavailable")
+    verdict = classify(raw.replace(b"X-Mailer: Zoho Mail\r\n", b""))
+    assert verdict.recipients[0].reason == "userunknown"
+
+
+def test_zoho_reply_code_before_comma() -> None:
+    verdict = classify(_zoho("").replace(b":550,", b":421,"))
+    assert verdict.recipients[0].reply_code == "421"
+
+
+def test_status_comment_decides() -> None:
+    verdict = classify(
+        _dsn(
+            "Final-Recipient: rfc822; rcpt@their.example\r\nAction: failed\r\n"
+            "Status: 5.2.1 (mailbox disabled, not accepting messages)\r\n"
+            "Diagnostic-Code: smtp;550 5.2.1 <rcpt@their.example>... User Unknown\r\n"
+        )
+    )
+    assert verdict.recipients[0].reason == "suspend"
+
+
+def test_data_phase_other_domain() -> None:
+    raw = _dsn(
+        "Final-Recipient: rfc822; rcpt@their.example\r\nAction: failed\r\n"
+        "Status: 5.2.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.2.1 <rcpt@their.example>... User Unknown\r\n"
+    ).replace(
+        b"Delivery failed.\r\n",
+        b"... while talking to mx.their.example:\r\n<rcpt@relay.example>\r\n"
+        b">>> DATA\r\n<<< 550 5.2.1 <rcpt@relay.example>... User Unknown\r\n",
+    )
+    assert classify(raw).recipients[0].reason == "filtered"
+
+
+def test_dsn_encoded_local_part() -> None:
+    verdict = classify(
+        _dsn(
+            "Final-Recipient: RFC822; =?utf-8?B?8J+QiPCfkIg=?=@example.org\r\n"
+            "Action: failed\r\nStatus: 5.1.1\r\n"
+        )
+    )
+    assert verdict.recipients[0].address == "\U0001f408\U0001f408@example.org"
+
+
+def test_encoded_local_part_decoded() -> None:
+    decoded = decode_local_part("=?utf-8?Q?caf=C3=A9?=@example.org")
+    assert decoded == "caf\u00e9@example.org"
+
+
+def test_encoded_local_part_unsafe_kept() -> None:
+    address = "=?utf-8?Q?a=40b?=@example.org"
+    assert decode_local_part(address) == address
+
+
+def test_encoded_local_part_invalid_kept() -> None:
+    address = "=?utf-8?B?////?=@example.org"
+    assert decode_local_part(address) == address
+
+
+def test_encoded_word_inside_local_part_kept() -> None:
+    address = "x=?utf-8?B?8J+QiA==?=@example.org"
+    assert decode_local_part(address) == address
