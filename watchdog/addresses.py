@@ -17,6 +17,8 @@ import idna
 _ADDRESS_TYPES = ("rfc822;", "utf-8;", "x-unknown;")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ANGLE = re.compile(r"<([^<>]*)>")
+# An unquoted local part (RFC 5322 dot-atom, with RFC 6531 non-ASCII text).
+_DOT_ATOM = re.compile(r'[^\s"(),.:;<>@\[\\\]]+(?:\.[^\s"(),.:;<>@\[\\\]]+)*')
 # Maximum lengths of an address and of its local part, in octets (RFC 5321
 # sections 4.5.3.1.1 and 4.5.3.1.3).
 _MAX_ADDRESS_LENGTH = 254
@@ -27,12 +29,13 @@ def normalise_address(text: str) -> str | None:
     """Return ``text`` as ``local@domain`` with a lower-case ASCII domain.
 
     Strips an address-type prefix, angle brackets and surrounding blanks,
-    keeps the local part as written and IDNA-encodes (UTS 46) a non-ASCII
+    keeps the local part as written (a quoted dot-atom loses its quotes)
+    and IDNA-encodes (UTS 46) a non-ASCII
     domain. Returns None for anything that is not one plausible address:
     no ``@``, control characters or NUL, an empty part, a domain that does
     not encode, more than 64 octets in the local part or 254 in all.
     """
-    value = _redecode(text).strip()
+    value = _redecode(text).lstrip("\ufeff").strip()
     lowered = value.lower()
     for prefix in _ADDRESS_TYPES:
         if lowered.startswith(prefix):
@@ -41,12 +44,18 @@ def normalise_address(text: str) -> str | None:
     bracketed = _ANGLE.search(value)
     if bracketed is not None:
         value = bracketed.group(1).strip()
-    value = value.strip("\"'<>()[];:,. ")
+    value = _strip_wrapping(value)
     if _CONTROL.search(value) or len(value) > _MAX_ADDRESS_LENGTH:
         return None
     local, at, domain = value.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in value):
+    if not at or not local or not domain:
         return None
+    quoted = len(local) >= 2 and local[0] == local[-1] == '"'
+    if any(c.isspace() for c in (domain if quoted else value)):
+        return None
+    if quoted and _DOT_ATOM.fullmatch(local[1:-1]):
+        # RFC 5321 section 4.1.2: quoting a dot-atom changes nothing.
+        local = local[1:-1]
     ascii_domain = _encode_domain(domain.rstrip("."))
     if ascii_domain is None:
         return None
@@ -57,6 +66,18 @@ def normalise_address(text: str) -> str | None:
     if len(address.encode()) > _MAX_ADDRESS_LENGTH:
         return None
     return address
+
+
+def _strip_wrapping(value: str) -> str:
+    """Strip quotes and punctuation that reports put around an address.
+
+    A leading quote stays when nothing closes it at the end, because then
+    it opens a quoted local part (``"a b"@example.com``) or is an apostrophe
+    the local part starts with. The domain never ends in a quote.
+    """
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1].strip()
+    return value.lstrip("<([;:,. ").rstrip(">)];:,. \"'")
 
 
 def _redecode(text: str) -> str:
