@@ -11,6 +11,7 @@ transaction that read first would fail at once with "database is locked".
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,8 @@ CONNECT_TIMEOUT_SECONDS = 10
 STATEMENT_TIMEOUT_MS = 30_000
 LOCK_TIMEOUT_MS = 10_000
 
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
 # PostgreSQL SQLSTATEs that mean "try again later".
 _PG_LOCKED = {"55P03", "40001", "40P01", "57014"}
 _PG_DISK_FULL = {"53100"}
@@ -45,9 +48,16 @@ def create_store_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
     """Create the engine for ``url`` with the settings described above."""
     try:
         parsed = make_url(database_url(url))
-    except sa_exc.ArgumentError as exc:
-        msg = f"invalid database URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB"
-        raise StoreError(msg) from exc
+    except (sa_exc.ArgumentError, ValueError):
+        # A URL that does not parse cannot be rendered with its password
+        # hidden, so cut everything between "scheme://user:" and "@". The
+        # parser's own message repeats the URL, so it is not chained.
+        shown = _PASSWORD.sub(r"\1***@", url)
+        msg = (
+            f"invalid database URL {shown!r}: use sqlite:///PATH or "
+            "postgresql://USER@HOST[:PORT]/DB"
+        )
+        raise StoreError(msg) from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(
             parsed.render_as_string(hide_password=False), busy_timeout

@@ -49,6 +49,20 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def clean(text: str | None, limit: int) -> str | None:
+    """Return ``text`` safe to store: no NUL or lone surrogates, cut to ``limit``.
+
+    PostgreSQL rejects NUL in text and both drivers reject surrogate escapes.
+    """
+    if text is None:
+        return None
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text.replace("\x00", "\ufffd")[:limit]
+
+
 def _time(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(
         default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index)

@@ -10,17 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from watchdog.addresses import normalise_address
 from watchdog.classify.verdict import Category, RecipientVerdict, Verdict
 from watchdog.config import Policy
 from watchdog.pipeline import MessageRef, Outcome
 from watchdog.policy import decide, soft_window_start
-from watchdog.store import suppressions
+from watchdog.store import locks, suppressions
 from watchdog.store.models import (
     MAX_DIAGNOSTIC_CHARS,
     UtcDateTime,
+    clean,
     event_table,
     message_table,
 )
@@ -35,6 +36,8 @@ _COUNT_SOFT = select(func.count()).where(
     E.verified.is_(True),
     E.created_at >= bindparam("since", type_=UtcDateTime()),
 )
+
+_ADDRESS_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 # Categories the policy may act on; the rest are stored for statistics only.
 _POLICY_CATEGORIES = frozenset({Category.ADDRESS, Category.COMPLAINT, Category.MAILBOX})
@@ -167,6 +170,7 @@ def _apply_policy(
     """Apply the policy to one new event; True when it newly suppresses."""
     if event.category not in _POLICY_CATEGORIES:
         return False
+    _lock_address(conn, event.recipient)
     soft = 0
     if event.category is Category.MAILBOX:
         soft = count_soft_bounces(conn, event.recipient, soft_window_start(policy, now))
@@ -190,26 +194,27 @@ def _apply_policy(
         actor="daemon",
         now=now,
         event_id=event.id,
+        respect_rank=True,
     )
     was_active = current is not None and current.is_active(now)
     return action is AuditAction.ADD or (action is not None and not was_active)
+
+
+def _lock_address(conn: Connection, recipient: str) -> None:
+    """Make concurrent policy decisions on one address on PostgreSQL wait in turn.
+
+    Without it two transactions that each add a soft bounce count only
+    their own event plus the committed ones, and both can stay below the
+    threshold. The lock lasts to the end of the transaction, so the second
+    counts after the first has committed. SQLite needs none, because BEGIN
+    IMMEDIATE already runs writers one at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        key = locks.lock_key("suppression", recipient)
+        conn.execute(_ADDRESS_LOCK, {"k": key})
 
 
 def count_soft_bounces(conn: Connection, recipient: str, since: datetime) -> int:
     """Count verified ``mailbox`` events of ``recipient`` since ``since``."""
     params = {"match_recipient": recipient, "since": since}
     return int(conn.execute(_COUNT_SOFT, params).scalar_one())
-
-
-def clean(text: str | None, limit: int) -> str | None:
-    """Return ``text`` safe to store: no NUL or lone surrogates, cut to ``limit``.
-
-    PostgreSQL rejects NUL in text and both drivers reject surrogate escapes.
-    """
-    if text is None:
-        return None
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text.replace("\x00", "\ufffd")[:limit]

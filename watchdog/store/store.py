@@ -31,7 +31,7 @@ from watchdog.store.engine import (
 )
 from watchdog.store.listing import SuppressionList
 from watchdog.store.migrate import upgrade as run_upgrade
-from watchdog.store.models import mailbox_table, message_table
+from watchdog.store.models import clean, mailbox_table, message_table
 from watchdog.store.records import Recorded
 from watchdog.store.transactions import Batch, utcnow
 
@@ -239,7 +239,7 @@ class Store(SuppressionList):
         values = recording.message_values(
             ref, sha256=sha256, size=size, outcome=Outcome.FAILED, now=utcnow()
         )
-        values |= {"attempts": 1, "last_error": recording.clean(error, 500)}
+        values |= {"attempts": 1, "last_error": clean(error, 500)}
         with self._write("recording a failed attempt") as conn:
             if suppressions.insert_ignoring_conflict(
                 conn, message_table, values, ("sha256",)
@@ -261,7 +261,7 @@ class Store(SuppressionList):
         values = recording.message_values(
             ref, sha256=sha256, size=size, outcome=Outcome.QUARANTINED, now=utcnow()
         )
-        values["last_error"] = recording.clean(error, 500)
+        values["last_error"] = clean(error, 500)
         with self._write("recording a quarantined message") as conn:
             recording.claim_message(conn, values)
 
@@ -316,7 +316,7 @@ class Store(SuppressionList):
             conn.execute(
                 update(message_table)
                 .where(M.sha256 == sha256)
-                .values(moved_to=recording.clean(folder, 1000), moved_at=utcnow())
+                .values(moved_to=clean(folder, 1000), moved_at=utcnow())
             )
 
     @contextlib.contextmanager

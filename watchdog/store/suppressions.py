@@ -25,9 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from watchdog.policy import SuppressionReason
+from watchdog.policy import SuppressionReason, replaces
 from watchdog.store.models import (
     audit_table,
+    clean,
     event_table,
     message_table,
     suppression_table,
@@ -51,14 +52,13 @@ _AUDIT_INSERT = insert(audit_table)
 def insert_ignoring_conflict(
     conn: Connection, table: Table, values: Mapping[str, Any], keys: tuple[str, ...]
 ) -> Any:
-    """Insert one row with ON CONFLICT (``keys``) DO NOTHING; return its id.
+    """Insert one row with ON CONFLICT (``keys``) DO NOTHING; return its key.
 
-    Returns None when the row already existed. Tables without an ``id``
-    column return the rowcount instead (1 inserted, 0 not).
+    Returns the first primary-key column of the new row (the ``id`` where
+    the table has one), or None when the row already existed. RETURNING
+    tells the two apart on both dialects, where psycopg's rowcount is -1.
     """
     stmt = _insert_statement(conn.dialect.name, table, keys)
-    if "id" not in table.c:
-        return conn.execute(stmt, dict(values)).rowcount
     row = conn.execute(stmt, dict(values)).first()
     return None if row is None else row[0]
 
@@ -69,7 +69,8 @@ def _insert_statement(dialect: str, table: Table, keys: tuple[str, ...]) -> Inse
     # with literal values costs more CPU than the round trip to SQLite.
     insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert_for(table).on_conflict_do_nothing(index_elements=list(keys))
-    return stmt.returning(table.c.id) if "id" in table.c else stmt
+    key = table.c.id if "id" in table.c else next(iter(table.primary_key.columns))
+    return stmt.returning(key)
 
 
 def get(
@@ -93,13 +94,16 @@ def write(
     note: str | None = None,
     event_id: int | None = None,
     created_at: datetime | None = None,
+    respect_rank: bool = False,
 ) -> AuditAction | None:
     """Add or overwrite the entry of ``address`` and audit the change.
 
     ``current`` is the entry as read with ``get(..., for_update=True)`` in
-    the same transaction. Returns the audited action, or None when only the
-    event ids and the update time moved (the same entry hit again by the
-    daemon).
+    the same transaction. Another transaction may insert the entry after
+    that read; with ``respect_rank`` the entry it committed is then kept
+    unless ``policy.replaces`` allows the overwrite. Returns the audited
+    action, or None when nothing was audited: the entry was kept, or only
+    the event ids and the update time moved (the daemon hit it again).
     """
     if current is None:
         values = {
@@ -125,6 +129,8 @@ def write(
             return AuditAction.ADD
         current = get(conn, address, for_update=True)
         assert current is not None
+        if respect_rank and not replaces(current.entry(), reason, now):
+            return None
 
     changes: dict[str, Any] = {
         "reason": reason.value,
@@ -261,8 +267,8 @@ def _audit(
         "address": address,
         "action": action.value,
         "reason": str(reason),
-        "actor": actor,
-        "note": note,
+        "actor": clean(actor, 200),
+        "note": clean(note, 1000),
         "event_id": event_id,
         "at": now,
     }
