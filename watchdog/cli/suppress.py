@@ -12,6 +12,7 @@ import getpass
 import itertools
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -229,6 +230,8 @@ def remove_command(
 
     Exits with status 1 when any address was not on the list.
     """
+    if not note.strip():
+        fail("--note is empty: say why the addresses may be mailed again", EXIT_USAGE)
     actor_name = _actor(actor)
     missing = 0
     with _opened(database, config) as store:
@@ -266,17 +269,17 @@ def import_command(
     fmt = input_format or (
         FileFormat.JSONL if file.suffix == ".jsonl" else FileFormat.CSV
     )
-    rejected: list[Rejected] = []
+    rejected = _Rejections()
     with _opened(database, config) as store, _open_input(file) as stream:
         rows = _collect_rejections(read_rows(stream, fmt), rejected)
         result = store.import_suppressions(rows, actor=actor)
-    for item in rejected[:MAX_REPORTED_REJECTIONS]:
+    for item in rejected.first:
         err.print(f"line {item.line}: {escape(item.error)}")
     out.print(
         f"added {result.added}, updated {result.updated}, "
-        f"unchanged {result.unchanged}, rejected {len(rejected)}"
+        f"unchanged {result.unchanged}, rejected {rejected.count}"
     )
-    if rejected:
+    if rejected.count:
         raise typer.Exit(EXIT_REJECTED_ROWS)
 
 
@@ -302,14 +305,26 @@ def export_command(
     err.print(f"exported {count} entries")
 
 
+@dataclass(slots=True)
+class _Rejections:
+    """The first rejected rows of an import, and how many there were in all."""
+
+    first: list[Rejected] = field(default_factory=list)
+    count: int = 0
+
+
 def _collect_rejections(
-    items: Iterable[ImportRow | Rejected], rejected: list[Rejected]
+    items: Iterable[ImportRow | Rejected], rejected: _Rejections
 ) -> Iterator[ImportRow]:
+    # Only the printed rejections are kept, so a file of a million bad
+    # lines needs no more memory than a good one.
     for item in items:
-        if isinstance(item, Rejected):
-            rejected.append(item)
-        else:
+        if not isinstance(item, Rejected):
             yield item
+            continue
+        rejected.count += 1
+        if len(rejected.first) < MAX_REPORTED_REJECTIONS:
+            rejected.first.append(item)
 
 
 @contextlib.contextmanager

@@ -187,12 +187,16 @@ def _import_chunk(conn: Connection, rows: list[ImportRow], actor: str) -> Import
             row.address,
             current=current,
             reason=row.reason,
-            expires_at=None,
+            expires_at=row.expires_at,
             actor=actor,
             now=now,
             note=row.note,
             created_at=row.created_at,
+            respect_rank=True,
         )
+        if action is None:
+            unchanged += 1
+            continue
         if action is AuditAction.ADD:
             added += 1
         else:
@@ -206,5 +210,5 @@ def _same(entry: Entry | None, row: ImportRow, now: datetime) -> bool:
         entry is not None
         and entry.is_active(now)
         and entry.reason is row.reason
-        and entry.expires_at is None
+        and entry.expires_at == row.expires_at
     )

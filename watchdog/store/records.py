@@ -96,6 +96,7 @@ class ImportRow:
     reason: SuppressionReason = SuppressionReason.IMPORT
     created_at: datetime | None = None
     note: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

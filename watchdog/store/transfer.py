@@ -2,9 +2,11 @@
 
 Both directions stream: rows are parsed and written one at a time, so a
 list of a million addresses never sits in memory. CSV has the columns
-``address,reason,created_at,note`` (import) and
+``address,reason,created_at,expires_at,note`` (import) and
 ``address,reason,created_at,updated_at,expires_at`` (export); import also
-takes a file with one address per line and no header.
+takes a file with one address per line and no header. Exported cells that
+a spreadsheet would run as a formula get a leading ``'``, which import
+removes again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from watchdog.policy import SuppressionReason
 from watchdog.store.records import ImportRow, Suppression
 
 EXPORT_COLUMNS = ("address", "reason", "created_at", "updated_at", "expires_at")
+# Columns an import header may name; updated_at is read and ignored, so an
+# export imports as it is.
+IMPORT_COLUMNS = ("address", "reason", "created_at", "expires_at", "note", "updated_at")
 MAX_NOTE_CHARS = 500
+# First characters that make Excel and LibreOffice evaluate a cell (OWASP
+# "CSV Injection"), plus the quote the escape itself adds.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 class FileFormat(StrEnum):
@@ -49,25 +57,93 @@ def read_rows(lines: Iterable[str], fmt: FileFormat) -> Iterator[ImportRow | Rej
 
 
 def _read_csv(lines: Iterable[str]) -> Iterator[ImportRow | Rejected]:
-    reader = csv.reader(iter(lines))
+    reader = csv.reader(_without_bom(lines))
     header: list[str] | None = None
     seen_row = False
-    for record in reader:
+    for record in _records(reader):
         line = reader.line_num
+        if isinstance(record, Rejected):
+            yield record
+            continue
         cells = [cell.strip() for cell in record]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
         if not seen_row and "address" in (c.lower() for c in cells):
             header = [c.lower() for c in cells]
+            unknown = [c for c in header if c not in IMPORT_COLUMNS]
+            if unknown:
+                yield Rejected(line, _header_error(unknown[0]))
+                return
             seen_row = True
             continue
         seen_row = True
-        fields = dict(zip(header or ["address"], cells, strict=False))
-        yield parse_fields(line, fields)
+        yield _csv_row(line, cells, header)
+
+
+def _records(reader: Any) -> Iterator[list[str] | Rejected]:
+    """Yield the reader's records, and a rejection for each it cannot parse."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Rejected(reader.line_num, f"unreadable CSV: {exc}")
+
+
+def _csv_row(
+    line: int, cells: list[str], header: list[str] | None
+) -> ImportRow | Rejected:
+    columns = header or ["address"]
+    extra = [c for c in cells[len(columns) :] if c]
+    if extra and header is None:
+        return Rejected(
+            line,
+            "expected one address per line, or a first line naming the columns: "
+            + ",".join(IMPORT_COLUMNS),
+        )
+    if extra:
+        return Rejected(
+            line, f"{len(cells)} cells but the header names {len(columns)} columns"
+        )
+    fields: dict[str, Any] = dict(zip(columns, cells, strict=False))
+    fields["address"] = unescape_formula(fields.get("address", ""))
+    return parse_fields(line, fields)
+
+
+def _header_error(column: str) -> str:
+    allowed = ", ".join(IMPORT_COLUMNS)
+    return f"unknown column {column!r} in the header: use {allowed}"
+
+
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    """Yield ``lines`` with a UTF-8 byte order mark cut from the first."""
+    iterator = iter(lines)
+    first = next(iterator, None)
+    if first is None:
+        return
+    yield first.removeprefix("\ufeff")
+    yield from iterator
+
+
+def escape_formula(cell: str) -> str:
+    """Prefix ``'`` to a cell a spreadsheet would run as a formula.
+
+    Cells that start with ``'`` get one too, so ``unescape_formula`` can
+    remove exactly one and give back every address as it was exported.
+    """
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def unescape_formula(cell: str) -> str:
+    """Undo ``escape_formula``; other cells are returned as they are."""
+    if cell.startswith("'") and cell[1:].startswith(_FORMULA_STARTS):
+        return cell[1:]
+    return cell
 
 
 def _read_jsonl(lines: Iterable[str]) -> Iterator[ImportRow | Rejected]:
-    for line, text in enumerate(lines, start=1):
+    for line, text in enumerate(_without_bom(lines), start=1):
         if not text.strip():
             continue
         try:
@@ -101,9 +177,15 @@ def parse_fields(line: int, fields: dict[str, Any]) -> ImportRow | Rejected:
     except ValueError:
         return Rejected(line, f"invalid created_at {created_text!r}: use ISO 8601")
 
+    expires_text = fields.get("expires_at") or None
+    try:
+        expires_at = None if expires_text is None else parse_time(str(expires_text))
+    except ValueError:
+        return Rejected(line, f"invalid expires_at {expires_text!r}: use ISO 8601")
+
     note = fields.get("note")
     note_text = None if note in (None, "") else str(note)[:MAX_NOTE_CHARS]
-    return ImportRow(line, address, reason, created_at, note_text)
+    return ImportRow(line, address, reason, created_at, note_text, expires_at)
 
 
 def parse_time(text: str) -> datetime:
@@ -121,7 +203,7 @@ def write_rows(out: TextIO, entries: Iterable[Suppression], fmt: FileFormat) -> 
     for entry in entries:
         row = export_fields(entry)
         if fmt is FileFormat.CSV:
-            writer.writerow(["" if row[c] is None else row[c] for c in EXPORT_COLUMNS])
+            writer.writerow([escape_formula(row[c] or "") for c in EXPORT_COLUMNS])
         else:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
         count += 1
