@@ -73,6 +73,8 @@ markup.adv TXT "v=spf1 [/bogus] -all"
 _dmarc.esc.adv TXT "v=DMARC1; p=reject; x=\\027[2J"
 _dmarc.bimidead.adv CNAME x.dead.test.
 default._bimi.bimidead.adv TXT "v=BIMI1; l=https://bimidead.adv.test/logo.svg"
+rloop1.adv TXT "v=spf1 redirect=rloop2.adv.test"
+rloop2.adv TXT "v=spf1 redirect=rloop1.adv.test"
 half.adv A 127.0.0.15
 stsdead.adv CNAME x.dead.test.
 _mta-sts.stsdead.adv TXT "v=STSv1; id=a1"
@@ -135,6 +137,15 @@ async def test_invalid_include_missing(resolver: dns.asyncresolver.Resolver) -> 
     report = await check_spf(Lookup(resolver), resolver, "emptylabel.adv.test", [])
     reasons = {finding.reason for finding in report.findings}
     assert "spf_include_missing" in reasons
+
+
+async def test_redirect_loop_named(resolver: dns.asyncresolver.Resolver) -> None:
+    """A loop made of redirect= is reported as a redirect loop."""
+    report = await check_spf(Lookup(resolver), resolver, "rloop1.adv.test", [])
+    details = [f.detail for f in report.findings if f.reason == "spf_include_loop"]
+    assert details == [
+        "redirect loop: rloop1.adv.test -> rloop2.adv.test -> rloop1.adv.test"
+    ]
 
 
 async def test_unknown_key_algorithm(resolver: dns.asyncresolver.Resolver) -> None:

@@ -143,7 +143,7 @@ def _walk_findings(domain: str, walked: WalkResult) -> list[Finding]:
         )
         findings.append(_error(domain, "spf_void_limit", detail))
     for loop in walked.loops:
-        findings.append(_error(domain, "spf_include_loop", f"include loop: {loop}"))
+        findings.append(_error(domain, "spf_include_loop", loop))
     for target in walked.missing_targets:
         detail = f"include or redirect target {target!r} has no single SPF record"
         findings.append(_error(domain, "spf_include_missing", detail))

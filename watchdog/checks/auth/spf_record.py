@@ -111,6 +111,7 @@ class WalkResult:
     lookups: int = 0
     void_lookups: int = 0
     uses_ptr: bool = False
+    # "include loop: a -> b -> a", or "redirect loop: ..." by the closing term.
     loops: list[str] = field(default_factory=list)
     missing_targets: list[str] = field(default_factory=list)
     broken_targets: list[str] = field(default_factory=list)
@@ -161,7 +162,7 @@ async def _walk_term(
     result: WalkResult,
 ) -> None:
     if term.name in ("include", "redirect"):
-        await _walk_nested(lookup, target, chain, result)
+        await _walk_nested(lookup, term.name, target, chain, result)
     elif term.name == "a":
         if not await lookup.addresses(target):
             result.void_lookups += 1
@@ -182,10 +183,15 @@ async def _walk_term(
 
 
 async def _walk_nested(
-    lookup: Lookup, target: str, chain: tuple[str, ...], result: WalkResult
+    lookup: Lookup,
+    kind: str,
+    target: str,
+    chain: tuple[str, ...],
+    result: WalkResult,
 ) -> None:
     if target.lower() in chain:
-        result.loops.append(" -> ".join([*chain, target.lower()]))
+        path = " -> ".join([*chain, target.lower()])
+        result.loops.append(f"{kind} loop: {path}")
         return
     answer, texts = await lookup.txt(target)
     if answer.absent:
