@@ -9,11 +9,11 @@ from watchdog.sources.imap.names import (
     quote,
     wire_name,
 )
+from watchdog.sources.imap.responses import Selected
 from watchdog.sources.imap.session import (
     Endpoint,
     ImapSession,
     MoveMethod,
-    Selected,
     tls_context,
 )
 from watchdog.sources.imap.uidset import MAX_FETCH_UIDS, chunks, format_uid_set

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,12 +28,17 @@ import aioimaplib
 from watchdog.errors import ImapAuthError, ImapError, ImapTimeout, MailboxMissing
 from watchdog.sources.imap.fetch import FetchItem, parse_fetch
 from watchdog.sources.imap.names import quote, wire_name
+from watchdog.sources.imap.responses import (
+    Selected,
+    announces_mail,
+    completion_text,
+    drain_pushes,
+    parse_select,
+)
 from watchdog.sources.imap.uidset import format_uid_set
 
 T = TypeVar("T")
 
-_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
-_EXISTS = re.compile(rb"^(\d+) EXISTS$")
 _KEEPALIVE_OPTIONS = (
     ("TCP_KEEPIDLE", 60),
     ("TCP_KEEPINTVL", 20),
@@ -61,14 +65,6 @@ class Endpoint:
     username: str
     ssl_context: ssl.SSLContext | None
     timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class Selected:
-    """The state of a folder after SELECT."""
-
-    uidvalidity: int
-    exists: int
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -136,7 +132,9 @@ class ImapSession:
     async def ensure_folder(self, folder: str) -> None:
         """Create ``folder`` unless it exists already."""
         response = await self._call("CREATE", self._client.create(wire_name(folder)))
-        if response.result != "OK" and b"[ALREADYEXISTS]" not in _text(response):
+        if response.result != "OK" and b"[ALREADYEXISTS]" not in completion_text(
+            response
+        ):
             raise self._failed("CREATE", folder, response)
 
     async def select(self, folder: str) -> Selected:
@@ -147,14 +145,16 @@ class ImapSession:
         response = await self._call("SELECT", self._client.select(wire_name(folder)))
         if response.result != "OK":
             self._healthy = False
-            if b"[NONEXISTENT]" in _text(response) or b"exist" in _text(response):
+            if b"[NONEXISTENT]" in completion_text(
+                response
+            ) or b"exist" in completion_text(response):
                 msg = (
                     f"IMAP folder {folder!r} of mailbox {self._mailbox!r} not found: "
                     "create it or fix the folder setting"
                 )
                 raise MailboxMissing(msg, mailbox=self._mailbox)
             raise self._failed("SELECT", folder, response)
-        return _parse_select(response.lines, folder, self._mailbox)
+        return parse_select(response.lines, folder, self._mailbox)
 
     async def search_uids(self) -> list[int]:
         """Return every UID in the selected folder, ascending."""
@@ -216,7 +216,7 @@ class ImapSession:
         command awaited, so the session can be reused afterwards.
         """
         queue = self._client.protocol.idle_queue
-        if _announces_mail(_drain(queue)):
+        if announces_mail(drain_pushes(queue)):
             return True
         idle_task = await self._call(
             "IDLE", self._client.idle_start(timeout=renew_seconds)
@@ -227,7 +227,7 @@ class ImapSession:
             if self.healthy:
                 self._client.idle_done()
                 await self._call("DONE", idle_task)
-        return arrived or _announces_mail(_drain(queue))
+        return arrived or announces_mail(drain_pushes(queue))
 
     async def _wait_pushes(self, renew_seconds: float) -> bool:
         # aioimaplib queues STOP_WAIT_SERVER_PUSH after renew_seconds; the
@@ -241,7 +241,7 @@ class ImapSession:
             )
             if lines == aioimaplib.STOP_WAIT_SERVER_PUSH:
                 return False
-            if _announces_mail(lines):
+            if announces_mail(lines):
                 return True
 
     async def logout(self) -> None:
@@ -283,7 +283,7 @@ class ImapSession:
     ) -> None:
         uid_set = format_uid_set(uids)
         response = await command(uid_set, target)
-        if response.result != "OK" and b"[TRYCREATE]" in _text(response):
+        if response.result != "OK" and b"[TRYCREATE]" in completion_text(response):
             await self.ensure_folder(target)
             response = await command(uid_set, target)
         if response.result != "OK":
@@ -347,7 +347,7 @@ class ImapSession:
 
     def _login_error(self, response: Any) -> ImapError:
         self._healthy = False
-        text = _text(response).decode("utf-8", "replace")
+        text = completion_text(response).decode("utf-8", "replace")
         user = self._endpoint.username
         if "[UNAVAILABLE]" in text:
             msg = (
@@ -362,44 +362,9 @@ class ImapSession:
         return ImapAuthError(msg, mailbox=self._mailbox)
 
     def _failed(self, name: str, argument: str, response: Any) -> ImapError:
-        text = _text(response).decode("utf-8", "replace")
+        text = completion_text(response).decode("utf-8", "replace")
         msg = (
             f"IMAP {name} {argument!r} on mailbox {self._mailbox!r} failed: "
             f"{response.result} {text}"
         )
         return ImapError(msg, mailbox=self._mailbox)
-
-
-def _parse_select(lines: Sequence[bytes], folder: str, mailbox: str) -> Selected:
-    uidvalidity: int | None = None
-    exists = 0
-    for line in lines:
-        raw = bytes(line)
-        if (match := _UIDVALIDITY.search(raw)) is not None:
-            uidvalidity = int(match.group(1))
-        elif (match := _EXISTS.match(raw)) is not None:
-            exists = int(match.group(1))
-    if uidvalidity is None:
-        msg = f"SELECT {folder!r} on mailbox {mailbox!r} returned no UIDVALIDITY"
-        raise ImapError(msg, mailbox=mailbox)
-    return Selected(uidvalidity=uidvalidity, exists=exists)
-
-
-def _text(response: Any) -> bytes:
-    """Return the text of the tagged completion, the last line of a response."""
-    return bytes(response.lines[-1]) if response.lines else b""
-
-
-def _drain(queue: asyncio.Queue[Any]) -> list[bytes]:
-    """Take every IDLE push waiting in ``queue`` and return their lines."""
-    lines: list[bytes] = []
-    while not queue.empty():
-        item = queue.get_nowait()
-        if item != aioimaplib.STOP_WAIT_SERVER_PUSH:
-            lines.extend(item)
-    return lines
-
-
-def _announces_mail(lines: Sequence[bytes]) -> bool:
-    """Tell whether untagged lines include ``n EXISTS``."""
-    return any(_EXISTS.match(bytes(line)) for line in lines)
