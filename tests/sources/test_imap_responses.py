@@ -17,7 +17,8 @@ from watchdog.sources.imap.responses import (
 # SELECT INBOX as Dovecot 2.3.19 returns it through aioimaplib 2.0.3.
 SELECT_LINES = [
     b"FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
-    b"OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.",
+    b"OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
+    b"Flags permitted.",
     b"3 EXISTS",
     b"0 RECENT",
     b"OK [UIDVALIDITY 1796401300] UIDs valid",
