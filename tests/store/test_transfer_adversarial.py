@@ -51,6 +51,17 @@ def test_csv_extra_cells_without_header() -> None:
     assert all(isinstance(row, Rejected) for row in rows)
 
 
+@pytest.mark.parametrize(
+    "created", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00"]
+)
+def test_created_out_of_range(created: str) -> None:
+    """A time outside the range in UTC rejects its line, not the import."""
+    rows = _parse(f"address,created_at\na@example.com,{created}\nb@example.com,\n")
+    assert isinstance(rows[0], Rejected)
+    assert rows[0].line == 2
+    assert rows[1] == ImportRow(3, "b@example.com")
+
+
 def test_csv_more_cells_than_header() -> None:
     """A row longer than the header is rejected, not cut."""
     rows = _parse("address,reason\nb@example.com,manual,oops\n")

@@ -189,9 +189,19 @@ def parse_fields(line: int, fields: dict[str, Any]) -> ImportRow | Rejected:
 
 
 def parse_time(text: str) -> datetime:
-    """Parse an ISO 8601 date or time; a time without an offset is UTC."""
+    """Parse an ISO 8601 date or time into UTC; a time without an offset is UTC.
+
+    Raises ValueError for text that does not parse and for times that
+    leave the datetime range once moved to UTC (9999-12-31T23:00-05:00).
+    """
     value = datetime.fromisoformat(text.strip())
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        msg = f"time {text!r} is out of range in UTC"
+        raise ValueError(msg) from exc
 
 
 def write_rows(out: TextIO, entries: Iterable[Suppression], fmt: FileFormat) -> int:
