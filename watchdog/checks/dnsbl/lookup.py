@@ -18,6 +18,8 @@ import dns.message
 import dns.rdatatype
 import dns.resolver
 
+from watchdog.checks.dnsbl.fastquery import FastResolver, QueryTimeout
+from watchdog.checks.dnsbl.wire import Unusual
 from watchdog.errors import DnsError
 
 MIN_CACHE_SECONDS = 60.0
@@ -50,6 +52,10 @@ class Lookup:
     cannot take every slot and a fast one is not flooded. Answers, absent
     ones included, are cached for their TTL clamped to 60 s .. 1 h.
     ``on_query`` receives the seconds each uncached lookup took.
+
+    With ``fast``, queries go through that FastResolver first, and only a
+    reply it cannot handle (truncated, malformed, SERVFAIL, REFUSED, a
+    CNAME ...) is asked again through ``resolver``.
     """
 
     def __init__(
@@ -61,8 +67,10 @@ class Lookup:
         retries: int = DEFAULT_RETRIES,
         clock: Callable[[], float] = time.monotonic,
         on_query: Callable[[float], None] | None = None,
+        fast: FastResolver | None = None,
     ) -> None:
         self.resolver = resolver
+        self.fast = fast
         self.on_query = on_query
         self.retries = retries
         self._clock = clock
@@ -136,6 +144,17 @@ class Lookup:
         self, name: str, rdtype: dns.rdatatype.RdataType
     ) -> tuple[tuple[str, ...], float] | float:
         """Return (texts, ttl) of the answer, or the negative TTL when absent."""
+        if self.fast is not None:
+            try:
+                reply = await self.fast.resolve(name, rdtype, MIN_CACHE_SECONDS)
+            except QueryTimeout as exc:
+                raise _error(name, "timeout", exc) from exc
+            except Unusual:
+                pass  # dnspython below decides what the reply means
+            else:
+                if reply.negative:
+                    return reply.ttl
+                return tuple(sorted(reply.records)), reply.ttl
         try:
             answer = await self.resolver.resolve(name, rdtype, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
