@@ -7,6 +7,10 @@ everything it returns is a frozen record, never a live row.
 from __future__ import annotations
 
 from watchdog.policy import SuppressionReason
+
+# Imported for its side effect: it adds the dnsbl_listing table to the
+# models' metadata, which Alembic and the schema test compare against.
+from watchdog.store import dnsbl_history  # noqa: F401
 from watchdog.store.listing import InvalidAddress
 from watchdog.store.records import (
     NOT_RECORDED,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 import structlog.testing
@@ -20,7 +20,8 @@ from watchdog.checks.dnsbl.cycle import (
     next_delay,
     run_blocklist_cycle,
 )
-from watchdog.checks.dnsbl.history import Transition
+from watchdog.checks.dnsbl.fastquery import fast_resolver_for
+from watchdog.checks.dnsbl.history import Entry, Transition
 from watchdog.checks.dnsbl.targets import parse_target
 from watchdog.checks.resolver import make_resolver, public_resolvers
 from watchdog.config import Blocklists, Dns, Sending, Settings
@@ -30,13 +31,22 @@ pytestmark = pytest.mark.dns
 
 
 class ListStore:
-    """A transition store that keeps what it is given."""
+    """A transition store that keeps what it is given, in memory."""
 
     def __init__(self) -> None:
         self.saved: list[Transition] = []
+        self.entries: dict[tuple[str, str], Entry] = {}
 
-    def save(self, transitions: Sequence[Transition]) -> None:
+    def load(self) -> dict[tuple[str, str], Entry]:
+        return dict(self.entries)
+
+    def save(
+        self,
+        transitions: Sequence[Transition],
+        entries: Mapping[tuple[str, str], Entry],
+    ) -> None:
         self.saved.extend(transitions)
+        self.entries.update(entries)
 
 
 def _direct(settings: Settings, dns_servers: DnsServers) -> Settings:
@@ -85,6 +95,23 @@ async def test_listing_added_and_removed(
     assert entry.delisted is not None
 
 
+async def test_restart_keeps_listing(
+    settings: Settings, test_zones: dict[str, Zone]
+) -> None:
+    """A new monitor on the same store reports no listing already known."""
+    store = ListStore()
+    target = [parse_target("192.0.2.10")]
+    first = BlocklistMonitor(settings, zones=[test_zones["info.test"]])
+    await first.run(target, store)
+    restarted = BlocklistMonitor(settings, zones=[test_zones["info.test"]])
+    with structlog.testing.capture_logs() as logs:
+        results = await restarted.run(target, store)
+
+    assert results[0].state is State.LISTED
+    assert len(store.saved) == 1
+    assert [log for log in logs if log["event"] == "dnsbl_listed"] == []
+
+
 async def test_dns_failure_keeps_listing(
     settings: Settings, dns_servers: DnsServers, test_zones: dict[str, Zone]
 ) -> None:
@@ -96,6 +123,7 @@ async def test_dns_failure_keeps_listing(
     await monitor.run(target)
     dead = Dns(nameservers=[f"127.0.0.1:{free_port()}"], lifetime_seconds=0.5)
     monitor.lookup.resolver = make_resolver(dead)
+    monitor.lookup.fast = fast_resolver_for(monitor.lookup.resolver)
     monitor.lookup.retries = 0
     monitor.lookup.forget()
 

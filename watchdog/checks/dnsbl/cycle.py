@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import dns.asyncresolver
@@ -20,13 +20,15 @@ from watchdog.checks.dnsbl.answer import State
 from watchdog.checks.dnsbl.catalogue import Zone, load_catalogue
 from watchdog.checks.dnsbl.checker import Pass, ZoneBackoff, check_zones
 from watchdog.checks.dnsbl.exporting import Exporter
-from watchdog.checks.dnsbl.history import History, Transition
+from watchdog.checks.dnsbl.fastquery import fast_resolver_for
+from watchdog.checks.dnsbl.history import Entry, History, Transition
 from watchdog.checks.dnsbl.lookup import Lookup
 from watchdog.checks.dnsbl.results import ZoneResult
 from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
 from watchdog.checks.dnsbl.targets import Target, targets_from_settings
 from watchdog.checks.resolver import make_resolver, public_resolvers
 from watchdog.config import Settings
+from watchdog.errors import StoreError
 from watchdog.metrics import Metrics
 
 LOGGER_NAME = "watchdog.checks.dnsbl"
@@ -35,14 +37,28 @@ JITTER_FRACTION = 0.1
 
 
 class TransitionStore(Protocol):
-    """Somewhere to persist listing transitions, such as a database table."""
+    """Somewhere to persist listing history, such as a database table.
 
-    def save(self, transitions: Sequence[Transition]) -> None:
-        """Persist the transitions of one cycle."""
+    ``watchdog.store.dnsbl_history.ListingHistory`` is the database one.
+    """
+
+    def load(self) -> Mapping[tuple[str, str], Entry]:
+        """Return the saved entries, keyed by (target, zone)."""
+
+    def save(
+        self,
+        transitions: Sequence[Transition],
+        entries: Mapping[tuple[str, str], Entry],
+    ) -> None:
+        """Persist one cycle: its transitions and every entry it changed."""
 
 
 class BlocklistMonitor:
-    """The state kept between cycles: cache, paused zones and history."""
+    """The state kept between cycles: cache, paused zones and history.
+
+    ``fast_path`` sends queries through ``FastResolver`` when the resolver's
+    nameservers are IP addresses; False keeps every query in dnspython.
+    """
 
     def __init__(
         self,
@@ -52,6 +68,7 @@ class BlocklistMonitor:
         resolver: dns.asyncresolver.Resolver | None = None,
         metrics: Metrics | None = None,
         wall_clock: Callable[[], float] = time.time,
+        fast_path: bool = True,
     ) -> None:
         self.settings = settings
         if zones is None:
@@ -71,9 +88,11 @@ class BlocklistMonitor:
             concurrency=settings.blocklists.concurrency,
             per_zone=settings.blocklists.per_zone_concurrency,
             on_query=duration,
+            fast=fast_resolver_for(self.resolver) if fast_path else None,
         )
         self.backoff = ZoneBackoff()
         self.history = History()
+        self._restored_from: TransitionStore | None = None
         self._wall_clock = wall_clock
         self._warned_public = False
         # One logger per monitor: structlog caches a logger on first use, and
@@ -87,12 +106,18 @@ class BlocklistMonitor:
     ) -> list[ZoneResult]:
         """Check ``targets`` (default: the sending IPs and domains) once.
 
-        DNS failures never escape as exceptions: each appears as a result in
-        state ``dns_error``, ``bogus``, ``operator_error`` or ``zone_unhealthy``.
-        Raises ConfigError when a sending IP or domain in the settings is
-        invalid.
+        The first run with a ``store`` loads its history, so listings known
+        before a restart are not reported again. DNS failures never escape
+        as exceptions: each appears as a result in state ``dns_error``,
+        ``bogus``, ``operator_error`` or ``zone_unhealthy``. Raises
+        ConfigError when a sending IP or domain in the settings is invalid,
+        and StoreError when loading the store's history fails. A failed
+        save is logged and retried with the next cycle.
         """
         self._warn_public_resolver()
+        if store is not None and store is not self._restored_from:
+            self.history.restore(store.load())
+            self._restored_from = store
         chosen = (
             list(targets)
             if targets is not None
@@ -103,12 +128,27 @@ class BlocklistMonitor:
         now = self._wall_clock()
 
         transitions = self._record(outcome, now)
-        if store is not None and transitions:
-            store.save(transitions)
+        if store is not None:
+            self._save(store, transitions)
         if self.exporter is not None:
             self.exporter.export(outcome, now)
         self._log_pass(outcome, time.perf_counter() - started)
         return outcome.results
+
+    def _save(self, store: TransitionStore, transitions: list[Transition]) -> None:
+        changed = self.history.changed()
+        if not transitions and not changed:
+            return
+        try:
+            store.save(transitions, changed)
+        except StoreError as exc:
+            # The entries stay marked as changed, so the next cycle writes
+            # them again.
+            self.log.error(
+                "dnsbl_history_save_failed", error=str(exc), entries=len(changed)
+            )
+            return
+        self.history.mark_saved()
 
     def _record(self, outcome: Pass, now: float) -> list[Transition]:
         transitions = []

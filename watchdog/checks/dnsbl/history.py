@@ -7,6 +7,7 @@ reads as a delisting or a new listing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from watchdog.checks.dnsbl.answer import KNOWN_STATES, State
@@ -15,12 +16,17 @@ from watchdog.checks.dnsbl.results import ZoneResult
 
 @dataclass(frozen=True)
 class Entry:
-    """The last known state of one target in one zone, with its times (Unix)."""
+    """The last known state of one target in one zone, with its times (Unix).
+
+    ``codes`` are the return codes of the last listing, kept after a
+    delisting.
+    """
 
     state: State
     first_listed: float | None = None
     last_listed: float | None = None
     delisted: float | None = None
+    codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,20 @@ class History:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], Entry] = {}
+        self._changed: set[tuple[str, str]] = set()
+
+    def restore(self, entries: Mapping[tuple[str, str], Entry]) -> None:
+        """Load entries saved by an earlier process, replacing those held."""
+        self._entries.update(entries)
+        self._changed.difference_update(entries)
+
+    def changed(self) -> dict[tuple[str, str], Entry]:
+        """Return the entries changed since the last ``mark_saved``."""
+        return {key: self._entries[key] for key in self._changed}
+
+    def mark_saved(self) -> None:
+        """Record that every changed entry has been persisted."""
+        self._changed.clear()
 
     def get(self, target: str, zone: str) -> Entry | None:
         """Return the entry of ``target`` in ``zone``, or None before any."""
@@ -55,27 +75,33 @@ class History:
             return None
         key = (result.target, result.zone)
         old = self._entries.get(key)
-        entry = self._next_entry(old, result.state, now)
+        codes = tuple(code.address for code in result.codes)
+        entry = self._next_entry(old, result.state, now, codes)
         self._entries[key] = entry
+        if entry != old:
+            self._changed.add(key)
 
         old_state = old.state if old is not None else None
         if old_state == result.state:
             return None
         if old_state is None and result.state is State.NOT_LISTED:
             return None
-        codes = tuple(code.address for code in result.codes)
         return Transition(
             result.target, result.zone, old_state, result.state, now, codes
         )
 
     @staticmethod
-    def _next_entry(old: Entry | None, state: State, now: float) -> Entry:
+    def _next_entry(
+        old: Entry | None, state: State, now: float, codes: tuple[str, ...]
+    ) -> Entry:
         if old is None:
             old = Entry(state=state)
         if state is State.LISTED:
             first = old.first_listed
             if old.state is not State.LISTED or first is None:
                 first = now
-            return replace(old, state=state, first_listed=first, last_listed=now)
+            return replace(
+                old, state=state, first_listed=first, last_listed=now, codes=codes
+            )
         delisted = now if old.state is State.LISTED else old.delisted
         return replace(old, state=state, delisted=delisted)

@@ -1,0 +1,141 @@
+"""Blocklist listing history in the database, one row per target and zone.
+
+A row holds the last known state (``listed`` or ``not_listed``), the return
+codes of the last listing, and when the target was first and last seen
+listed and when it was delisted. ``ListingHistory`` implements the
+blocklist cycle's ``TransitionStore``: the monitor loads the rows once at
+start, so a restart neither forgets a listing nor reports it again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, Engine, Insert, UniqueConstraint, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Field, SQLModel
+
+from watchdog.checks.dnsbl.answer import State
+from watchdog.checks.dnsbl.history import Entry, Transition
+from watchdog.store.engine import READ_ONLY, translated
+from watchdog.store.models import UtcDateTime
+from watchdog.store.transactions import utcnow
+
+if TYPE_CHECKING:
+    from watchdog.store.store import Store
+
+HistoryKey = tuple[str, str]
+
+
+def _moment(*, nullable: bool) -> Any:
+    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable))
+
+
+class DnsblListing(SQLModel, table=True):
+    """The last known blocklist state of one target in one zone.
+
+    ``codes`` is a JSON list of the return codes of the last listing, such
+    as ``["127.0.0.2", "127.0.0.4"]``.
+    """
+
+    __tablename__ = "dnsbl_listing"
+    __table_args__ = (
+        UniqueConstraint("target", "zone", name="uq_dnsbl_listing_target_zone"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    target: str
+    zone: str
+    state: str
+    codes: str = "[]"
+    first_listed: datetime | None = _moment(nullable=True)
+    last_listed: datetime | None = _moment(nullable=True)
+    delisted: datetime | None = _moment(nullable=True)
+    updated_at: datetime = _moment(nullable=False)
+
+
+listing_table = DnsblListing.__table__  # type: ignore[attr-defined]
+L = listing_table.c
+
+
+class ListingHistory:
+    """Load and save blocklist listing history through ``engine``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def of(cls, store: Store) -> ListingHistory:
+        """Return the listing history kept in ``store``'s database."""
+        # The Store exposes no public engine; its tables share this one.
+        return cls(store._engine)
+
+    def load(self) -> dict[HistoryKey, Entry]:
+        """Return every stored entry, keyed by (target, zone).
+
+        Raises StoreError (StoreBusy when a retry may help) on a database
+        failure.
+        """
+        with translated("loading blocklist history"), self.engine.connect() as plain:
+            conn = plain.execution_options(**{READ_ONLY: True})
+            with conn.begin():
+                rows = conn.execute(select(listing_table)).all()
+        return {
+            (row.target, row.zone): Entry(
+                state=State(row.state),
+                first_listed=_unix(row.first_listed),
+                last_listed=_unix(row.last_listed),
+                delisted=_unix(row.delisted),
+                codes=tuple(json.loads(row.codes)),
+            )
+            for row in rows
+        }
+
+    def save(
+        self,
+        transitions: Sequence[Transition],
+        entries: Mapping[HistoryKey, Entry],
+    ) -> None:
+        """Write the entries that changed this cycle, in one transaction.
+
+        Transitions are already folded into ``entries``, so only the
+        entries are written. Writing the same entries twice leaves the
+        same rows, so a transaction retried after a lost COMMIT is safe.
+        Raises StoreError (StoreBusy when a retry may help).
+        """
+        del transitions
+        if not entries:
+            return
+        now = utcnow()
+        with translated("saving blocklist history"), self.engine.begin() as conn:
+            for (target, zone), entry in entries.items():
+                conn.execute(self._upsert(target, zone, entry, now))
+
+    def _upsert(self, target: str, zone: str, entry: Entry, now: datetime) -> Insert:
+        values: dict[str, Any] = {
+            "state": entry.state.value,
+            "codes": json.dumps(list(entry.codes)),
+            "first_listed": _datetime(entry.first_listed),
+            "last_listed": _datetime(entry.last_listed),
+            "delisted": _datetime(entry.delisted),
+            "updated_at": now,
+        }
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(listing_table).values(
+            target=target, zone=zone, **values
+        )
+        upsert: Insert = statement.on_conflict_do_update(
+            index_elements=["target", "zone"], set_=values
+        )
+        return upsert
+
+
+def _datetime(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _unix(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
