@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.servers import postgres
 from tests.store.conftest import bounce
 from watchdog.classify.verdict import Category
 from watchdog.config import Policy
-from watchdog.errors import StoreError
+from watchdog.errors import StoreBusy, StoreError
 from watchdog.pipeline import MessageRef, Outcome
 from watchdog.store import Store, SuppressionReason
+from watchdog.store import engine as engine_module
 from watchdog.store.engine import create_store_engine
 
 REF = MessageRef("bounces", "INBOX", uidvalidity=7, uid=1)
@@ -104,3 +108,63 @@ def test_soft_count_race(postgres_url: str) -> None:
     suppressed = store.is_suppressed("r@example.com")
     store.close()
     assert suppressed
+
+
+def _events(store: Store, address: str) -> int:
+    return len(store.events_for(address))
+
+
+def test_disconnect_then_retry(postgres_url: str) -> None:
+    """A batch cut by pg_terminate_backend writes nothing; its retry counts once."""
+    store = Store(postgres_url)
+    store.upgrade()
+    with pytest.raises(StoreBusy), store.batch():
+        _record(store, "cut-1")
+        postgres.terminate_sessions(postgres_url)
+        _record(store, "cut-2")
+    assert _events(store, "r@example.com") == 0
+    with store.batch():
+        _record(store, "cut-1")
+        _record(store, "cut-2")
+    with store.batch():
+        _record(store, "cut-1")
+    events = _events(store, "r@example.com")
+    store.close()
+    assert events == 2
+
+
+def test_statement_timeout_then_retry(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement past statement_timeout raises StoreBusy; the retry succeeds."""
+    monkeypatch.setattr(engine_module, "STATEMENT_TIMEOUT_MS", 300)
+    store = Store(postgres_url)
+    store.upgrade()
+    with psycopg.connect(postgres_url) as other:
+        other.execute("LOCK TABLE suppression IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(StoreBusy) as caught:
+            store.add_suppression("t@example.com", actor="ops")
+    store.add_suppression("t@example.com", actor="ops")
+    history = store.suppression_history("t@example.com")
+    store.close()
+    assert caught.value.reason == "locked"
+    assert len(history) == 1
+
+
+def test_sqlite_locked_then_retry(tmp_path: Path) -> None:
+    """A writer holding BEGIN IMMEDIATE makes record raise StoreBusy, then retry."""
+    path = tmp_path / "w.db"
+    store = Store(f"sqlite:///{path}", busy_timeout=0.2)
+    store.upgrade()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreBusy) as caught:
+        _record(store, "locked")
+    other.execute("ROLLBACK")
+    other.close()
+    _record(store, "locked")
+    _record(store, "locked")
+    events = _events(store, "r@example.com")
+    store.close()
+    assert caught.value.reason == "locked"
+    assert events == 1
