@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
+import idna
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -227,6 +228,27 @@ class Sending(_Section):
     helo: str | None = None
     dkim_selectors: list[str] = Field(default_factory=list)
 
+    @field_validator("ips")
+    @classmethod
+    def _valid_ips(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                msg = f"{value!r} is not an IPv4 or IPv6 address"
+                raise ValueError(msg) from None
+        return values
+
+    @field_validator("domains")
+    @classmethod
+    def _valid_domains(cls, values: list[str]) -> list[str]:
+        return [_domain_name(value) for value in values]
+
+    @field_validator("helo")
+    @classmethod
+    def _valid_helo(cls, value: str | None) -> str | None:
+        return None if value is None else _domain_name(value)
+
 
 class Dns(_Section):
     """The resolver used by blocklist and authentication checks."""
@@ -330,7 +352,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as stream:
             return tomllib.load(stream)
     except FileNotFoundError:
-        msg = f"configuration file {str(path)!r} not found: check --config or WATCHDOG_CONFIG"
+        msg = (
+            f"configuration file {str(path)!r} not found: "
+            "check --config or WATCHDOG_CONFIG"
+        )
         raise ConfigError(msg) from None
     except tomllib.TOMLDecodeError as exc:
         msg = f"configuration file {str(path)!r} is not valid TOML: {exc}"
@@ -365,6 +390,28 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     for part in parents:
         node = node.setdefault(part, {})
     node[last] = value
+
+
+def _domain_name(value: str) -> str:
+    """Return ``value`` as a lower-case A-label domain, or raise ValueError."""
+    name = value.strip().rstrip(".").lower()
+    try:
+        ascii_name = idna.encode(name, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        msg = f"{value!r} is not a valid domain name"
+        raise ValueError(msg) from None
+    labels = ascii_name.split(".")
+    if (
+        len(ascii_name) > 253
+        or len(labels) < 2
+        or not all(
+            0 < len(label) <= 63 and label.replace("-", "").isalnum()
+            for label in labels
+        )
+    ):
+        msg = f"{value!r} is not a valid domain name such as example.com"
+        raise ValueError(msg)
+    return ascii_name
 
 
 def _is_loopback(host: str) -> bool:

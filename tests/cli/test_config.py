@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from typer.testing import CliRunner
 
 from watchdog.cli import app
@@ -138,3 +138,17 @@ def test_check_without_file_uses_defaults(monkeypatch: pytest.MonkeyPatch) -> No
     result = runner.invoke(app, ["config", "check"])
     assert result.exit_code == 0
     assert "sqlite:///mail-watchdog.db" in result.stdout
+
+
+def test_sending_domains_normalised() -> None:
+    settings = Settings(sending={"domains": ["Example.COM.", "bücher.de"]})
+    assert settings.sending.domains == ["example.com", "xn--bcher-kva.de"]
+
+
+@pytest.mark.parametrize(
+    "sending",
+    [{"domains": ["a..b"]}, {"domains": ["localhost"]}, {"ips": ["192.0.2"]}],
+)
+def test_sending_invalid_rejected(sending: dict[str, list[str]]) -> None:
+    with pytest.raises(ValidationError):
+        Settings(sending=sending)

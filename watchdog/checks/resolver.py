@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import dns.asyncresolver
 import dns.nameserver
 
@@ -12,9 +14,11 @@ DEFAULT_DNS_PORT = 53
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:
-    """Split ``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` into host and port.
+    """Split ``IP``, ``IP:PORT`` or ``[V6]:PORT`` into address and port.
 
-    Raises ConfigError on a port that is not a number from 1 to 65535.
+    Raises ConfigError when the host is not an IP address (dnspython sends
+    queries to addresses only, so a host name would time out on every query)
+    or the port is not a number from 1 to 65535.
     """
     host, port = text, str(DEFAULT_DNS_PORT)
     if text.startswith("["):
@@ -23,8 +27,16 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     elif text.count(":") == 1:
         host, port = text.split(":")
     if not port.isdigit() or not 0 < int(port) < 65536:
-        msg = f"invalid nameserver {text!r}: use HOST or HOST:PORT with a port 1-65535"
+        msg = f"invalid nameserver {text!r}: use IP or IP:PORT with a port 1-65535"
         raise ConfigError(msg, key="dns.nameservers")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        msg = (
+            f"invalid nameserver {text!r}: {host!r} is not an IP address; "
+            "give the resolver's address, for example 127.0.0.1:53"
+        )
+        raise ConfigError(msg, key="dns.nameservers") from None
     return host, int(port)
 
 
