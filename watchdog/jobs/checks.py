@@ -19,6 +19,7 @@ from watchdog.checks.resolver import make_resolver
 from watchdog.config import Settings
 from watchdog.metrics import Metrics
 from watchdog.store import Store
+from watchdog.store.dnsbl_history import ListingHistory
 
 log = structlog.get_logger("watchdog.jobs.checks")
 
@@ -27,11 +28,11 @@ Poll = Callable[[], Awaitable[None]]
 
 def blocklist_poll(settings: Settings, store: Store, metrics: Metrics) -> Poll:
     """Return a poll that checks every sending IP and domain against the zones."""
-    del store  # NOTE: listing history is kept in memory until it has a table.
+    history = ListingHistory.of(store)
 
     async def poll() -> None:
         started = time.monotonic()
-        results = await run_blocklist_cycle(settings, metrics=metrics)
+        results = await run_blocklist_cycle(settings, history, metrics)
         states = Counter(result.state.value for result in results)
         log.info(
             "blocklist_cycle_done",
