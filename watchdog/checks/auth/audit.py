@@ -100,14 +100,21 @@ async def _audit_domain(
     run: _Run, domain: str, selectors: list[str], learned_only: set[str]
 ) -> list[Finding]:
     lookup = Lookup(run.resolver)
-    spf = await check_spf(lookup, run.resolver, domain, run.ips, run.helo)
-    dkim = [await check_dkim(lookup, domain, selector) for selector in selectors]
+    # The independent checks run together, so a dead resolver costs one
+    # lookup lifetime per dependent step rather than one per check.
+    selector_checks = asyncio.gather(
+        *(check_dkim(lookup, domain, selector) for selector in selectors)
+    )
+    spf, dmarc, mx, dkim = await asyncio.gather(
+        check_spf(lookup, run.resolver, domain, run.ips, run.helo),
+        check_dmarc(lookup, domain),
+        check_mx(lookup, domain, allow_private=run.allow_private_mx),
+        selector_checks,
+    )
     dkim = [
         _learned_missing(report) if report.selector in learned_only else report
         for report in dkim
     ]
-    dmarc = await check_dmarc(lookup, domain)
-    mx = await check_mx(lookup, domain, allow_private=run.allow_private_mx)
     # Without hosts, a failed lookup can only be the MX query itself.
     mx_failed = not mx.hosts and _any_failed(mx.findings)
     mx_hosts = None if mx_failed else mx.hosts
