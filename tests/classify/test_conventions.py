@@ -120,3 +120,94 @@ def test_encoded_local_part_invalid_kept() -> None:
 def test_encoded_word_inside_local_part_kept() -> None:
     address = "x=?utf-8?B?8J+QiA==?=@example.org"
     assert decode_local_part(address) == address
+
+
+def _exim(headers: str, report: str, original: str = _ORIGINAL) -> bytes:
+    text = (
+        "From: Mail Delivery System <Mailer-Daemon@mx.example>\r\n"
+        "Subject: Mail delivery failed: returning message to sender\r\n"
+        f"{headers}\r\n"
+        "This message was created automatically by mail delivery software.\r\n\r\n"
+        f"{report}\r\n\r\n"
+        "------ This is a copy of the message, including all the headers. ------\r\n"
+        "\r\n" + original
+    )
+    return text.encode()
+
+
+def test_exim_report_beats_header() -> None:
+    raw = _exim(
+        "X-Failed-Recipients: rcpt@rewritten.example\r\n",
+        "  rcpt@their.example\r\n"
+        "    host mx.their.example [192.0.2.1]: 552 5.2.2 Mailbox full",
+    )
+    addresses = [r.address for r in classify(raw).recipients]
+    assert addresses == ["rcpt@their.example"]
+
+
+def test_exim_header_kept_for_others() -> None:
+    raw = _exim(
+        "X-Failed-Recipients: list@groups.example\r\n",
+        "  someone@elsewhere.example\r\n    host mx: 550 5.1.1 No such user",
+    )
+    addresses = [r.address for r in classify(raw).recipients]
+    assert addresses == ["list@groups.example"]
+
+
+def test_exim_malformed_address() -> None:
+    raw = _exim(
+        "",
+        "  a@ours.example <b@their.example>: malformed address: "
+        "<b@their.example> may not follow a@ours.example",
+    )
+    (recipient,) = classify(raw).recipients
+    assert recipient.address == "b@their.example"
+    assert recipient.reason == "syntaxerror"
+
+
+def test_fml_loop_alert() -> None:
+    raw = (
+        b"From: list-admin@ours.example\r\nTo: list-admin@ours.example\r\n"
+        b"Subject: Loop Alert: Duplicated Message-ID (list ML)\r\n"
+        b"X-MLServer: fml [fml 4.0.3 release]\r\n\r\n"
+        b"Duplicated Message-ID in <list@ours.example>.\r\n"
+    )
+    (recipient,) = classify(raw).recipients
+    assert recipient.address == "list@ours.example"
+    assert recipient.reason == "systemerror"
+    assert recipient.status == "5.0.930"
+
+
+def test_disabled_status_outside_rcpt() -> None:
+    verdict = classify(
+        _dsn(
+            "Final-Recipient: rfc822; rcpt@their.example\r\nAction: failed\r\n"
+            "Status: 5.2.1\r\n"
+            "Diagnostic-Code: smtp; 550 5.2.1 <rcpt@their.example>... User Unknown\r\n"
+        )
+    )
+    assert verdict.recipients[0].reason == "filtered"
+
+
+def test_disabled_status_at_rcpt() -> None:
+    verdict = classify(
+        _dsn(
+            "Final-Recipient: rfc822; rcpt@their.example\r\nAction: failed\r\n"
+            "Status: 5.2.1\r\n"
+            "Diagnostic-Code: smtp; 550 5.2.1 <rcpt@their.example>... User Unknown"
+            " (in reply to RCPT TO command)\r\n"
+        )
+    )
+    assert verdict.recipients[0].reason == "userunknown"
+
+
+def test_quoted_reply_code_kept() -> None:
+    verdict = classify(
+        _dsn(
+            "Final-Recipient: rfc822; rcpt@their.example\r\nAction: failed\r\n"
+            "Status: 5.1.351\r\n"
+            "Diagnostic-Code: smtp;550 5.1.351 Remote server returned unknown "
+            "recipient or mailbox unavailable -> 550 : User unknown\r\n"
+        )
+    )
+    assert verdict.recipients[0].reason == "filtered"

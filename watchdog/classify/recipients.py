@@ -49,7 +49,9 @@ _BARE_UNKNOWN = re.compile(
 _TEMPORARY = re.compile(
     r"temporary failure|retry timeout exceeded|will be retried", re.IGNORECASE
 )
-_RCPT_COMMAND = re.compile(r"rcpt to", re.IGNORECASE)
+# "RCPT TO", Yahoo's "[RCPT_TO]", and qmail's "does not like recipient",
+# which it writes only for a reply to RCPT TO.
+_RCPT_COMMAND = re.compile(r"rcpt.to|does not like recipient", re.IGNORECASE)
 # A local part made only of RFC 2047 encoded-words, as some mail clients
 # (Apple Mail among them) write a non-ASCII one: "=?utf-8?B?8J+QiA==?=@host".
 _ENCODED_LOCAL_PART = re.compile(r"(?:=\?[^?\s@]{1,75}\?[bBqQ]\?[^?\s@]*\?=)+")
@@ -177,28 +179,38 @@ def _is_filtered(
     """Tell whether an unknown-user reply came from a filter, not a mailbox lookup.
 
     A content-filtering gateway, or a reply to DATA after RCPT TO accepted
-    the address, uses the wording for mail it refused. An x.1.1 status
-    still names a missing mailbox.
+    the address, uses the wording for mail it refused. So does an x.2.1
+    status ("mailbox disabled, not accepting messages") given outside the
+    RCPT TO phase. An x.1.1 status still names a missing mailbox.
     """
-    if decision.reason != "userunknown" or (decision.status or "").endswith(".1.1"):
+    status = decision.status or ""
+    if decision.reason != "userunknown" or status.endswith(".1.1"):
         return False
     if filtering_gateway:
         return True
-    bare = _BARE_UNKNOWN.search(text) is not None
-    return bare and _after_data(text, transcript, address)
+    phase = _phase(text, transcript, address)
+    if status[1:] == ".2.1" and phase != "rcpt":
+        return True
+    return phase == "data" and _BARE_UNKNOWN.search(text) is not None
 
 
-def _after_data(diagnostic: str, context: str | None, address: str) -> bool:
-    """Tell whether the failing reply was to DATA rather than to RCPT TO."""
-    window = diagnostic
+def _phase(diagnostic: str, context: str | None, address: str) -> str | None:
+    """Return the SMTP phase the failing reply came in: "rcpt", "data" or None.
+
+    The diagnostic is read first, then the report's text just after the
+    address, where a transcript shows the command (">>> DATA").
+    """
     if _RCPT_COMMAND.search(diagnostic):
-        return False
+        return "rcpt"
+    window = diagnostic
     if context:
         start = _position(context.lower(), address.lower())
         if start >= 0:
             window += "\n" + context[start : start + _COMMAND_WINDOW]
     window = " ".join(window.split())
-    return _DATA_PHASE.search(window) is not None
+    if _DATA_PHASE.search(window):
+        return "data"
+    return "rcpt" if _RCPT_COMMAND.search(window) else None
 
 
 def _position(text: str, address: str) -> int:
@@ -217,7 +229,9 @@ def _join_continuations(text: str) -> str:
     """Drop the reply codes repeated on the continuation lines of ``text``.
 
     A multi-line SMTP reply repeats its codes on every line ("550-5.7.1 ...
-    550-5.7.1 ..."); after the first, they only split the sentence.
+    550-5.7.1 ..."); after the first, they only split the sentence. A code
+    followed by neither "-" nor a status starts a quoted reply instead
+    ("... unknown recipient -> 550 : User unknown") and stays.
     """
     first = REPLY_CODE_IN_TEXT.search(text)
     if first is None:
@@ -225,5 +239,7 @@ def _join_continuations(text: str) -> str:
     head, tail = text[: first.end()], text[first.end() :]
     code = first.group(1)
     return head + re.sub(
-        rf"(?<=\S) {code}[ -](?:[245]\.[0-9]{{1,3}}\.[0-9]{{1,3}} )?", " ", tail
+        rf"(?<=\S) {code}(?:-| (?=[245]\.))(?:[245]\.[0-9]{{1,3}}\.[0-9]{{1,3}} )?",
+        " ",
+        tail,
     )

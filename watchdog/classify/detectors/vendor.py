@@ -34,7 +34,9 @@ _BOUNCE_SUBJECTS = re.compile(
     r"mail system error|nondeliverable|non[- ]?delivery|could not be delivered|"
     r"delivery report|warning: could not send|returned to sender|message not "
     r"delivered|non remis|unzustellbar|nicht zustellbar|不達|配信不能|エラー|"
-    r"error sending|failed delivery|mail failure|bounce",
+    r"error sending|failed delivery|mail failure|bounce|"
+    # The fml mailing-list manager reports a post it dropped as a loop.
+    r"^loop alert:",
     re.IGNORECASE,
 )
 # Lines after which a bounce quotes the original message.
@@ -55,6 +57,12 @@ _ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9\-.\[\]]+[A-Za-z0-9\]]")
 _OWN_LINE = re.compile(
     r"^\s*(?:[245][0-9]{2}[ -])?<?(" + _ADDRESS.pattern + r")>?(?:[\s:.,(\[]|$)"
 )
+# Exim's "Mail failure - malformed recipient address": the line starts with
+# the whole To value, and the address it rejected follows "malformed address".
+_MALFORMED = re.compile(
+    r"malformed address: <?(" + _ADDRESS.pattern + r")>? may not follow",
+    re.IGNORECASE,
+)
 _LABELLED = re.compile(
     r"(recipient|address|to|rcpt|destinataire|宛先|送信先)[^:\n]{0,30}:\s*<?("
     + _ADDRESS.pattern
@@ -74,10 +82,11 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
     ignored = _ignored_addresses(message, original)
     senders = {a for a in (address_of(message.header("From")),) if a is not None}
     gateway = rules.is_filtering_gateway(_gateway_marks(message, report))
-    found = _failed_recipients(message, rules, report, gateway)
-    found = found or _recipients(
-        rules, report, ignored, {a.lower() for a in senders}, gateway
-    )
+    listed = _failed_recipients(message, rules, report, gateway)
+    found = listed
+    if not listed or _report_overrides(listed, report, original.recipient):
+        bounce_senders = {a.lower() for a in senders}
+        found = _recipients(rules, report, ignored, bounce_senders, gateway) or listed
     if not found and original.recipient and original.recipient not in ignored:
         recipient = build_recipient(
             rules, original.recipient, diagnostic=report, filtering_gateway=gateway
@@ -93,6 +102,21 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
         original_message_id=original.message_id,
         original_sender=original.sender,
     )
+
+
+def _report_overrides(
+    listed: list[RecipientVerdict], report: str, original_recipient: str | None
+) -> bool:
+    """Tell whether the report's recipients replace X-Failed-Recipients.
+
+    Exim may list an address as rewritten before routing while the report
+    and the original's ``To`` name the address as sent. The report wins
+    when it names no listed address but does name the original's recipient.
+    """
+    text = report.lower()
+    if any(recipient.address.lower() in text for recipient in listed):
+        return False
+    return original_recipient is not None and original_recipient.lower() in text
 
 
 def _gateway_marks(message: ParsedMessage, report: str) -> str:
@@ -209,7 +233,7 @@ def _own_line_spans(lines: list[str], ignored: set[str]) -> list[tuple[str, str]
     """Find recipients on lines of their own; each owns the lines up to the next."""
     starts: list[tuple[int, str]] = []
     for index, line in enumerate(lines):
-        match = _OWN_LINE.match(line)
+        match = _MALFORMED.search(line) or _OWN_LINE.match(line)
         if match is not None and _is_candidate(match.group(1), ignored):
             starts.append((index, match.group(1)))
     return _spans(lines, starts)
