@@ -10,8 +10,9 @@ nesting, huge headers, bogus charsets ...) and classifies the result in
 this process. A CPU-time alarm of ``--hang-seconds`` interrupts a run
 that takes too long and counts it as a hang. Prints executions,
 exceptions by type with one sample each, hangs, and the slowest message's
-time. Inputs that raised or hung, and the slowest, are written to
-``--out`` for replay.
+time. ``classify`` turns exceptions inside it into an ``unknown`` verdict
+whose detector is ``error``, so those are counted too. Inputs that raised,
+hung or gave such a verdict, and the slowest, are written to ``--out``.
 """
 
 from __future__ import annotations
@@ -163,14 +164,20 @@ def main() -> None:
     logger.propagate = False
     errors: Counter[str] = Counter()
     samples: dict[str, str] = {}
-    executions, hangs, slowest, slowest_raw = 0, 0, 0.0, b""
+    executions, hangs, swallowed = 0, 0, 0
+    slowest, slowest_raw = 0.0, b""
     deadline = time.monotonic() + args.seconds
     while time.monotonic() < deadline:
         raw = mutate(rng, rng.choice(seeds))
         started = time.process_time()
         signal.setitimer(signal.ITIMER_PROF, args.hang_seconds)
         try:
-            classify(raw, limits)
+            verdict = classify(raw, limits)
+            if verdict.detector == "error":
+                # classify() turned an exception inside it into this verdict.
+                swallowed += 1
+                args.out.mkdir(parents=True, exist_ok=True)
+                (args.out / f"error-verdict-{swallowed}.eml").write_bytes(raw)
         except Hang:
             hangs += 1
             args.out.mkdir(parents=True, exist_ok=True)
@@ -191,6 +198,7 @@ def main() -> None:
 
     print(f"executions: {executions} in {args.seconds:.0f} s (seed {args.seed})")
     print(f"exceptions: {sum(errors.values())} {dict(errors)}")
+    print(f"verdicts with detector 'error' (exceptions caught): {swallowed}")
     print(f"hangs over {args.hang_seconds} CPU s: {hangs}")
     print(f"exceptions caught and logged inside flufl.bounce: {flufl_log.count}")
     args.out.mkdir(parents=True, exist_ok=True)
