@@ -17,6 +17,7 @@ import idna
 _ADDRESS_TYPES = ("rfc822;", "utf-8;", "x-unknown;")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ANGLE = re.compile(r"<([^<>]*)>")
+_REPLACEMENT = "\ufffd"
 # An unquoted local part (RFC 5322 dot-atom, with RFC 6531 non-ASCII text).
 _DOT_ATOM = re.compile(r'[^\s"(),.:;<>@\[\\\]]+(?:\.[^\s"(),.:;<>@\[\\\]]+)*')
 # Maximum lengths of an address and of its local part, in octets (RFC 5321
@@ -33,7 +34,8 @@ def normalise_address(text: str) -> str | None:
     and IDNA-encodes (UTS 46) a non-ASCII
     domain. Returns None for anything that is not one plausible address:
     no ``@``, control characters or NUL, an empty part, a domain that does
-    not encode, more than 64 octets in the local part or 254 in all.
+    not encode, bytes that are not UTF-8, more than 64 octets in the local
+    part or 254 in all.
     """
     value = _redecode(text).lstrip("\ufeff").strip()
     lowered = value.lower()
@@ -46,6 +48,10 @@ def normalise_address(text: str) -> str | None:
         value = bracketed.group(1).strip()
     value = _strip_wrapping(value)
     if _CONTROL.search(value) or len(value) > _MAX_ADDRESS_LENGTH:
+        return None
+    if _REPLACEMENT in value:
+        # Bytes that were not UTF-8: the address they spelt is unknown, and
+        # storing the replacement would suppress an address nobody has.
         return None
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain:

@@ -84,6 +84,17 @@ def test_import_nul_bytes(run: Invoke, tmp_path: Path) -> None:
     assert "added 1," in result.output
 
 
+def test_import_latin1(run: Invoke, tmp_path: Path) -> None:
+    """A Latin-1 line is rejected with the fix, not stored with U+FFFD."""
+    source = tmp_path / "list.csv"
+    source.write_bytes(b"address\nj\xf6rg@example.com\nok@example.com\n")
+    result = run("suppress", "import", str(source))
+    assert result.exit_code == 1
+    assert "line 2: invalid address" in result.output
+    assert "save the file as UTF-8" in result.output
+    assert "added 1," in result.output
+
+
 def test_import_hostile_jsonl(run: Invoke) -> None:
     """Lone surrogates and NUL in a JSON note do not abort the import."""
     stdin = '{"address": "a@example.com", "note": "\\ud800\\u0000"}\n[1]\n'
@@ -134,6 +145,15 @@ def test_round_trip_exact(run: Invoke, database_url: str, tmp_path: Path) -> Non
     assert imported.exit_code == 0, imported.output
     keys = [(e.address, e.reason, e.created_at, e.expires_at) for e in after]
     assert keys == [(e.address, e.reason, e.created_at, e.expires_at) for e in before]
+
+
+def test_export_unwritable(run: Invoke, tmp_path: Path) -> None:
+    """export -o into a missing folder exits 1 naming the file."""
+    target = tmp_path / "missing" / "out.csv"
+    result = run("suppress", "export", "-o", str(target))
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert "cannot write" in result.output
 
 
 def test_remove_empty_note(run: Invoke) -> None:

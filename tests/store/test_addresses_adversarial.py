@@ -30,3 +30,9 @@ def test_quoted_local_part_control() -> None:
 def test_byte_order_mark() -> None:
     """A UTF-8 byte order mark is not part of the first address."""
     assert normalise_address("\ufeffa@example.com") == "a@example.com"
+
+
+@pytest.mark.parametrize("text", ["j\udcf6rg@example.com", "j\ufffdrg@example.com"])
+def test_not_utf8_rejected(text: str) -> None:
+    """A Latin-1 byte in the address rejects it instead of storing U+FFFD."""
+    assert normalise_address(text) is None

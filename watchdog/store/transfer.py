@@ -161,6 +161,8 @@ def parse_fields(line: int, fields: dict[str, Any]) -> ImportRow | Rejected:
     """Validate the fields of one import row."""
     raw = fields.get("address")
     address = normalise_address(raw) if isinstance(raw, str) else None
+    if address is None and isinstance(raw, str) and _not_utf8(raw):
+        return Rejected(line, f"invalid address {raw!r}: save the file as UTF-8")
     if address is None:
         return Rejected(line, f"invalid address {raw!r}")
 
@@ -186,6 +188,11 @@ def parse_fields(line: int, fields: dict[str, Any]) -> ImportRow | Rejected:
     note = fields.get("note")
     note_text = None if note in (None, "") else str(note)[:MAX_NOTE_CHARS]
     return ImportRow(line, address, reason, created_at, note_text, expires_at)
+
+
+def _not_utf8(text: str) -> bool:
+    """Tell whether ``text`` was decoded from bytes that are not UTF-8."""
+    return "\ufffd" in text or any("\udc80" <= c <= "\udcff" for c in text)
 
 
 def parse_time(text: str) -> datetime:
