@@ -300,7 +300,7 @@ def export_command(
         if output is None:
             count = write_rows(sys.stdout, store.iter_suppressions(), output_format)
         else:
-            with output.open("w", encoding="utf-8", newline="") as stream:
+            with _open_output(output) as stream:
                 count = write_rows(stream, store.iter_suppressions(), output_format)
     err.print(f"exported {count} entries")
 
@@ -336,6 +336,16 @@ def _open_input(file: Path) -> Iterator[TextIO]:
         stream = file.open(encoding="utf-8", errors="replace", newline="")
     except OSError as exc:
         fail(f"cannot read {str(file)!r}: {exc.strerror}", EXIT_USAGE)
+    with stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def _open_output(file: Path) -> Iterator[TextIO]:
+    try:
+        stream = file.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        fail(f"cannot write {str(file)!r}: {exc.strerror}")
     with stream:
         yield stream
 
