@@ -211,3 +211,30 @@ def test_quoted_reply_code_kept() -> None:
         )
     )
     assert verdict.recipients[0].reason == "filtered"
+
+
+def _sendmail(transcript: str) -> bytes:
+    return _dsn(
+        "Final-Recipient: RFC822; rcpt@their.example\r\nAction: failed\r\n"
+        "Status: 4.4.7\r\n"
+    ).replace(
+        b"Delivery failed.\r\n",
+        b"   ----- The following addresses had permanent fatal errors -----\r\n"
+        b"<rcpt@their.example>\r\n\r\n"
+        b"   ----- Transcript of session follows -----\r\n" + transcript.encode(),
+    )
+
+
+def test_sendmail_deferred_line_read() -> None:
+    raw = _sendmail(
+        "<rcpt@their.example>... Deferred: Connection refused by mx.their.example\r\n"
+    )
+    assert classify(raw).recipients[0].reason == "blocked"
+
+
+def test_sendmail_line_above_read() -> None:
+    raw = _sendmail(
+        "mail.local: unknown user: rcpt\r\n"
+        "554 <rcpt@their.example>... Service unavailable\r\n"
+    )
+    assert classify(raw).recipients[0].reason == "userunknown"

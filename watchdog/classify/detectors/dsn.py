@@ -34,6 +34,7 @@ _FIELDS = (
     "remote-mta",
 )
 _STATUS_COMMENT = re.compile(r"\(([^()]{1,200})\)")
+_ADDRESS_ONLY = re.compile(r"<?[^\s<>]+@[^\s<>]+>?")
 _FIELD_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
 # Lines read after a recipient's address when the report text explains it.
 _PARAGRAPH_LINES = 6
@@ -110,21 +111,44 @@ def _text_about(text: str, address: str) -> str:
 
     The paragraph ends at a blank line or at a line that starts with another
     address. OpenSMTPD and others write the remote reply only in the human-readable
-    part and leave Diagnostic-Code out.
+    part and leave Diagnostic-Code out. A paragraph holding only the address,
+    as in Sendmail's list of failed recipients, gives way to a later one that
+    explains it ("<address>... Deferred: Connection refused").
     """
     if not address:
         return ""
     lines = text.splitlines()
+    needle = address.lower()
+    first = ""
     for index, line in enumerate(lines):
-        if address.lower() in line.lower():
-            paragraph = [line]
-            for following in lines[index + 1 : index + _PARAGRAPH_LINES]:
-                words = following.split()
-                if not words or "@" in words[0]:
-                    break
-                paragraph.append(following)
-            return "\n".join(paragraph)
-    return ""
+        if needle not in line.lower():
+            continue
+        paragraph = [line]
+        for following in lines[index + 1 : index + _PARAGRAPH_LINES]:
+            words = following.split()
+            if not words or "@" in words[0]:
+                break
+            paragraph.append(following)
+        if first:
+            # A transcript line above without an address is about this one
+            # ("mail.local: unknown user: x" before "554 <x@host>...").
+            paragraph[:0] = _lines_above(lines, index)
+        found = "\n".join(paragraph)
+        if len(paragraph) > 1 or _ADDRESS_ONLY.fullmatch(line.strip()) is None:
+            return found
+        first = first or found
+    return first
+
+
+def _lines_above(lines: list[str], index: int) -> list[str]:
+    """Return the transcript lines just above ``index`` that name no address."""
+    start = index
+    while start > max(0, index - _PARAGRAPH_LINES):
+        above = lines[start - 1].strip()
+        if not above or above.startswith("-") or "@" in above:
+            break
+        start -= 1
+    return lines[start:index]
 
 
 def _strip_type(value: str) -> str:
@@ -155,8 +179,8 @@ def _status_blocks(message: ParsedMessage) -> list[Block]:
 def _read_block(message: ParsedMessage, block: email.message.Message) -> Block:
     found: Block = {}
     for name in _FIELDS:
-        # Raw values: RFC 2047 forbids encoded-words in an address, so one
-        # written there is part of the address as the MTA received it.
+        # Raw values: build_recipient decodes an address's local part written
+        # as RFC 2047 encoded-words itself, and other fields carry none.
         value = message.raw_header(name, block)
         if value is not None:
             found[name] = value
