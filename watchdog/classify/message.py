@@ -100,7 +100,7 @@ class ParsedMessage:
     limits: Limits
     defects: list[str] = field(default_factory=list)
     parts: list[email.message.Message] = field(default_factory=list)
-    _headers: dict[int, tuple[object, dict[str, list[str]]]] = field(
+    _headers: dict[int, tuple[object, dict[str, list[Any]]]] = field(
         default_factory=dict
     )
     _texts: dict[int, tuple[object, str]] = field(default_factory=dict)
@@ -199,9 +199,13 @@ class ParsedMessage:
         source = self.root if part is None else part
         entry = self._headers.get(id(source))
         if entry is None:
-            entry = (source, _header_table(source, self.limits.max_header_bytes))
+            entry = (source, _header_table(source))
             self._headers[id(source)] = entry
-        return entry[1].get(name.lower(), [])
+        values = entry[1].get(name.lower())
+        if not values:
+            return []
+        limit = self.limits.max_header_bytes
+        return [repair(str(value)[:limit]) for value in values]
 
     def _decode_text(self, part: email.message.Message) -> str:
         payload = fastparse.raw_payload(part)
@@ -296,12 +300,14 @@ def _is_status(part: email.message.Message) -> bool:
         return False
 
 
-def _header_table(part: email.message.Message, max_bytes: int) -> dict[str, list[str]]:
-    """Map each lowercase header name of ``part`` to its raw values."""
-    table: dict[str, list[str]] = {}
+def _header_table(part: email.message.Message) -> dict[str, list[Any]]:
+    """Map each lowercase header name of ``part`` to its stored values.
+
+    Values are cut and repaired only when read, because most are never read.
+    """
+    table: dict[str, list[Any]] = {}
     for name, value in part.raw_items():
-        text = str(value)[:max_bytes]
-        table.setdefault(name.lower(), []).append(repair(text))
+        table.setdefault(name.lower(), []).append(value)
     return table
 
 
