@@ -180,7 +180,7 @@ def _read_block(message: ParsedMessage, block: email.message.Message) -> Block:
     found: Block = {}
     for name in _FIELDS:
         # Raw values: build_recipient decodes an address's local part written
-        # as RFC 2047 encoded-words itself, and other fields carry none.
+        # as RFC 2047 encoded-words itself, and other fields are read as sent.
         value = message.raw_header(name, block)
         if value is not None:
             found[name] = value
