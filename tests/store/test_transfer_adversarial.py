@@ -37,6 +37,22 @@ def test_csv_huge_field() -> None:
     assert rows[1] == ImportRow(2, "b@example.com")
 
 
+def test_csv_unclosed_quote() -> None:
+    """An unclosed quote is reported at the line that opens it."""
+    rows = _parse('ok@example.com\n"a@example.com\nb@example.com\nc@example.com\n')
+    assert rows[0] == ImportRow(1, "ok@example.com")
+    assert isinstance(rows[1], Rejected)
+    assert rows[1].line == 2
+    assert "close the quote" in rows[1].error
+
+
+def test_csv_multiline_note() -> None:
+    """A note may span lines; its row is named by its first line."""
+    rows = _parse('address,note\na@example.com,"two\nlines"\nb@example.com,\n')
+    assert rows[0] == ImportRow(2, "a@example.com", note="two\nlines")
+    assert rows[1] == ImportRow(4, "b@example.com")
+
+
 def test_csv_unknown_column() -> None:
     """A header with an unknown column rejects the file at line 1."""
     rows = _parse("address,reasn\nb@example.com,manual\n")

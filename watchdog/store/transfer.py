@@ -60,10 +60,15 @@ def _read_csv(lines: Iterable[str]) -> Iterator[ImportRow | Rejected]:
     reader = csv.reader(_without_bom(lines))
     header: list[str] | None = None
     seen_row = False
+    end = 0
     for record in _records(reader):
-        line = reader.line_num
+        # A quoted cell may span lines; rows are named by their first line.
+        line, end = end + 1, reader.line_num
         if isinstance(record, Rejected):
-            yield record
+            yield Rejected(line, record.error)
+            continue
+        if end > line and _csv_spans_rows(record):
+            yield Rejected(line, _unclosed_quote_error(line, end))
             continue
         cells = [cell.strip() for cell in record]
         if not cells or not any(cells) or cells[0].startswith("#"):
@@ -109,6 +114,18 @@ def _csv_row(
     fields: dict[str, Any] = dict(zip(columns, cells, strict=False))
     fields["address"] = unescape_formula(fields.get("address", ""))
     return parse_fields(line, fields)
+
+
+def _csv_spans_rows(record: list[str]) -> bool:
+    """Tell whether a record swallowed whole rows, so its address has a newline."""
+    return bool(record) and "\n" in record[0]
+
+
+def _unclosed_quote_error(line: int, end: int) -> str:
+    return (
+        f"a quoted cell runs from line {line} to line {end}: "
+        "close the quote that opens it"
+    )
 
 
 def _header_error(column: str) -> str:
