@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from watchdog.classify import classify
+from watchdog.classify.reasons import reply_code_in
 from watchdog.classify.recipients import decode_local_part
 
 _ORIGINAL = (
@@ -238,3 +239,7 @@ def test_sendmail_line_above_read() -> None:
         "554 <rcpt@their.example>... Service unavailable\r\n"
     )
     assert classify(raw).recipients[0].reason == "userunknown"
+
+
+def test_number_before_comma_no_code() -> None:
+    assert reply_code_in("mailbox holds 450, over the limit") is None

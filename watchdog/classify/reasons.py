@@ -74,8 +74,10 @@ _ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[A-Za-z0-9][A-Za-z0-9.-]*")
 _URL_FRAGMENT = re.compile(r"(https?://[^\s#]*)#\S*")
 STATUS_IN_TEXT = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
 # Zoho Mail writes the code as "ERROR_CODE :421, ERROR_CODE :, Host not
-# reachable", so a comma may end it too.
-REPLY_CODE_IN_TEXT = re.compile(r"(?<![\d.])([245][0-5]\d)(?=[ ,-]|$)")
+# reachable", so a comma may end a code that follows a colon.
+REPLY_CODE_IN_TEXT = re.compile(
+    r"(?<![\d.])([245][0-5]\d)(?:(?=[ -]|$)|(?<=:\d\d\d)(?=,))"
+)
 
 
 @dataclass(frozen=True, slots=True)
