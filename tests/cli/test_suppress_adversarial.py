@@ -156,6 +156,21 @@ def test_export_unwritable(run: Invoke, tmp_path: Path) -> None:
     assert "cannot write" in result.output
 
 
+def test_add_invalid_writes_nothing(run: Invoke) -> None:
+    """add with one invalid address among several adds none of them."""
+    result = run("suppress", "add", "a@example.com", "no-at-sign")
+    assert result.exit_code == 2
+    assert run("suppress", "show", "a@example.com").exit_code == 1
+
+
+def test_remove_invalid_removes_nothing(run: Invoke) -> None:
+    """remove with one invalid address among several removes none of them."""
+    run("suppress", "add", "a@example.com")
+    result = run("suppress", "remove", "a@example.com", "x@", "--note", "ok")
+    assert result.exit_code == 2
+    assert run("suppress", "show", "a@example.com").exit_code == 0
+
+
 def test_remove_empty_note(run: Invoke) -> None:
     """remove rejects a blank --note."""
     run("suppress", "add", "a@example.com")

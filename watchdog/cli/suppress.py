@@ -32,6 +32,7 @@ from watchdog.store import (
     Suppression,
     SuppressionReason,
 )
+from watchdog.store.listing import require_address
 from watchdog.store.transfer import (
     FileFormat,
     Rejected,
@@ -80,6 +81,15 @@ def _since(text: str | None) -> datetime | None:
         return parse_time(text)
     except ValueError:
         fail(f"invalid --since {text!r}: use a date such as 2026-01-31", EXIT_USAGE)
+
+
+def _check_addresses(addresses: Iterable[str]) -> None:
+    """Exit with status 2 on the first invalid address, before anything is written."""
+    for address in addresses:
+        try:
+            require_address(address)
+        except InvalidAddress as exc:
+            fail(str(exc), EXIT_USAGE)
 
 
 @contextlib.contextmanager
@@ -204,6 +214,7 @@ def add_command(
     config: ConfigOption = None,
 ) -> None:
     """Add addresses, overwriting any entry they have."""
+    _check_addresses(addresses)
     actor_name = _actor(actor)
     with _opened(database, config) as store:
         for address in addresses:
@@ -232,6 +243,7 @@ def remove_command(
     """
     if not note.strip():
         fail("--note is empty: say why the addresses may be mailed again", EXIT_USAGE)
+    _check_addresses(addresses)
     actor_name = _actor(actor)
     missing = 0
     with _opened(database, config) as store:
