@@ -39,13 +39,13 @@ _DATA_PHASE = re.compile(
     r"(end of )?data command|>>> data\b|after (end of )?data\b|\[data\]",
     re.IGNORECASE,
 )
-# Wording of a bounce that gave up after temporary failures; its pseudo
-# status takes the 4 class.
 # Only the bare wording is ambiguous after DATA; "This user doesn't have a
 # yahoo.com account" or "Invalid recipient" name a missing mailbox outright.
 _BARE_UNKNOWN = re.compile(
     r"user unknown|unknown user|no such user|unknown recipient", re.IGNORECASE
 )
+# Wording of a bounce that gave up after temporary failures; its pseudo
+# status takes the 4 class.
 _TEMPORARY = re.compile(
     r"temporary failure|retry timeout exceeded|will be retried", re.IGNORECASE
 )
@@ -158,7 +158,7 @@ def decode_local_part(address: str) -> str:
     encode a non-ASCII local part this way send it so, and the DSN fields
     and the transcript repeat it. The decoded text is the address the user
     meant, so it is returned instead, unless it does not decode cleanly or
-    holds white space, ``@``, quotes, backslashes or control characters.
+    contains white space, ``@``, quotes, backslashes or control characters.
     """
     local, _at, domain = address.rpartition("@")
     if "=?" not in local or not _ENCODED_LOCAL_PART.fullmatch(local):
