@@ -28,6 +28,15 @@ def test_jsonl_bom() -> None:
     assert rows == [ImportRow(1, "a@example.com")]
 
 
+def test_jsonl_deep_nesting() -> None:
+    """JSON nested past the recursion limit rejects its line, not the file."""
+    stream = io.StringIO("[" * 100_000 + '\n{"address": "a@example.com"}\n')
+    rows = list(read_rows(stream, FileFormat.JSONL))
+    assert isinstance(rows[0], Rejected)
+    assert "nested too deeply" in rows[0].error
+    assert rows[1] == ImportRow(2, "a@example.com")
+
+
 def test_csv_huge_field() -> None:
     """A field past the csv module's limit rejects its line, not the file."""
     text = "a@example.com," + "x" * 200_000 + "\nb@example.com\n"

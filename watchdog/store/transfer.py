@@ -168,6 +168,11 @@ def _read_jsonl(lines: Iterable[str]) -> Iterator[ImportRow | Rejected]:
         except json.JSONDecodeError as exc:
             yield Rejected(line, f"invalid JSON: {exc.msg}")
             continue
+        except RecursionError:
+            # json.loads recurses once per nesting level, so "[[[[..." of
+            # about 1,000 levels or more exhausts Python's recursion limit.
+            yield Rejected(line, "invalid JSON: nested too deeply")
+            continue
         if not isinstance(fields, dict):
             yield Rejected(line, "expected a JSON object with an 'address' key")
             continue
