@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument(
         "--sisimai-rounds",
         type=int,
-        default=3,
+        default=10,
         help="Sisimai passes measured beyond the first, which counts as start-up",
     )
     args = parser.parse_args()
