@@ -64,6 +64,13 @@ def test_plain_bounce_unknown_stays() -> None:
     assert verdict.recipients[0].reason == "userunknown"
 
 
+def test_quoted_mailer_not_gateway() -> None:
+    raw = _zoho("Requested action not taken: mailbox unavailable")
+    raw = raw.replace(b"X-Mailer: Zoho Mail\r\n", b"")
+    raw = raw.replace(b"From: Sender", b"X-Mailer: Zoho Mail\r\nFrom: Sender")
+    assert classify(raw).recipients[0].reason == "userunknown"
+
+
 def test_zoho_reply_code_before_comma() -> None:
     verdict = classify(_zoho("").replace(b":550,", b":421,"))
     assert verdict.recipients[0].reply_code == "421"

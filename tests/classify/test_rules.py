@@ -95,11 +95,23 @@ def test_files_in_name_order(tmp_path: Path) -> None:
     assert found.reason == "mailboxfull"
 
 
-def test_filtering_gateway(tmp_path: Path) -> None:
-    text = "filtering_gateways:\n  - regex: '(?m)^X-Mailer: *m-FILTER'\n    note: t\n"
+def _no_header(name: str) -> str | None:
+    return None
+
+
+def test_filtering_gateway_header(tmp_path: Path) -> None:
+    text = "filtering_gateways:\n  - {header: X-Mailer, regex: '^m-FILTER', note: t}\n"
     rules = load_rules(_write(tmp_path, text))
-    assert rules.is_filtering_gateway("From: a\nX-Mailer: m-FILTER\n")
-    assert not rules.is_filtering_gateway("X-Mailer: Postfix\n")
+    headers = {"X-Mailer": "m-FILTER"}
+    assert rules.is_filtering_gateway(headers.get, "")
+    assert not rules.is_filtering_gateway(_no_header, "X-Mailer: m-FILTER")
+
+
+def test_filtering_gateway_report(tmp_path: Path) -> None:
+    text = "filtering_gateways:\n  - {regex: '(?m)^---The following', note: t}\n"
+    rules = load_rules(_write(tmp_path, text))
+    assert rules.is_filtering_gateway(_no_header, "x\n---The following addresses")
+    assert not rules.is_filtering_gateway(_no_header, "x ---The following")
 
 
 def test_filtering_gateway_needs_note(tmp_path: Path) -> None:

@@ -18,11 +18,12 @@ mapping whose fields are checked at load time:
 ``auto_reply_subjects``
     ``regex`` or ``substring`` and ``note``: subjects of auto-replies.
 ``filtering_gateways``
-    ``regex`` or ``substring`` and ``note``: marks of a content-filtering
-    gateway, matched against a plain-text bounce's ``From`` and
-    ``X-Mailer`` headers and report text. Such a gateway answers "user
-    unknown" for mail its filter refused, so that wording becomes
-    ``filtered`` unless the status is x.1.1.
+    ``regex`` or ``substring``, ``note``, and an optional ``header``:
+    marks of a content-filtering gateway, matched against that header of
+    a plain-text bounce, or against its report text when ``header`` is
+    absent. Such a gateway answers "user unknown" for mail its filter
+    refused, so that wording becomes ``filtered`` unless the status is
+    x.1.1.
 
 Files are read in name order, so ``05-local.yaml`` is tried before
 ``10-provider-blocks.yaml``. Any error raises RulesError naming the file,
@@ -35,13 +36,16 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import yaml
 
 from watchdog.classify.reasons import REASONS
 from watchdog.errors import RulesError
 from watchdog.rules_path import rules_dir
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _STATUS = re.compile(r"^[45x]\.\d{1,3}\.\d{1,3}$")
 _SECTIONS = frozenset(
@@ -63,6 +67,9 @@ class Pattern:
     regex: re.Pattern[str]
     note: str
     source: str
+    # The header a filtering-gateway mark is matched against; None means the
+    # report text.
+    header: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +89,18 @@ class Rules:
                 return pattern
         return None
 
-    def is_filtering_gateway(self, text: str) -> bool:
-        """Tell whether ``text`` carries a mark of a content-filtering gateway."""
-        return any(gateway.regex.search(text) for gateway in self.filtering_gateways)
+    def is_filtering_gateway(
+        self, header: Callable[[str], str | None], report: str
+    ) -> bool:
+        """Tell whether a bounce carries a mark of a content-filtering gateway.
+
+        ``header`` returns the bounce's own header of a given name, or None.
+        """
+        for gateway in self.filtering_gateways:
+            text = report if gateway.header is None else header(gateway.header)
+            if text and gateway.regex.search(text):
+                return True
+        return False
 
     def reason_for_status(self, status: str) -> str | None:
         """Return the reason for an RFC 3463 code, exact code first."""
@@ -120,7 +136,7 @@ def load_rules(directory: Path) -> Rules:
         for node in sections.get("auto_reply_subjects", []):
             subjects.append(_pattern(path, node, need_reason=False))
         for node in sections.get("filtering_gateways", []):
-            gateways.append(_pattern(path, node, need_reason=False))
+            gateways.append(_pattern(path, node, need_reason=False, gateway=True))
         for node in sections.get("statuses", []):
             status, reason = _status_entry(path, node, need_note=True)
             statuses.setdefault(status, reason)
@@ -175,8 +191,11 @@ def _fields(path: Path, node: yaml.MappingNode, allowed: set[str]) -> dict[str, 
     return fields
 
 
-def _pattern(path: Path, node: yaml.MappingNode, *, need_reason: bool) -> Pattern:
+def _pattern(
+    path: Path, node: yaml.MappingNode, *, need_reason: bool, gateway: bool = False
+) -> Pattern:
     allowed = {"regex", "substring", "note"} | ({"reason"} if need_reason else set())
+    allowed |= {"header"} if gateway else set()
     fields = _fields(path, node, allowed)
     if need_reason:
         _check_reason(path, node, fields)
@@ -189,7 +208,8 @@ def _pattern(path: Path, node: yaml.MappingNode, *, need_reason: bool) -> Patter
     except re.error as exc:
         _fail(path, node, "regex", f"invalid regular expression {text!r}: {exc}")
     source = f"{path.name}:{node.start_mark.line + 1}"
-    return Pattern(fields.get("reason", "vacation"), compiled, fields["note"], source)
+    reason = fields.get("reason", "vacation")
+    return Pattern(reason, compiled, fields["note"], source, fields.get("header"))
 
 
 def _status_entry(

@@ -81,7 +81,7 @@ def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
     original = find_original(message, quoted or full)
     ignored = _ignored_addresses(message, original)
     senders = {a for a in (address_of(message.header("From")),) if a is not None}
-    gateway = rules.is_filtering_gateway(_gateway_marks(message, report))
+    gateway = rules.is_filtering_gateway(message.header, report)
     listed = _failed_recipients(message, rules, report, gateway)
     found = listed
     if not listed or _report_overrides(listed, report, original.recipient):
@@ -117,12 +117,6 @@ def _report_overrides(
     if any(recipient.address.lower() in text for recipient in listed):
         return False
     return original_recipient is not None and original_recipient.lower() in text
-
-
-def _gateway_marks(message: ParsedMessage, report: str) -> str:
-    """Return the text searched for the marks of a content-filtering gateway."""
-    headers = (f"{name}: {message.header(name) or ''}" for name in ("From", "X-Mailer"))
-    return "\n".join((*headers, report))
 
 
 def _failed_recipients(
