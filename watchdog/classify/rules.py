@@ -21,7 +21,7 @@ mapping whose fields are checked at load time:
     ``regex`` or ``substring``, ``note``, and an optional ``header``:
     marks of a content-filtering gateway, matched against that header of
     a plain-text bounce, or against its report text when ``header`` is
-    absent. Such a gateway answers "user unknown" for mail its filter
+    absent. Such a gateway replies "user unknown" to mail its filter
     refused, so that wording becomes ``filtered`` unless the status is
     x.1.1.
 
