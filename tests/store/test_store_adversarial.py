@@ -59,6 +59,16 @@ def test_invalid_url_hides_password() -> None:
     assert "hunter2" not in str(caught.value)
 
 
+def test_removal_resets_soft_count(store: Store) -> None:
+    """Soft bounces from before an operator removal do not count again."""
+    for seed in ("before-1", "before-2", "before-3"):
+        _record(store, seed, Category.MAILBOX)
+    assert store.is_suppressed("r@example.com")
+    store.remove_suppression("r@example.com", actor="ops", note="mailbox fixed")
+    _record(store, "after-1", Category.MAILBOX)
+    assert not store.is_suppressed("r@example.com")
+
+
 def test_daemon_race_keeps_manual(postgres_url: str) -> None:
     """A manual entry committed during a daemon write is not overwritten."""
     store = Store(postgres_url)

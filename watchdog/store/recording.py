@@ -173,7 +173,13 @@ def _apply_policy(
     _lock_address(conn, event.recipient)
     soft = 0
     if event.category is Category.MAILBOX:
-        soft = count_soft_bounces(conn, event.recipient, soft_window_start(policy, now))
+        since = soft_window_start(policy, now)
+        removed = suppressions.last_removed(conn, event.recipient)
+        if removed is not None and removed > since:
+            # An operator who removed the entry said the address may be
+            # mailed again, so bounces from before that no longer count.
+            since = removed
+        soft = count_soft_bounces(conn, event.recipient, since)
     current = suppressions.get(conn, event.recipient, for_update=True)
     change = decide(
         event.category,

@@ -182,6 +182,16 @@ def remove(
     return True
 
 
+def last_removed(conn: Connection, address: str) -> datetime | None:
+    """Return when the entry of ``address`` was last removed, or None."""
+    A = audit_table.c
+    query = select(func.max(A.at)).where(
+        A.address == address, A.action == AuditAction.REMOVE.value
+    )
+    value: datetime | None = conn.execute(query).scalar()
+    return value
+
+
 def page(
     conn: Connection,
     *,
