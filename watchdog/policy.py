@@ -9,7 +9,8 @@ database. The rules:
 - category ``mailbox`` (``mailboxfull``, ``suspend``) suppresses once the
   stored verified events of that category for the address within
   ``soft_bounce_window_days`` reach ``soft_bounce_threshold``, for
-  ``soft_suppression_days`` (0 keeps the entry until someone removes it);
+  ``soft_suppression_days`` (0 keeps the entry until someone removes it).
+  The store counts no events from before the address's last removal;
 - ``reputation``, ``transient``, ``auto_reply`` and ``delivered`` never
   suppress;
 - an entry is replaced only by one of equal or higher rank, so the daemon
