@@ -33,9 +33,9 @@ def normalise_address(text: str) -> str | None:
     keeps the local part as written (a quoted dot-atom loses its quotes)
     and IDNA-encodes (UTS 46) a non-ASCII
     domain. Returns None for anything that is not one plausible address:
-    no ``@``, control characters or NUL, an empty part, a domain that does
-    not encode, bytes that are not UTF-8, more than 64 octets in the local
-    part or 254 in all.
+    no ``@``, control characters or NUL, an empty part, or a domain that
+    does not encode. It also returns None for bytes that are not UTF-8 and
+    for more than 64 octets in the local part or 254 in all.
     """
     value = _redecode(text).lstrip("\ufeff").strip()
     lowered = value.lower()
@@ -50,8 +50,8 @@ def normalise_address(text: str) -> str | None:
     if _CONTROL.search(value) or len(value) > _MAX_ADDRESS_LENGTH:
         return None
     if _REPLACEMENT in value:
-        # Bytes that were not UTF-8: the address they spelt is unknown, and
-        # storing the replacement would suppress an address nobody has.
+        # The bytes were not UTF-8, so the real address is unknown. Storing
+        # U+FFFD would suppress an address that does not exist.
         return None
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain:

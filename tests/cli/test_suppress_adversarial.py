@@ -210,7 +210,7 @@ def test_url_bad_port() -> None:
 
 
 def test_url_silent_server(silent_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A server that never answers fails after the connect timeout."""
+    """A server that never replies fails after the connect timeout."""
     monkeypatch.setattr(store_engine, "CONNECT_TIMEOUT_SECONDS", 2)
     url = f"postgresql://u@127.0.0.1:{silent_port}/x"
     started = time.monotonic()

@@ -176,8 +176,8 @@ def _apply_policy(
         since = soft_window_start(policy, now)
         removed = suppressions.last_removed(conn, event.recipient)
         if removed is not None and removed > since:
-            # An operator who removed the entry said the address may be
-            # mailed again, so bounces from before that no longer count.
+            # Removing the entry marks the address as mailable again, so
+            # bounces from before the removal no longer count.
             since = removed
         soft = count_soft_bounces(conn, event.recipient, since)
     current = suppressions.get(conn, event.recipient, for_update=True)

@@ -55,8 +55,8 @@ def insert_ignoring_conflict(
     """Insert one row with ON CONFLICT (``keys``) DO NOTHING; return its key.
 
     Returns the first primary-key column of the new row (the ``id`` where
-    the table has one), or None when the row already existed. RETURNING
-    tells the two apart on both dialects, where psycopg's rowcount is -1.
+    the table has one), or None when the row already existed. RETURNING is
+    used because psycopg reports rowcount -1 for this statement.
     """
     stmt = _insert_statement(conn.dialect.name, table, keys)
     row = conn.execute(stmt, dict(values)).first()
