@@ -4,13 +4,16 @@ Usage::
 
     PYTHONPATH=. .venv/bin/python bench/dnsbl_speed.py
     PYTHONPATH=. .venv/bin/python bench/dnsbl_speed.py --targets 1000 --zones 15
+    PYTHONPATH=. .venv/bin/python bench/dnsbl_speed.py --no-fast-path --rounds 1
 
 The bench starts its own rbldnsd on 127.0.0.1 (in a /tmp directory) serving
 ``--zones`` ip4set zones that each list every tenth target and the RFC 5782
 test point. dnsperf (Debian package ``dnsperf``) sends the same A queries
 at several client and in-flight settings, and the best rate is its maximum.
 Our checker then runs whole cycles (test points, A queries, TXT queries for
-listings) straight against rbldnsd with an empty cache each round. The
+listings) straight against rbldnsd with an empty cache each round, through
+the fast path (``fastquery`` and ``batch``) unless ``--no-fast-path`` sends
+every query through dnspython's Resolver. The
 figure reported is our best queries per second divided by dnsperf's
 maximum. CPU time per query (this process only) is printed too, because it
 varies less than the rate when other work shares the machine. RSS is

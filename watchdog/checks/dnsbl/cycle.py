@@ -25,7 +25,12 @@ from watchdog.checks.dnsbl.history import Entry, History, Transition
 from watchdog.checks.dnsbl.lookup import Lookup
 from watchdog.checks.dnsbl.results import ZoneResult
 from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
-from watchdog.checks.dnsbl.targets import Target, targets_from_settings
+from watchdog.checks.dnsbl.targets import (
+    TEST_POINTS,
+    Target,
+    query_name,
+    targets_from_settings,
+)
 from watchdog.checks.resolver import make_resolver, public_resolvers
 from watchdog.config import Settings
 from watchdog.errors import StoreError
@@ -124,6 +129,7 @@ class BlocklistMonitor:
             else targets_from_settings(self.settings)
         )
         started = time.perf_counter()
+        await self.lookup.prefetch(self._query_names(chosen))
         outcome = await check_zones(self.lookup, self.zones, chosen, self.backoff)
         now = self._wall_clock()
 
@@ -134,6 +140,19 @@ class BlocklistMonitor:
             self.exporter.export(outcome, now)
         self._log_pass(outcome, time.perf_counter() - started)
         return outcome.results
+
+    def _query_names(self, targets: Sequence[Target]) -> list[tuple[str, str]]:
+        """Return the (name, zone) pairs ``check_zones`` will look up."""
+        pairs: list[tuple[str, str]] = []
+        for zone in self.zones:
+            if self.backoff.remaining(zone.name):
+                continue
+            points = [
+                point for kind in sorted(zone.kinds) for point in TEST_POINTS[kind]
+            ]
+            chosen = [target for target in targets if target.kind in zone.kinds]
+            pairs.extend((query_name(t, zone), zone.name) for t in [*points, *chosen])
+        return pairs
 
     def _save(self, store: TransitionStore, transitions: list[Transition]) -> None:
         changed = self.history.changed()

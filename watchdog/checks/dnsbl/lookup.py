@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dns.asyncresolver
@@ -18,8 +18,9 @@ import dns.message
 import dns.rdatatype
 import dns.resolver
 
+from watchdog.checks.dnsbl.batch import Outcome, resolve_many
 from watchdog.checks.dnsbl.fastquery import FastResolver, QueryTimeout
-from watchdog.checks.dnsbl.wire import Unusual
+from watchdog.checks.dnsbl.wire import TYPE_A, TYPE_TXT, Reply, Unusual
 from watchdog.errors import DnsError
 
 MIN_CACHE_SECONDS = 60.0
@@ -106,6 +107,67 @@ class Lookup:
                     self.on_query(time.perf_counter() - started)
         self._cache[name] = (self._clock() + clamp_ttl(records.ttl), records)
         return records
+
+    async def prefetch(self, requests: Sequence[tuple[str, str]]) -> None:
+        """Fill the cache for (name, zone) pairs in one batch of fast queries.
+
+        Only answers the fast path reads completely are cached: a name whose
+        A or TXT query timed out or needed dnspython is left for
+        ``records``, which asks again with its retries and fallback. Does
+        nothing without a FastResolver.
+        """
+        if self.fast is None:
+            return
+        now = self._clock()
+        pending: dict[str, str] = {}
+        for name, zone in requests:
+            cached = self._cache.get(name)
+            if cached is None or cached[0] <= now:
+                pending.setdefault(name, zone)
+
+        found = await self._batch(
+            [(name, TYPE_A, zone) for name, zone in pending.items()]
+        )
+        listed: list[tuple[str, str, Reply, float]] = []
+        for (name, zone), (outcome, seconds) in zip(
+            pending.items(), found, strict=True
+        ):
+            if not isinstance(outcome, Reply):
+                continue
+            if outcome.negative:
+                self._remember(name, Records(ttl=outcome.ttl), seconds)
+            else:
+                listed.append((name, zone, outcome, seconds))
+
+        texts = await self._batch(
+            [(name, TYPE_TXT, zone) for name, zone, _, _ in listed]
+        )
+        for (name, _, reply, seconds), (text, more) in zip(listed, texts, strict=True):
+            if isinstance(text, Unusual):
+                continue
+            reason = ""
+            if isinstance(text, Reply) and not text.negative:
+                reason = " ".join(sorted(text.records))
+            addresses = tuple(sorted(reply.records))
+            records = Records(addresses=addresses, reason=reason, ttl=reply.ttl)
+            self._remember(name, records, seconds + more)
+
+    async def _batch(
+        self, queries: list[tuple[str, int, str]]
+    ) -> list[tuple[Outcome, float]]:
+        assert self.fast is not None
+        return await resolve_many(
+            self.fast,
+            queries,
+            limit=self._limit,
+            per_zone=self._per_zone_limit,
+            default_ttl=MIN_CACHE_SECONDS,
+        )
+
+    def _remember(self, name: str, records: Records, seconds: float) -> None:
+        self._cache[name] = (self._clock() + clamp_ttl(records.ttl), records)
+        if self.on_query is not None:
+            self.on_query(seconds)
 
     def _bind_to_running_loop(self) -> None:
         # A semaphore belongs to the event loop it first waited in, so a

@@ -4,10 +4,10 @@
 EDNS. ``parse_reply`` reads a reply that already matched its query (ID,
 question and QR bit, see ``fastquery``): the header, the answer records of
 the asked type and, for a negative answer, the SOA minimum (RFC 2308).
-Everything else (TC, an opcode or RCODE other than NOERROR and NXDOMAIN, a
-CNAME, another owner, a record past the end) raises ``Unusual``, and the
-caller asks dnspython's full resolver instead, so this parser never has to
-be right about a rare case.
+Everything else raises ``Unusual``: TC, an opcode or RCODE other than
+NOERROR and NXDOMAIN, a CNAME, another owner, a record past the end. The
+caller then asks dnspython's full resolver, so this parser never has to
+decide a rare case.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ POINTER_FLAGS = 0xC0
 # A compressed name needs at most 127 pointers to stay under 255 octets, so
 # more means a pointer loop.
 MAX_POINTERS = 127
-# Owner name of a record written as a pointer to the question name, which
-# every server seen here (rbldnsd, nsd, unbound) uses.
+# Owner name written as a pointer to the question name. rbldnsd and unbound
+# write answers this way; any other owner is decoded and compared in full.
 QNAME_POINTER = b"\xc0\x0c"
 
 
