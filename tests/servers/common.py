@@ -82,9 +82,9 @@ def pid_alive(pid: int) -> bool:
 
 def require_binary(name: str) -> str:
     """Return the path of a server binary, or fail with the install hint."""
+    candidates = [Path("/usr/sbin") / name, Path("/usr/bin") / name]
     found = shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()),
-        None,
+        (str(path) for path in candidates if path.exists()), None
     )
     if found is None:
         raise RuntimeError(f"{name} not found: run scripts/install-test-deps.sh")
