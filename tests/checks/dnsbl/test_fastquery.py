@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
+import dns.nameserver
 import pytest
 
 from tests.checks.dnsbl.conftest import DnsServers
@@ -19,7 +20,11 @@ from tests.servers.common import free_port
 from tests.servers.nsd import run_nsd, zone_text
 from watchdog.checks.dnsbl.answer import State, interpret
 from watchdog.checks.dnsbl.catalogue import Zone
-from watchdog.checks.dnsbl.fastquery import FastResolver, QueryTimeout
+from watchdog.checks.dnsbl.fastquery import (
+    FastResolver,
+    QueryTimeout,
+    fast_resolver_for,
+)
 from watchdog.checks.dnsbl.lookup import Lookup
 from watchdog.checks.dnsbl.wire import TYPE_A, TYPE_TXT, Unusual
 from watchdog.checks.resolver import make_resolver, parse_nameserver
@@ -68,11 +73,12 @@ async def test_nxdomain_negative_ttl(dns_servers: DnsServers) -> None:
 
 
 async def test_nodata_is_negative(dns_servers: DnsServers) -> None:
-    """A listed name has no AAAA-like answer for TXT when the zone has none."""
+    """NOERROR without a TXT record (the zone apex) is negative too."""
     fast = _fast(f"127.0.0.1:{dns_servers.rbldnsd.port}")
-    reply = await fast.resolve("99.2.0.192.empty.test", TYPE_TXT, 60.0)
+    reply = await fast.resolve("zen.test", TYPE_TXT, 60.0)
 
     assert reply.negative
+    assert reply.records == ()
 
 
 @pytest.mark.parametrize(
@@ -195,3 +201,21 @@ async def test_garbage_is_error(kind: str, test_zones: dict[str, Zone]) -> None:
         lookup = _lookup(_fast(address, lifetime=1.0), address, lifetime=1.0)
         with pytest.raises(DnsError):
             await lookup.records("2.0.0.127.zen.test", "zen.test")
+
+
+def test_resolver_nameservers_reused() -> None:
+    resolver = make_resolver(Dns(nameservers=["127.0.0.1:5353", "[::1]:53"]))
+    fast = fast_resolver_for(resolver)
+
+    assert fast is not None
+    assert fast.nameservers == [("127.0.0.1", 5353), ("::1", 53)]
+    assert fast.timeout == resolver.timeout
+    assert fast.lifetime == resolver.lifetime
+
+
+def test_https_nameserver_keeps_dnspython() -> None:
+    """A DNS-over-HTTPS nameserver has no address to send UDP to."""
+    resolver = make_resolver(Dns(nameservers=["127.0.0.1"]))
+    resolver.nameservers = [dns.nameserver.DoHNameserver("https://127.0.0.1/q")]
+
+    assert fast_resolver_for(resolver) is None

@@ -171,6 +171,7 @@ class FastResolver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._endpoints: list[list[_Endpoint]] = []
         self._opening: asyncio.Task[None] | None = None
+        self._sweeping = False
 
     async def resolve(self, name: str, rdtype: int, default_ttl: float) -> Reply:
         """Return the records of type ``rdtype`` for ``name``.
@@ -212,6 +213,8 @@ class FastResolver:
         """
         pool = self._endpoints[attempt % len(self._endpoints)]
         self.sent += 1
+        if not self._sweeping and self._loop is not None:
+            self._schedule_sweep(self._loop)
         return pool[self.sent % len(pool)]
 
     def timed_out(self) -> QueryTimeout:
@@ -252,15 +255,21 @@ class FastResolver:
                 pool.append(endpoint)
             endpoints.append(pool)
         self._endpoints = endpoints
-        self._sweep(loop)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Runs while queries are pending, so an idle daemon schedules nothing.
+        self._sweeping = False
         if loop is not self._loop:
             return
         now = loop.time()
         for pool in self._endpoints:
             for endpoint in pool:
                 endpoint.expire(now)
+        if any(endpoint.waiters for pool in self._endpoints for endpoint in pool):
+            self._schedule_sweep(loop)
+
+    def _schedule_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweeping = True
         loop.call_later(self.timeout / SWEEPS_PER_TIMEOUT, self._sweep, loop)
 
     def close(self) -> None:
@@ -274,6 +283,7 @@ class FastResolver:
                     endpoint.sock.close()
         self._endpoints = []
         self._loop = None
+        self._sweeping = False
 
 
 def _factory(endpoint: _Endpoint) -> Callable[[], _Endpoint]:
