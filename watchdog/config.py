@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import stat
 import tomllib
 from enum import StrEnum
@@ -376,12 +377,25 @@ def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
         key = ".".join(str(part) for part in error["loc"])
         first_key = first_key or key
         env = ENV_PREFIX + key.replace(".", "__").upper()
-        value = error.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        shown = _shown_value(key, error.get("input"))
         lines.append(f"  {key}: {error['msg']}{shown}; set it in the file or {env}")
     count = len(lines)
     header = f"invalid configuration{where}: {count} error{'s' if count > 1 else ''}"
     return ConfigError("\n".join([header, *lines]), key=first_key)
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def _shown_value(key: str, value: Any) -> str:
+    """Return the rejected value for an error message, with secrets masked."""
+    if isinstance(value, dict):
+        return ""
+    if key.endswith("password"):
+        return " (value hidden)"
+    if isinstance(value, str):
+        value = _URL_PASSWORD.sub(r"\1***@", value)
+    return f" (got {value!r})"
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

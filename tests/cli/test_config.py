@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from watchdog.cli import app
 from watchdog.cli.config_cmd import EXAMPLE
 from watchdog.config import Settings, load_settings
+from watchdog.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -152,3 +153,10 @@ def test_sending_domains_normalised() -> None:
 def test_sending_invalid_rejected(sending: dict[str, list[str]]) -> None:
     with pytest.raises(ValidationError):
         Settings(sending=sending)
+
+
+def test_database_password_masked_in_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, **{"database.url": "mysql://u:hunter2@db.example/x"})
+    assert "hunter2" not in str(caught.value)
+    assert "database.url" in str(caught.value)
