@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from watchdog import log as logging_setup
 from watchdog.checks.dnsbl.answer import KNOWN_STATES, State
@@ -21,7 +23,7 @@ from watchdog.checks.dnsbl.cycle import BlocklistMonitor
 from watchdog.checks.dnsbl.results import ZoneResult
 from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
 from watchdog.checks.dnsbl.targets import Target, parse_target
-from watchdog.checks.resolver import make_resolver
+from watchdog.checks.resolver import make_resolver, parse_nameserver
 from watchdog.config import Settings, load_settings
 from watchdog.errors import ConfigError, RulesError
 
@@ -82,7 +84,8 @@ def check_ip_command(
     """Check IPs against the blocklist zones and print one row per zone.
 
     Exit status: 0 clean, 1 a reputation listing in a healthy zone, 2 a
-    usage or configuration error, 3 no listing but some checks failed.
+    usage or configuration error (also when no selected zone lists any
+    target's kind), 3 no listing but some checks failed.
     Informational zones and configuration codes (Spamhaus PBL) are shown
     but do not set status 1.
     """
@@ -90,10 +93,18 @@ def check_ip_command(
     try:
         settings = load_settings(config)
         parsed = [parse_target(text) for text in targets]
-        results = asyncio.run(_check(settings, parsed, zone or [], nameserver or []))
+        nameservers = [_checked_nameserver(text) for text in nameserver or []]
+        results = asyncio.run(_check(settings, parsed, zone or [], nameservers))
     except (ConfigError, RulesError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from exc
+    if not results:
+        typer.echo(
+            "error: no selected zone lists targets of this kind: add a --zone "
+            "that lists IPv4, IPv6 or domain targets as needed",
+            err=True,
+        )
+        raise typer.Exit(EXIT_CONFIG)
 
     if output_format is OutputFormat.JSON:
         for result in results:
@@ -113,6 +124,28 @@ async def _check(
     return await monitor.run(targets)
 
 
+def _checked_nameserver(text: str) -> str:
+    """Return ``text`` if it is ``IP`` or ``IP:PORT``; raise ConfigError if not.
+
+    dnspython 2.9 accepts any string as a nameserver address and fails only
+    when it queries, so a typo would come back as a DNS timeout.
+    """
+    host, _ = parse_nameserver(text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        msg = (
+            f"invalid --nameserver {text!r}: use an IP address, IP:PORT or [IPV6]:PORT"
+        )
+        raise ConfigError(msg, key="dns.nameservers") from exc
+    if text.startswith("[") and "]" not in text:
+        msg = (
+            f"invalid --nameserver {text!r}: the ']' after the IPv6 address is missing"
+        )
+        raise ConfigError(msg, key="dns.nameservers")
+    return text
+
+
 def exit_status(results: Sequence[ZoneResult]) -> int:
     """Return the exit status for ``results`` (see ``check_ip_command``)."""
     if any(result.alerts for result in results):
@@ -129,7 +162,25 @@ def _table(results: Sequence[ZoneResult]) -> Table:
             f"{code.address} {code.meaning} ({code.severity.value})"
             for code in result.codes
         )
-        state = f"[{_STATE_STYLES[result.state]}]{result.state.value}[/]"
+        state = Text(result.state.value, style=_STATE_STYLES[result.state])
         zone = result.zone + (" (informational)" if result.informational else "")
-        table.add_row(result.target, zone, state, codes, result.reason)
+        table.add_row(
+            _plain(result.target),
+            _plain(zone),
+            state,
+            _plain(codes),
+            _plain(result.reason),
+        )
     return table
+
+
+def _plain(text: str) -> Text:
+    """Return ``text`` as literal terminal text.
+
+    The reason is a blocklist's TXT record, so square brackets must not be
+    read as Rich markup, and characters that are not printable (escape
+    sequences, bidirectional overrides) are shown as Python escapes such as
+    ``\\x1b`` instead of reaching the terminal.
+    """
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return Text(escaped)

@@ -125,6 +125,10 @@ def _codes(zone: Zone, address: str) -> list[Code]:
             codes.append(Code(f"{address} bit {bit}", "unknown bit", Severity.UNKNOWN))
         else:
             codes.append(_code(f"{address} bit {bit}", known))
+    if not codes:
+        # 127.0.0.0 sets no bit, yet it is an answer, so it must not read as
+        # a listing without a code (which would never alert).
+        codes.append(Code(address, "no bit set", Severity.UNKNOWN))
     return codes
 
 

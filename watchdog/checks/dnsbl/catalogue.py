@@ -12,6 +12,8 @@ octet of 127.0.0.x (``bits``, for SURBL and URIBL).
 from __future__ import annotations
 
 import ipaddress
+import re
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,10 +22,47 @@ from typing import Any, NoReturn
 
 import yaml
 
-from watchdog.checks.dnsbl.yaml_lines import LineLoader, LineMapping
+from watchdog.checks.dnsbl.yaml_lines import LineList, LineLoader, LineMapping
 from watchdog.errors import RulesError
 
 DQS_SUFFIX = "dq.spamhaus.net"
+
+# The shipped catalogue is about 10 KiB, and PyYAML's pure-Python loader
+# needs seconds per MiB (a 2 MiB file of 20,000 zones took 20 s on a shared
+# test machine). A larger file is a mistake, so it is rejected unparsed.
+MAX_CATALOGUE_BYTES = 1 << 20
+
+# Labels of 1 to 63 lowercase letters, digits, hyphens or underscores,
+# joined by dots. 180 characters in all leave room for the 64 of a reversed
+# IPv6 address within the 253 of a DNS name.
+_DNS_NAME = re.compile(
+    r"(?=.{1,180}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+    r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*"
+)
+
+
+class _ShortRepr(reprlib.Repr):
+    """Shortened reprs of YAML values for error messages.
+
+    An aliased YAML structure (a "billion laughs" file) is small in memory
+    but enormous as text, so nesting, lengths and strings are capped.
+    reprlib picks a method by type name, hence the loader's own types.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 2
+        self.maxstring = 80
+        self.maxother = 80
+
+    def repr_LineList(self, value: list[Any], level: int) -> str:
+        return self.repr_list(value, level)
+
+    def repr_LineMapping(self, value: dict[Any, Any], level: int) -> str:
+        return self.repr_dict(value, level)
+
+
+_short_repr = _ShortRepr()
 
 
 class ZoneKind(StrEnum):
@@ -121,9 +160,22 @@ def load_catalogue(path: Path) -> dict[str, Zone]:
     Raises RulesError naming the file, line and field of the first problem.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_CATALOGUE_BYTES + 1)
     except OSError as exc:
         msg = f"cannot read blocklist catalogue {str(path)!r}: {exc.strerror}"
+        raise RulesError(msg, path=str(path)) from exc
+    if len(data) > MAX_CATALOGUE_BYTES:
+        msg = (
+            f"blocklist catalogue {str(path)!r} is larger than "
+            f"{MAX_CATALOGUE_BYTES} bytes: point blocklists.zones_file at the "
+            "zone catalogue"
+        )
+        raise RulesError(msg, path=str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"blocklist catalogue {str(path)!r} is not UTF-8 text: {exc.reason}"
         raise RulesError(msg, path=str(path)) from exc
     try:
         document = yaml.load(text, Loader=LineLoader)  # noqa: S506
@@ -152,15 +204,22 @@ def _zone_list(document: Any, path: Path) -> list[LineMapping]:
     entries: list[LineMapping] = document["zones"]
     for index, entry in enumerate(entries):
         if not isinstance(entry, LineMapping):
-            msg = f"{path}: zones[{index}] is not a mapping: write 'zone: NAME' ..."
-            raise RulesError(msg, path=str(path), field="zones")
+            line = _item_line(document["zones"], index)
+            msg = f"{path}:{line}: zones[{index}] is not a mapping: write 'zone: NAME'"
+            raise RulesError(msg, path=str(path), line=line, field="zones")
     return entries
+
+
+def _item_line(sequence: Any, index: int) -> int | None:
+    if isinstance(sequence, LineList):
+        return sequence.lines[index]
+    return None
 
 
 def _fail(path: Path, entry: LineMapping, key: str, problem: str) -> NoReturn:
     line = entry.lines.get(key, entry.line)
     name = entry.get("zone", "?")
-    msg = f"{path}:{line}: zone {name!r}, field {key!r}: {problem}"
+    msg = f"{path}:{line}: zone {_short_repr.repr(name)}, field {key!r}: {problem}"
     raise RulesError(msg, path=str(path), line=line, field=key)
 
 
@@ -172,9 +231,8 @@ def _parse_zone(entry: LineMapping, path: Path) -> Zone:
         if key not in _OPTIONAL and key not in _REQUIRED:
             _fail(path, entry, key, "unknown field")
 
-    name = _text(entry, "zone", path).lower().rstrip(".")
     return Zone(
-        name=name,
+        name=_dns_name(entry, "zone", path),
         kinds=_kinds(entry, path),
         lists=_text(entry, "lists", path),
         codes=_codes(entry, path),
@@ -184,7 +242,7 @@ def _parse_zone(entry: LineMapping, path: Path) -> Zone:
         informational=_flag(entry, "informational", path, default=False),
         enabled=_flag(entry, "enabled", path, default=True),
         needs_key=_flag(entry, "needs_key", path, default=False),
-        dqs=_optional_text(entry, "dqs", path),
+        dqs=_dns_name(entry, "dqs", path) if "dqs" in entry else None,
         delist_url=_optional_text(entry, "delist_url", path),
     )
 
@@ -192,8 +250,24 @@ def _parse_zone(entry: LineMapping, path: Path) -> Zone:
 def _text(entry: LineMapping, key: str, path: Path) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value.strip():
-        _fail(path, entry, key, f"expected a non-empty string, got {value!r}")
+        _fail(
+            path,
+            entry,
+            key,
+            f"expected a non-empty string, got {_short_repr.repr(value)}",
+        )
     return str(value).strip()
+
+
+def _dns_name(entry: LineMapping, key: str, path: Path) -> str:
+    name = _text(entry, key, path).lower().rstrip(".")
+    if not _DNS_NAME.fullmatch(name):
+        problem = (
+            f"{name!r} is not a DNS name: use at most 180 characters in labels "
+            "of letters, digits, hyphens or underscores joined by single dots"
+        )
+        _fail(path, entry, key, problem)
+    return name
 
 
 def _optional_text(entry: LineMapping, key: str, path: Path) -> str | None:
@@ -203,7 +277,9 @@ def _optional_text(entry: LineMapping, key: str, path: Path) -> str | None:
 def _flag(entry: LineMapping, key: str, path: Path, *, default: bool) -> bool:
     value = entry.get(key, default)
     if not isinstance(value, bool):
-        _fail(path, entry, key, f"expected true or false, got {value!r}")
+        _fail(
+            path, entry, key, f"expected true or false, got {_short_repr.repr(value)}"
+        )
     return bool(value)
 
 
@@ -213,7 +289,8 @@ def _kinds(entry: LineMapping, path: Path) -> frozenset[ZoneKind]:
     try:
         kinds = frozenset(ZoneKind(name) for name in names)
     except ValueError:
-        _fail(path, entry, "kind", f"expected ip4, ip6 or domain, got {raw!r}")
+        problem = f"expected ip4, ip6 or domain, got {_short_repr.repr(raw)}"
+        _fail(path, entry, "kind", problem)
     if not kinds:
         _fail(path, entry, "kind", "expected at least one of ip4, ip6, domain")
     return kinds
@@ -221,7 +298,8 @@ def _kinds(entry: LineMapping, path: Path) -> frozenset[ZoneKind]:
 
 def _meaning(entry: LineMapping, key: str, value: Any, path: Path) -> CodeMeaning:
     if not isinstance(value, LineMapping) or "meaning" not in value:
-        _fail(path, entry, key, f"expected {{meaning, severity}}, got {value!r}")
+        problem = f"expected {{meaning, severity}}, got {_short_repr.repr(value)}"
+        _fail(path, entry, key, problem)
     try:
         severity = Severity(value.get("severity", "unknown"))
     except ValueError:
@@ -234,22 +312,25 @@ def _address(entry: LineMapping, key: str, value: Any, path: Path) -> str:
     try:
         address = ipaddress.IPv4Address(str(value))
     except ValueError:
-        _fail(path, entry, key, f"{value!r} is not an IPv4 address")
+        _fail(path, entry, key, f"{_short_repr.repr(value)} is not an IPv4 address")
     if not address.is_loopback:
-        _fail(path, entry, key, f"{value!r} is outside 127.0.0.0/8")
+        _fail(path, entry, key, f"{_short_repr.repr(value)} is outside 127.0.0.0/8")
     return str(address)
 
 
 def _bit(entry: LineMapping, key: str, value: Any, path: Path) -> int:
-    if not isinstance(value, int) or value not in {1 << n for n in range(8)}:
-        _fail(path, entry, key, f"{value!r} is not a bit value 1, 2, 4 ... 128")
+    # YAML reads true as a bool, and bool is an int equal to 1 in Python.
+    bits = {1 << n for n in range(8)}
+    if isinstance(value, bool) or not isinstance(value, int) or value not in bits:
+        problem = f"{_short_repr.repr(value)} is not a bit value 1, 2, 4 ... 128"
+        _fail(path, entry, key, problem)
     return int(value)
 
 
 def _section(entry: LineMapping, key: str, path: Path) -> LineMapping:
     value = entry.get(key, LineMapping())
     if not isinstance(value, LineMapping):
-        _fail(path, entry, key, f"expected a mapping, got {value!r}")
+        _fail(path, entry, key, f"expected a mapping, got {_short_repr.repr(value)}")
     return value
 
 
@@ -272,14 +353,25 @@ def _bits(entry: LineMapping, path: Path) -> dict[int, CodeMeaning]:
 def _operator_errors(entry: LineMapping, path: Path) -> dict[str, str]:
     section = _section(entry, "operator_errors", path)
     return {
-        _address(entry, "operator_errors", code, path): str(meaning)
+        _address(entry, "operator_errors", code, path): _meaning_text(
+            entry, "operator_errors", meaning, path
+        )
         for code, meaning in section.items()
     }
+
+
+def _meaning_text(entry: LineMapping, key: str, value: Any, path: Path) -> str:
+    if not isinstance(value, str) or not value.strip():
+        problem = f"expected a meaning as text, got {_short_repr.repr(value)}"
+        _fail(path, entry, key, problem)
+    return value.strip()
 
 
 def _operator_error_bits(entry: LineMapping, path: Path) -> dict[int, str]:
     section = _section(entry, "operator_error_bits", path)
     return {
-        _bit(entry, "operator_error_bits", bit, path): str(meaning)
+        _bit(entry, "operator_error_bits", bit, path): _meaning_text(
+            entry, "operator_error_bits", meaning, path
+        )
         for bit, meaning in section.items()
     }

@@ -25,20 +25,36 @@ class Target:
 def parse_target(text: str) -> Target:
     """Classify ``text`` as an IP address or a domain, in canonical form.
 
-    Raises ConfigError for text that is neither.
+    An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``, as dual-stack
+    sockets report IPv4 peers) is the IPv4 address it maps. Raises
+    ConfigError for text that is neither, for an IPv6 address with a zone
+    index (``fe80::1%eth0``) and for a name whose last label is all digits,
+    which is a mistyped IPv4 address (``192.0.2.300``, ``10.1``), not a
+    domain.
     """
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
-        pass
-    else:
-        kind = ZoneKind.IP4 if address.version == 4 else ZoneKind.IP6
-        return Target(str(address), kind)
+        return _parse_domain(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        msg = f"invalid target {text!r}: remove the IPv6 zone index after '%'"
+        raise ConfigError(msg)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    kind = ZoneKind.IP4 if address.version == 4 else ZoneKind.IP6
+    return Target(str(address), kind)
+
+
+def _parse_domain(text: str) -> Target:
     try:
         domain = idna.encode(text.strip().rstrip("."), uts46=True).decode("ascii")
     except idna.IDNAError as exc:
         msg = f"invalid target {text!r}: expected an IP address or a domain name"
         raise ConfigError(msg) from exc
+    # RFC 3696 section 2: a top-level domain is never all digits.
+    if domain.rsplit(".", 1)[-1].isdigit():
+        msg = f"invalid target {text!r}: not a valid IP address or domain name"
+        raise ConfigError(msg)
     return Target(domain.lower(), ZoneKind.DOMAIN)
 
 
