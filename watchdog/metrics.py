@@ -37,7 +37,8 @@ class Metrics:
         )
         self.last_success = Gauge(
             _NS + "_mailbox_last_success_timestamp_seconds",
-            "Unix time of the last poll cycle that completed.",
+            "Unix time of the last poll cycle that completed, or of the daemon's "
+            "start before the first one.",
             ["mailbox"],
             registry=r,
         )
@@ -114,45 +115,6 @@ class Metrics:
             registry=r,
         )
 
-        self.auth_check_status = Gauge(
-            _NS + "_auth_check_status",
-            "Worst result of an authentication check: 0 ok, 1 warning, "
-            "2 fail, 3 could not check (DNS lookup failed).",
-            ["domain", "check"],
-            registry=r,
-        )
-        self.auth_spf_dns_lookups = Gauge(
-            _NS + "_auth_spf_dns_lookups",
-            "DNS lookups an SPF record tree costs a receiver (limit 10).",
-            ["domain"],
-            registry=r,
-        )
-        self.auth_spf_void_lookups = Gauge(
-            _NS + "_auth_spf_void_lookups",
-            "Void lookups (NXDOMAIN or NODATA) in an SPF record tree (limit 2).",
-            ["domain"],
-            registry=r,
-        )
-        self.auth_dmarc_policy = Gauge(
-            _NS + "_auth_dmarc_policy",
-            "Effective DMARC policy: 0 none, 1 quarantine, 2 reject, "
-            "-1 no single record applies.",
-            ["domain"],
-            registry=r,
-        )
-        self.auth_dkim_key_bits = Gauge(
-            _NS + "_auth_dkim_key_bits",
-            "Size of a published DKIM public key; 0 when revoked or unreadable.",
-            ["domain", "selector"],
-            registry=r,
-        )
-        self.auth_ptr_fcrdns_ok = Gauge(
-            _NS + "_auth_ptr_fcrdns_ok",
-            "1 when a sending IP's PTR name resolves back to it, else 0.",
-            ["ip"],
-            registry=r,
-        )
-
         self.dnsbl_listed = Gauge(
             _NS + "_dnsbl_listed",
             "1 when a target has a reputation listing in a healthy zone, else 0. "
@@ -189,6 +151,45 @@ class Metrics:
             "Duration of one DNS lookup, retries included, by check.",
             ["check"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+
+        self.auth_check_status = Gauge(
+            _NS + "_auth_check_status",
+            "Worst result of an authentication check: 0 ok, 1 warning, "
+            "2 fail, 3 could not check (DNS lookup failed).",
+            ["domain", "check"],
+            registry=r,
+        )
+        self.auth_spf_dns_lookups = Gauge(
+            _NS + "_auth_spf_dns_lookups",
+            "DNS lookups an SPF record tree costs a receiver (limit 10).",
+            ["domain"],
+            registry=r,
+        )
+        self.auth_spf_void_lookups = Gauge(
+            _NS + "_auth_spf_void_lookups",
+            "Void lookups (NXDOMAIN or NODATA) in an SPF record tree (limit 2).",
+            ["domain"],
+            registry=r,
+        )
+        self.auth_dmarc_policy = Gauge(
+            _NS + "_auth_dmarc_policy",
+            "Effective DMARC policy: 0 none, 1 quarantine, 2 reject, "
+            "-1 no single record applies.",
+            ["domain"],
+            registry=r,
+        )
+        self.auth_dkim_key_bits = Gauge(
+            _NS + "_auth_dkim_key_bits",
+            "Size of a published DKIM public key; 0 when revoked or unreadable.",
+            ["domain", "selector"],
+            registry=r,
+        )
+        self.auth_ptr_fcrdns_ok = Gauge(
+            _NS + "_auth_ptr_fcrdns_ok",
+            "1 when a sending IP's PTR name resolves back to it, else 0.",
+            ["ip"],
             registry=r,
         )
 

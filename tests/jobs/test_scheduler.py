@@ -280,3 +280,26 @@ async def test_backoff_poll_keeps_state(scheduler) -> None:
     [health] = scheduler.source_health()
     assert health.state == "failing"
     assert health.last_error == "refused"
+
+
+async def test_last_success_starts_at_add() -> None:
+    metrics = Metrics()
+    scheduler = Scheduler(metrics)
+    scheduler.add("bounces", Counter(), interval=60, deadline=None)
+    started = metrics.registry.get_sample_value(
+        "mailwatchdog_mailbox_last_success_timestamp_seconds", {"mailbox": "bounces"}
+    )
+    assert started is not None
+    assert started > 0
+
+
+async def test_background_job_not_a_source(scheduler) -> None:
+    poll = Counter()
+    scheduler.add("check-audit", poll, interval=3600, deadline=None, background=True)
+    scheduler.start()
+    await wait_for(lambda: poll.finished == 1)
+    assert scheduler.source_health() == []
+    interval = scheduler._metrics.registry.get_sample_value(
+        "mailwatchdog_mailbox_poll_interval_seconds", {"mailbox": "check-audit"}
+    )
+    assert interval is None

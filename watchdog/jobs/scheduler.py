@@ -89,6 +89,7 @@ class _Source:
     deadline: float | None
     since: float
     reports_itself: bool
+    background: bool = False
     state: SourceState = SourceState.STARTING
     last_success: float | None = None
     last_error: str | None = None
@@ -124,13 +125,16 @@ class Scheduler:
         interval: float,
         deadline: float | None,
         reports_itself: bool = False,
+        background: bool = False,
     ) -> None:
         """Add a source polled every ``interval`` seconds, first right at start.
 
         ``deadline`` bounds one poll in seconds, and None leaves it unbounded.
         A source that ``reports_itself`` records its own poll metrics and logs
         its own failures, so the scheduler only tracks its health. It still
-        logs and counts a poll that raises or misses the deadline.
+        logs and counts a poll that raises or misses the deadline. A
+        ``background`` job (a reputation check, a gauge refresh) is no mail
+        source: it is left out of ``/healthz`` and of the mailbox metrics.
         """
         if name in self._sources:
             msg = f"duplicate source name {name!r}: names must be unique"
@@ -142,9 +146,14 @@ class Scheduler:
             deadline,
             since=self._clock(),
             reports_itself=reports_itself,
+            background=background,
         )
         self._sources[name] = source
-        self._metrics.poll_interval.labels(name).set(interval)
+        if not background:
+            self._metrics.poll_interval.labels(name).set(interval)
+            # Until the first success the start time stands in, so a source
+            # that never connects still ages into the stalled-ingestion alert.
+            self._metrics.last_success.labels(name).set_to_current_time()
         self._scheduler.add_job(
             self._run,
             "interval",
@@ -221,6 +230,7 @@ class Scheduler:
                 last_error=s.last_error,
             )
             for s in self._sources.values()
+            if not s.background
         ]
 
     async def _run(self, name: str) -> None:
@@ -273,7 +283,7 @@ class Scheduler:
         source.last_success = now
         source.last_error = None
         source.failures = 0
-        if not source.reports_itself:
+        if not source.reports_itself and not source.background:
             self._metrics.poll_done(source.name, now - started, succeeded=True)
 
     def _failed(
@@ -285,7 +295,8 @@ class Scheduler:
         if reported:
             return
         seconds = self._clock() - started
-        self._metrics.poll_done(source.name, seconds, succeeded=False)
+        if not source.background:
+            self._metrics.poll_done(source.name, seconds, succeeded=False)
         log.error(
             "poll_failed",
             source=source.name,
