@@ -1,6 +1,6 @@
 """Blocklist listing history in the database, one row per target and zone.
 
-A row holds the last known state (``listed`` or ``not_listed``), the return
+A row contains the last known state (``listed`` or ``not_listed``), the return
 codes of the last listing, and when the target was first and last seen
 listed and when it was delisted. ``ListingHistory`` implements the
 blocklist cycle's ``TransitionStore``: the monitor loads the rows once at

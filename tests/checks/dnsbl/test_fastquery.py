@@ -1,8 +1,8 @@
 """The fast query path against rbldnsd, unbound, nsd and a lying UDP server.
 
-Where a test must show that the fast path alone answered, the Lookup's
-dnspython resolver points at a port where nothing listens, so a fallback
-would time out instead of returning the same records.
+Where a test must show that the fast path alone returned the records, the
+Lookup's dnspython resolver points at a port where nothing listens, so a
+fallback would time out instead of returning the same records.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ GARBAGE: dict[str, Callable[[bytes], bytes]] = {
 
 
 def _pointer(offset: int) -> bytes:
-    # The answer starts right after the echoed query, at offset len(query),
+    # The answer section starts right after the echoed query, at offset len(query),
     # so a pointer to that offset points at itself.
     return bytes([0xC0 | offset >> 8, offset & 0xFF])
 
@@ -170,7 +170,7 @@ def _reply(query: bytes, answers: int, tail: bytes, rcode: int = 0) -> bytes:
 
 @contextlib.contextmanager
 def garbage_server(make: Callable[[bytes], bytes]) -> Iterator[str]:
-    """Answer every UDP query on 127.0.0.1 with ``make(query)``, from a thread."""
+    """Reply to every UDP query on 127.0.0.1 with ``make(query)``, from a thread."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(0.1)
@@ -195,7 +195,7 @@ def garbage_server(make: Callable[[bytes], bytes]) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("kind", sorted(GARBAGE))
-async def test_garbage_is_error(kind: str, test_zones: dict[str, Zone]) -> None:
+async def test_garbage_is_error(kind: str) -> None:
     """A malformed or mismatched reply ends in DnsError, never in a listing."""
     with garbage_server(GARBAGE[kind]) as address:
         lookup = _lookup(_fast(address, lifetime=1.0), address, lifetime=1.0)
