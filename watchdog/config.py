@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import stat
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import idna
 from pydantic import (
@@ -35,6 +34,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from watchdog.config_errors import config_error
 from watchdog.errors import ConfigError
 
 ENV_PREFIX = "WATCHDOG_"
@@ -94,7 +94,7 @@ class Limits(_Section):
         10, gt=0, description="recipients acted on per message; more quarantines it"
     )
     cpu_seconds: int = Field(5, gt=0)
-    memory_mb: int = Field(512, gt=0)
+    memory_mb: int = Field(512, ge=256)
     wall_seconds: float = Field(10.0, gt=0)
     workers: int | None = Field(
         None, gt=0, description="classifier worker processes; unset uses the CPU count"
@@ -124,6 +124,13 @@ class Database(_Section):
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         scheme = value.split(":", 1)[0]
+        if scheme == "sqlite" and not value.startswith("sqlite:///"):
+            msg = (
+                "an SQLite URL has three slashes before a relative path and four "
+                "before an absolute one: sqlite:///watchdog.db or "
+                "sqlite:////var/lib/mail-watchdog/watchdog.db"
+            )
+            raise ValueError(msg)
         if scheme not in {"sqlite", "postgresql", "postgresql+psycopg"}:
             msg = (
                 f"unsupported database URL scheme {scheme!r}: use "
@@ -144,8 +151,8 @@ class Http(_Section):
 class Log(_Section):
     """Log format and level."""
 
-    format: str = Field("auto", pattern="^(auto|json|console)$")
-    level: str = Field("info", pattern="^(debug|info|warning|error)$")
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class Mailbox(_Section):
@@ -184,8 +191,11 @@ class Mailbox(_Section):
         if self.password is None and self.password_file is None:
             msg = (
                 "no password: set password_file, or the environment variable "
-                "WATCHDOG_MAILBOXES__<NAME>__PASSWORD"
+                "WATCHDOG_MAILBOXES__<name>__PASSWORD"
             )
+            raise ValueError(msg)
+        if self.password is not None and self.password_file is not None:
+            msg = "both password and password_file are set: keep one of them"
             raise ValueError(msg)
         return self
 
@@ -261,6 +271,18 @@ class Dns(_Section):
     timeout_seconds: float = Field(1.0, gt=0)
     lifetime_seconds: float = Field(3.0, gt=0)
 
+    @field_validator("nameservers")
+    @classmethod
+    def _valid_nameservers(cls, values: list[str]) -> list[str]:
+        from watchdog.checks.resolver import parse_nameserver  # noqa: PLC0415
+
+        for value in values:
+            try:
+                parse_nameserver(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return values
+
 
 class Blocklists(_Section):
     """DNS blocklist checks of the sending IPs and domains."""
@@ -308,6 +330,17 @@ class Settings(BaseSettings):
     local: dict[str, LocalSource] = {}
     rules_dir: Path | None = None
 
+    @field_validator("rules_dir")
+    @classmethod
+    def _rules_dir_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not (value / "classify").is_dir():
+            msg = (
+                f"{str(value)!r} is not a rules directory (it has no classify/ "
+                "folder): copy the repository's rules/ folder there or unset it"
+            )
+            raise ValueError(msg)
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -335,7 +368,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise _config_error(exc, path) from None
+        raise config_error(exc, path, Settings) from None
 
     if not overrides:
         return settings
@@ -345,7 +378,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
-        raise _config_error(exc, path) from None
+        raise config_error(exc, path, Settings) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -367,35 +400,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
             "check --config or WATCHDOG_CONFIG"
         )
         raise ConfigError(msg) from None
-
-
-def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
-    where = f" in {str(path)!r}" if path is not None else ""
-    lines = []
-    first_key = None
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        first_key = first_key or key
-        env = ENV_PREFIX + key.replace(".", "__").upper()
-        shown = _shown_value(key, error.get("input"))
-        lines.append(f"  {key}: {error['msg']}{shown}; set it in the file or {env}")
-    count = len(lines)
-    header = f"invalid configuration{where}: {count} error{'s' if count > 1 else ''}"
-    return ConfigError("\n".join([header, *lines]), key=first_key)
-
-
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-
-
-def _shown_value(key: str, value: Any) -> str:
-    """Return the rejected value for an error message, with secrets masked."""
-    if isinstance(value, dict):
-        return ""
-    if key.endswith("password"):
-        return " (value hidden)"
-    if isinstance(value, str):
-        value = _URL_PASSWORD.sub(r"\1***@", value)
-    return f" (got {value!r})"
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -450,4 +454,8 @@ def _read_secret_file(path: Path) -> str:
             f"run chmod 600 {path}"
         )
         raise ConfigError(msg, key="password_file")
-    return text.rstrip("\r\n")
+    password = text.rstrip("\r\n")
+    if not password:
+        msg = f"password file {str(path)!r} is empty: write the password into it"
+        raise ConfigError(msg, key="password_file")
+    return password

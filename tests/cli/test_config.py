@@ -160,3 +160,64 @@ def test_database_password_masked_in_error() -> None:
         load_settings(None, **{"database.url": "mysql://u:hunter2@db.example/x"})
     assert "hunter2" not in str(caught.value)
     assert "database.url" in str(caught.value)
+
+
+def test_unknown_key_suggests_spelling(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[databse]\nurl = "sqlite:///x.db"\n')
+    with pytest.raises(ConfigError, match="did you mean 'database'"):
+        load_settings(path)
+
+
+def test_top_level_key_after_table_explained(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[dns]\nrules_dir = "/tmp"\n')
+    with pytest.raises(ConfigError, match="before the first"):
+        load_settings(path)
+
+
+def test_environment_value_blamed_on_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCHDOG_HTTP__PORT", "abc")
+    with pytest.raises(ConfigError, match="from WATCHDOG_HTTP__PORT"):
+        load_settings(None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("database.url", "sqlite://relative.db", "three slashes"),
+        ("rules_dir", "/nonexistent", "not a rules directory"),
+        ("dns.nameservers", ["dns.example"], "not an IP address"),
+        ("limits.memory_mb", 100, "greater than or equal to 256"),
+    ],
+)
+def test_invalid_values_rejected(key: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(None, **{key: value})
+
+
+def test_empty_password_file_rejected(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("\n")
+    secret.chmod(0o600)
+    mailbox = Settings(
+        mailboxes={"b": {"host": "127.0.0.1", "username": "u", "password_file": secret}}
+    ).mailboxes["b"]
+    with pytest.raises(ConfigError, match="is empty"):
+        mailbox.read_password()
+
+
+def test_password_and_file_both_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="keep one of them"):
+        Settings(
+            mailboxes={
+                "b": {
+                    "host": "127.0.0.1",
+                    "username": "u",
+                    "password": "x",
+                    "password_file": tmp_path / "pw",
+                }
+            }
+        )
