@@ -242,6 +242,11 @@ class Scheduler:
                 await self._poll_once(source)
                 if not source.rerun or self._stopping:
                     return
+        except asyncio.CancelledError:
+            # stop() cancels a poll that outlives its budget and reports it.
+            # Raising would make APScheduler log a traceback for every one.
+            if not self._stopping:
+                raise
         finally:
             source.task = None
 
