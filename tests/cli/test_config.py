@@ -221,3 +221,19 @@ def test_password_and_file_both_rejected(tmp_path: Path) -> None:
                 }
             }
         )
+
+
+def test_check_rejects_unknown_zone(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[blocklists]\nenable = ["nosuch.zone.example"]\n')
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "nosuch.zone.example" in result.output
+
+
+def test_check_rejects_missing_local_path(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[local.archive]\npath = "{tmp_path / "absent"}"\n')
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "local.archive.path" in result.output
