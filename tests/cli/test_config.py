@@ -31,7 +31,7 @@ username = "bounces@example.com"
 password_file = "{secret}"
 
 [local.archive]
-path = "/var/mail/archive"
+path = "{archive}"
 format = "mbox"
 """
 
@@ -40,8 +40,10 @@ def write_config(tmp_path: Path, text: str, secret_mode: int = 0o600) -> Path:
     secret = tmp_path / "imap-password"
     secret.write_text("s3cret-imap\n")
     secret.chmod(secret_mode)
+    archive = tmp_path / "archive"
+    archive.mkdir(exist_ok=True)
     path = tmp_path / "watchdog.toml"
-    path.write_text(text.format(secret=secret))
+    path.write_text(text.format(secret=secret, archive=archive))
     return path
 
 
