@@ -41,6 +41,7 @@ from watchdog.checks.dnsbl.catalogue import (
 )
 from watchdog.checks.dnsbl.cycle import BlocklistMonitor
 from watchdog.checks.dnsbl.results import ZoneResult
+from watchdog.checks.dnsbl.selection import read_dqs_key, select_zones
 from watchdog.checks.dnsbl.targets import parse_target
 from watchdog.cli import app
 from watchdog.cli.check_ip import _table
@@ -80,6 +81,23 @@ def test_bitmask_no_bit_unknown() -> None:
     answer = interpret(zone, ["127.0.0.0"])
     assert answer.state is State.LISTED
     assert [code.severity for code in answer.codes] == [Severity.UNKNOWN]
+
+
+# Zone selection
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x..y", "-.test", "zen.test/x"])
+def test_only_zone_validated(name: str) -> None:
+    with pytest.raises(ConfigError, match="--zone"):
+        select_zones({}, Blocklists(), only=[name])
+
+
+def test_dqs_key_ascii(tmp_path: Path) -> None:
+    key = tmp_path / "dqs.key"
+    key.write_text("ключ123\n")
+    key.chmod(0o600)
+    with pytest.raises(ConfigError, match="does not contain a key"):
+        read_dqs_key(key)
 
 
 # Catalogue

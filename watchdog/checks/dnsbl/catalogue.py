@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -22,7 +21,12 @@ from typing import Any, NoReturn
 
 import yaml
 
-from watchdog.checks.dnsbl.yaml_lines import LineList, LineLoader, LineMapping
+from watchdog.checks.dnsbl.yaml_lines import (
+    LineList,
+    LineLoader,
+    LineMapping,
+    short_repr,
+)
 from watchdog.errors import RulesError
 
 DQS_SUFFIX = "dq.spamhaus.net"
@@ -39,30 +43,6 @@ _DNS_NAME = re.compile(
     r"(?=.{1,180}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
     r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*"
 )
-
-
-class _ShortRepr(reprlib.Repr):
-    """Shortened reprs of YAML values for error messages.
-
-    An aliased YAML structure (a "billion laughs" file) is small in memory
-    but enormous as text, so nesting, lengths and strings are capped.
-    reprlib picks a method by type name, hence the loader's own types.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxlevel = 2
-        self.maxstring = 80
-        self.maxother = 80
-
-    def repr_LineList(self, value: list[Any], level: int) -> str:
-        return self.repr_list(value, level)
-
-    def repr_LineMapping(self, value: dict[Any, Any], level: int) -> str:
-        return self.repr_dict(value, level)
-
-
-_short_repr = _ShortRepr()
 
 
 class ZoneKind(StrEnum):
@@ -219,7 +199,7 @@ def _item_line(sequence: Any, index: int) -> int | None:
 def _fail(path: Path, entry: LineMapping, key: str, problem: str) -> NoReturn:
     line = entry.lines.get(key, entry.line)
     name = entry.get("zone", "?")
-    msg = f"{path}:{line}: zone {_short_repr.repr(name)}, field {key!r}: {problem}"
+    msg = f"{path}:{line}: zone {short_repr(name)}, field {key!r}: {problem}"
     raise RulesError(msg, path=str(path), line=line, field=key)
 
 
@@ -254,19 +234,26 @@ def _text(entry: LineMapping, key: str, path: Path) -> str:
             path,
             entry,
             key,
-            f"expected a non-empty string, got {_short_repr.repr(value)}",
+            f"expected a non-empty string, got {short_repr(value)}",
         )
     return str(value).strip()
 
 
+def is_dns_name(name: str) -> bool:
+    """Tell whether ``name`` (lowercase, no final dot) can be a zone name."""
+    return _DNS_NAME.fullmatch(name) is not None
+
+
+DNS_NAME_RULE = (
+    "use at most 180 characters in labels of letters, digits, hyphens or "
+    "underscores joined by single dots"
+)
+
+
 def _dns_name(entry: LineMapping, key: str, path: Path) -> str:
     name = _text(entry, key, path).lower().rstrip(".")
-    if not _DNS_NAME.fullmatch(name):
-        problem = (
-            f"{name!r} is not a DNS name: use at most 180 characters in labels "
-            "of letters, digits, hyphens or underscores joined by single dots"
-        )
-        _fail(path, entry, key, problem)
+    if not is_dns_name(name):
+        _fail(path, entry, key, f"{name!r} is not a DNS name: {DNS_NAME_RULE}")
     return name
 
 
@@ -277,9 +264,7 @@ def _optional_text(entry: LineMapping, key: str, path: Path) -> str | None:
 def _flag(entry: LineMapping, key: str, path: Path, *, default: bool) -> bool:
     value = entry.get(key, default)
     if not isinstance(value, bool):
-        _fail(
-            path, entry, key, f"expected true or false, got {_short_repr.repr(value)}"
-        )
+        _fail(path, entry, key, f"expected true or false, got {short_repr(value)}")
     return bool(value)
 
 
@@ -289,7 +274,7 @@ def _kinds(entry: LineMapping, path: Path) -> frozenset[ZoneKind]:
     try:
         kinds = frozenset(ZoneKind(name) for name in names)
     except ValueError:
-        problem = f"expected ip4, ip6 or domain, got {_short_repr.repr(raw)}"
+        problem = f"expected ip4, ip6 or domain, got {short_repr(raw)}"
         _fail(path, entry, "kind", problem)
     if not kinds:
         _fail(path, entry, "kind", "expected at least one of ip4, ip6, domain")
@@ -298,7 +283,7 @@ def _kinds(entry: LineMapping, path: Path) -> frozenset[ZoneKind]:
 
 def _meaning(entry: LineMapping, key: str, value: Any, path: Path) -> CodeMeaning:
     if not isinstance(value, LineMapping) or "meaning" not in value:
-        problem = f"expected {{meaning, severity}}, got {_short_repr.repr(value)}"
+        problem = f"expected {{meaning, severity}}, got {short_repr(value)}"
         _fail(path, entry, key, problem)
     try:
         severity = Severity(value.get("severity", "unknown"))
@@ -312,9 +297,9 @@ def _address(entry: LineMapping, key: str, value: Any, path: Path) -> str:
     try:
         address = ipaddress.IPv4Address(str(value))
     except ValueError:
-        _fail(path, entry, key, f"{_short_repr.repr(value)} is not an IPv4 address")
+        _fail(path, entry, key, f"{short_repr(value)} is not an IPv4 address")
     if not address.is_loopback:
-        _fail(path, entry, key, f"{_short_repr.repr(value)} is outside 127.0.0.0/8")
+        _fail(path, entry, key, f"{short_repr(value)} is outside 127.0.0.0/8")
     return str(address)
 
 
@@ -322,7 +307,7 @@ def _bit(entry: LineMapping, key: str, value: Any, path: Path) -> int:
     # YAML reads true as a bool, and bool is an int equal to 1 in Python.
     bits = {1 << n for n in range(8)}
     if isinstance(value, bool) or not isinstance(value, int) or value not in bits:
-        problem = f"{_short_repr.repr(value)} is not a bit value 1, 2, 4 ... 128"
+        problem = f"{short_repr(value)} is not a bit value 1, 2, 4 ... 128"
         _fail(path, entry, key, problem)
     return int(value)
 
@@ -330,7 +315,7 @@ def _bit(entry: LineMapping, key: str, value: Any, path: Path) -> int:
 def _section(entry: LineMapping, key: str, path: Path) -> LineMapping:
     value = entry.get(key, LineMapping())
     if not isinstance(value, LineMapping):
-        _fail(path, entry, key, f"expected a mapping, got {_short_repr.repr(value)}")
+        _fail(path, entry, key, f"expected a mapping, got {short_repr(value)}")
     return value
 
 
@@ -362,7 +347,7 @@ def _operator_errors(entry: LineMapping, path: Path) -> dict[str, str]:
 
 def _meaning_text(entry: LineMapping, key: str, value: Any, path: Path) -> str:
     if not isinstance(value, str) or not value.strip():
-        problem = f"expected a meaning as text, got {_short_repr.repr(value)}"
+        problem = f"expected a meaning as text, got {short_repr(value)}"
         _fail(path, entry, key, problem)
     return value.strip()
 

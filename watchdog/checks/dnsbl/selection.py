@@ -5,7 +5,12 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from watchdog.checks.dnsbl.catalogue import Zone, adhoc_zone
+from watchdog.checks.dnsbl.catalogue import (
+    DNS_NAME_RULE,
+    Zone,
+    adhoc_zone,
+    is_dns_name,
+)
 from watchdog.config import Blocklists, Settings
 from watchdog.errors import ConfigError
 from watchdog.rules_path import rules_dir
@@ -33,8 +38,9 @@ def select_zones(
     ``blocklists.enable``, minus ``blocklists.disable``. ``only`` (the
     ``--zone`` option) replaces that set, and a name absent from the
     catalogue becomes an IP zone whose codes are all unknown. Raises
-    ConfigError for an unknown name in ``enable`` or ``disable``, and for a
-    zone that needs a DQS key when ``blocklists.dqs_key_file`` is unset.
+    ConfigError for an unknown name in ``enable`` or ``disable``, for a name
+    in ``only`` that is not a DNS name, and for a zone that needs a DQS key
+    when ``blocklists.dqs_key_file`` is unset.
     """
     for key, names in (("enable", blocklists.enable), ("disable", blocklists.disable)):
         for name in names:
@@ -47,6 +53,10 @@ def select_zones(
 
     if only:
         requested = [name.lower().rstrip(".") for name in only]
+        for name in requested:
+            if not is_dns_name(name):
+                msg = f"invalid --zone {name!r}: {DNS_NAME_RULE}"
+                raise ConfigError(msg, key="--zone")
         zones = [catalogue.get(name) or adhoc_zone(name) for name in requested]
     else:
         added = {name.lower() for name in blocklists.enable}
@@ -89,7 +99,7 @@ def read_dqs_key(path: Path | None) -> str | None:
     if mode & stat.S_IROTH:
         msg = f"DQS key file {str(path)!r} is readable by every user: run chmod 600"
         raise ConfigError(msg, key="blocklists.dqs_key_file")
-    if not key or not key.isalnum() or len(key) > 63:
+    if not key or not (key.isascii() and key.isalnum()) or len(key) > 63:
         msg = (
             f"DQS key file {str(path)!r} does not contain a key: expected one "
             "line of letters and digits"

@@ -4,10 +4,14 @@ Schema errors in the rules files name the line of the offending field, and
 plain ``yaml.safe_load`` output has lost it. The loader also rejects a key
 repeated in one mapping, which ``yaml.safe_load`` silently resolves to the
 last value.
+
+``short_repr`` shows a loaded value in such an error without expanding
+aliases.
 """
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 import yaml
@@ -63,3 +67,32 @@ LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
     _construct_sequence,
 )
+
+
+class _ShortRepr(reprlib.Repr):
+    """Shortened reprs of YAML values for error messages.
+
+    An aliased YAML structure (a "billion laughs" file) is small in memory
+    but enormous as text, so nesting, lengths and strings are capped.
+    reprlib picks a method by type name, hence the loader's own types.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 2
+        self.maxstring = 80
+        self.maxother = 80
+
+    def repr_LineList(self, value: list[Any], level: int) -> str:
+        return self.repr_list(value, level)
+
+    def repr_LineMapping(self, value: dict[Any, Any], level: int) -> str:
+        return self.repr_dict(value, level)
+
+
+_SHORT_REPR = _ShortRepr()
+
+
+def short_repr(value: Any) -> str:
+    """Return the repr of a loaded YAML value, shortened for an error message."""
+    return _SHORT_REPR.repr(value)
