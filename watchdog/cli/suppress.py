@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from watchdog.cli.console import address_column, output_console, time_column
 from watchdog.cli.db import EXIT_USAGE, ConfigOption, DatabaseOption, fail, open_store
 from watchdog.errors import WatchdogError
 from watchdog.store import (
@@ -47,8 +47,8 @@ EXIT_REJECTED_ROWS = 1
 MAX_REPORTED_REJECTIONS = 100
 
 app = typer.Typer(help="Read and edit the suppression list.", no_args_is_help=True)
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = output_console()
+err = output_console(stderr=True)
 
 
 class ListFormat(StrEnum):
@@ -160,7 +160,13 @@ def show_command(
         out.print(_entries_table([entry]))
     if history:
         table = Table(
-            "at", "action", "reason", "actor", "event", "note", title="history"
+            time_column("at"),
+            "action",
+            "reason",
+            "actor",
+            "event",
+            "note",
+            title="history",
         )
         for row in history:
             table.add_row(
@@ -175,7 +181,7 @@ def show_command(
     if events:
         table = Table(
             "id",
-            "at",
+            time_column("at"),
             "reason",
             "category",
             "status",
@@ -191,7 +197,7 @@ def show_command(
                 event.category,
                 escape(event.status or ""),
                 "yes" if event.verified else "no",
-                escape((event.diagnostic or "")[:80]),
+                escape(event.diagnostic or ""),
             )
         out.print(table)
     if entry is None:
@@ -363,7 +369,13 @@ def _open_output(file: Path) -> Iterator[TextIO]:
 
 
 def _entries_table(entries: Iterable[Suppression]) -> Table:
-    table = Table("address", "reason", "created", "updated", "expires")
+    table = Table(
+        address_column(),
+        "reason",
+        time_column("created"),
+        time_column("updated"),
+        time_column("expires"),
+    )
     for entry in entries:
         table.add_row(
             escape(entry.address),
