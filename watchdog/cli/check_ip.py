@@ -92,7 +92,9 @@ def check_ip_command(
     logging_setup.configure(level="warning")
     try:
         settings = load_settings(config)
-        parsed = [parse_target(text) for text in targets]
+        # dict.fromkeys keeps the order and drops repeats, such as an IPv4
+        # address given once plainly and once IPv4-mapped.
+        parsed = list(dict.fromkeys(parse_target(text) for text in targets))
         nameservers = [_checked_nameserver(text) for text in nameserver or []]
         results = asyncio.run(_check(settings, parsed, zone or [], nameservers))
     except (ConfigError, RulesError) as exc:

@@ -232,6 +232,22 @@ def test_cli_mapped_ipv4_listed(dns_servers: DnsServers) -> None:
 
 
 @pytest.mark.dns
+def test_cli_repeated_target_once(dns_servers: DnsServers) -> None:
+    code, output, error = _cli(
+        dns_servers.unbound.nameserver,
+        "192.0.2.10",
+        "::ffff:192.0.2.10",
+        "--zone",
+        "zen.test",
+        "--format",
+        "json",
+    )
+    assert error is None
+    assert code == 1
+    assert [row["target"] for row in _rows(output)] == ["192.0.2.10"]
+
+
+@pytest.mark.dns
 def test_cli_no_matching_zone(dns_servers: DnsServers) -> None:
     code, output, error = _cli(
         dns_servers.unbound.nameserver, "2001:db8::1", "--zone", "zen.test"
