@@ -95,6 +95,25 @@ async def test_listing_added_and_removed(
     assert entry.delisted is not None
 
 
+async def test_test_points_not_cached(
+    settings: Settings, dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """A zone that starts listing everything is unhealthy at the next cycle."""
+    monitor = BlocklistMonitor(
+        _direct(settings, dns_servers), zones=[test_zones["flip.test"]]
+    )
+    everything = FLIP_CLEAN + "0.0.0.0/1\n128.0.0.0/1\n"
+    try:
+        (first,) = await monitor.run([parse_target("192.0.2.61")])
+        _flip(dns_servers, everything, "127.0.0.1", listed=True)
+        (second,) = await monitor.run([parse_target("192.0.2.62")])
+    finally:
+        dns_servers.rbldnsd.write("flip.ip4set", FLIP_CLEAN)
+
+    assert first.state is State.NOT_LISTED
+    assert second.state is State.ZONE_UNHEALTHY
+
+
 async def test_restart_keeps_listing(
     settings: Settings, test_zones: dict[str, Zone]
 ) -> None:

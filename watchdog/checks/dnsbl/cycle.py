@@ -129,7 +129,11 @@ class BlocklistMonitor:
             else targets_from_settings(self.settings)
         )
         started = time.perf_counter()
-        await self.lookup.prefetch(self._query_names(chosen))
+        # Test points are asked afresh every cycle: a cached NXDOMAIN for
+        # 127.0.0.1 would keep trusting a zone that began listing everything.
+        points, names = self._query_names(chosen)
+        self.lookup.forget(name for name, _ in points)
+        await self.lookup.prefetch(points + names)
         outcome = await check_zones(self.lookup, self.zones, chosen, self.backoff)
         now = self._wall_clock()
 
@@ -141,18 +145,25 @@ class BlocklistMonitor:
         self._log_pass(outcome, time.perf_counter() - started)
         return outcome.results
 
-    def _query_names(self, targets: Sequence[Target]) -> list[tuple[str, str]]:
-        """Return the (name, zone) pairs ``check_zones`` will look up."""
-        pairs: list[tuple[str, str]] = []
+    def _query_names(
+        self, targets: Sequence[Target]
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Return the (name, zone) pairs ``check_zones`` will look up.
+
+        The first list contains the test points, the second the targets.
+        """
+        points: list[tuple[str, str]] = []
+        names: list[tuple[str, str]] = []
         for zone in self.zones:
             if self.backoff.remaining(zone.name):
                 continue
-            points = [
-                point for kind in sorted(zone.kinds) for point in TEST_POINTS[kind]
-            ]
+            for kind in sorted(zone.kinds):
+                points.extend(
+                    (query_name(point, zone), zone.name) for point in TEST_POINTS[kind]
+                )
             chosen = [target for target in targets if target.kind in zone.kinds]
-            pairs.extend((query_name(t, zone), zone.name) for t in [*points, *chosen])
-        return pairs
+            names.extend((query_name(target, zone), zone.name) for target in chosen)
+        return points, names
 
     def _save(self, store: TransitionStore, transitions: list[Transition]) -> None:
         changed = self.history.changed()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import dns.asyncresolver
@@ -82,9 +82,13 @@ class Lookup:
         self._per_zone: dict[str, asyncio.Semaphore] = {}
         self._cache: dict[str, tuple[float, Records]] = {}
 
-    def forget(self) -> None:
-        """Drop every cached answer."""
-        self._cache.clear()
+    def forget(self, names: Iterable[str] | None = None) -> None:
+        """Drop the cached answers of ``names``, or every one without names."""
+        if names is None:
+            self._cache.clear()
+            return
+        for name in names:
+            self._cache.pop(name, None)
 
     async def records(self, name: str, zone: str) -> Records:
         """Return the A records (and TXT reason when listed) for ``name``.
