@@ -658,3 +658,108 @@ def test_sigterm_while_classifier_hangs(dovecot: Dovecot, tmp_path: Path) -> Non
     assert seconds < SHUTDOWN_LIMIT
     assert placed(dovecot, user) == {"INBOX": 1, "Processed": 0, "Quarantine": 0}
     assert_clean_log(daemon)
+
+
+def expunge_and_flag(dovecot: Dovecot, user: str) -> int:
+    """Expunge every fourth message left in INBOX and flag the rest; return expunged."""
+    with dovecot.client(user) as conn:
+        conn.select("INBOX")
+        _, data = conn.uid("SEARCH", "ALL")
+        uids = (data[0] or b"").split()
+        doomed = uids[::4]
+        kept = [uid for uid in uids if uid not in doomed]
+        if doomed:
+            conn.uid("STORE", b",".join(doomed).decode(), "+FLAGS", r"(\Deleted)")
+            conn.expunge()
+        if kept:
+            conn.uid("STORE", b",".join(kept).decode(), "+FLAGS", r"(\Flagged \Seen)")
+    return len(doomed)
+
+
+def messages_counted(metrics: str) -> float:
+    """Sum mailbox_messages_total over outcomes other than duplicate."""
+    return sum(
+        value
+        for series, value in counters(metrics).items()
+        if series.startswith("mailwatchdog_mailbox_messages_total")
+        and 'outcome="duplicate"' not in series
+    )
+
+
+def test_other_client_expunges(dovecot: Dovecot, tmp_path: Path) -> None:
+    user, count = "faultexpunge", 300
+    dovecot.add_user(user)
+    drop_messages(dovecot, user, tmp_path / "copies", count)
+    with running_daemon(drain_config(dovecot, user, tmp_path), tmp_path) as daemon:
+        wait_until(
+            lambda: len(dovecot.uids(user, "Processed")) > 0,
+            what="first messages moved",
+            process=daemon.process,
+            log=daemon.log,
+            timeout=STARTUP_LIMIT,
+        )
+        gone = expunge_and_flag(dovecot, user)
+        wait_drained(dovecot, user, daemon)
+        time.sleep(2)
+        status, _ = daemon.get("/healthz")
+        _, metrics = daemon.get("/metrics")
+        code, _ = daemon.terminate()
+    counts = placed(dovecot, user)
+    moved = counts["Processed"] + counts["Quarantine"]
+    rows, _ = stored(database_url(tmp_path))
+    assert code == 0
+    assert status == 200
+    assert moved == count - gone
+    assert rows >= moved
+    assert messages_counted(metrics) == rows
+    assert_clean_log(daemon)
+
+
+def test_restart_counts_once(dovecot: Dovecot, tmp_path: Path) -> None:
+    user, count = "faultcount", 300
+    dovecot.add_user(user)
+    drop_messages(dovecot, user, tmp_path / "copies", count)
+    with running_daemon(drain_config(dovecot, user, tmp_path), tmp_path) as daemon:
+        wait_until(
+            lambda: len(dovecot.uids(user, "Processed")) > 0,
+            what="first messages moved",
+            process=daemon.process,
+            log=daemon.log,
+            timeout=STARTUP_LIMIT,
+        )
+        dovecot.restart()
+        wait_drained(dovecot, user, daemon)
+        _, metrics = daemon.get("/metrics")
+        code, _ = daemon.terminate()
+    assert code == 0
+    assert messages_counted(metrics) == count
+
+
+@pytest.mark.parametrize("outage", [60.0])
+def test_dovecot_down_a_minute(dovecot: Dovecot, tmp_path: Path, outage: float) -> None:
+    user = "faultoutage"
+    dovecot.add_user(user)
+    with running_daemon(drain_config(dovecot, user, tmp_path), tmp_path) as daemon:
+        wait_until(
+            lambda: started(daemon),
+            what="daemon_started",
+            process=daemon.process,
+            log=daemon.log,
+            timeout=STARTUP_LIMIT,
+        )
+        time.sleep(2)
+        dovecot.stop()
+        time.sleep(outage)
+        down, _ = daemon.get("/healthz")
+        dovecot.start()
+        back = time.monotonic()
+        dovecot.append(user, dsn(1, sender_domain="example.org", recipient="o@x.test"))
+        wait_drained(dovecot, user, daemon)
+        recovered = time.monotonic() - back
+        code, _ = daemon.terminate()
+    failures = events_named(daemon, "poll_failed")
+    assert code == 0
+    assert down == 503
+    assert len(failures) < 20, "each failed poll is one line, with backoff"
+    assert recovered < 15, f"mail waited {recovered:.0f} s after the server came back"
+    assert_clean_log(daemon)

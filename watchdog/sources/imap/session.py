@@ -163,12 +163,7 @@ class ImapSession:
         )
         if response.result != "OK":
             raise self._failed("UID SEARCH", "ALL", response)
-        uids: set[int] = set()
-        for line in response.lines[:-1]:
-            tokens = bytes(line).split()
-            if all(token.isdigit() for token in tokens):
-                uids.update(int(token) for token in tokens)
-        return sorted(uids)
+        return _search_uids(response.lines)
 
     async def fetch_sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """Return RFC822.SIZE by UID for the requested UIDs that still exist."""
@@ -286,8 +281,26 @@ class ImapSession:
         if response.result != "OK" and b"[TRYCREATE]" in completion_text(response):
             await self.ensure_folder(target)
             response = await command(uid_set, target)
+        if response.result != "OK" and b"[EXPUNGEISSUED]" in completion_text(response):
+            # Another client expunged some of these messages, and a failed
+            # COPY or MOVE moves none (RFC 9051, 6.4.7 and 6.4.8). Retry once
+            # with the messages that are still there.
+            remaining = await self._existing(uid_set)
+            if not remaining:
+                return
+            uid_set = format_uid_set(remaining)
+            response = await command(uid_set, target)
         if response.result != "OK":
             raise self._failed(name, f"{uid_set} -> {target}", response)
+
+    async def _existing(self, uid_set: str) -> list[int]:
+        """Return the UIDs of ``uid_set`` still in the selected folder."""
+        response = await self._call(
+            "UID SEARCH", self._client.uid_search("UID", uid_set, charset=None)
+        )
+        if response.result != "OK":
+            raise self._failed("UID SEARCH", f"UID {uid_set}", response)
+        return _search_uids(response.lines)
 
     async def _uid_command(self, verb: str, *args: str, check: bool = True) -> Any:
         name = f"UID {verb.upper()}"
@@ -368,3 +381,13 @@ class ImapSession:
             f"{response.result} {text}"
         )
         return ImapError(msg, mailbox=self._mailbox)
+
+
+def _search_uids(lines: Sequence[bytes]) -> list[int]:
+    """Return the UIDs of a UID SEARCH response's untagged lines, ascending."""
+    uids: set[int] = set()
+    for line in lines[:-1]:
+        tokens = bytes(line).split()
+        if all(token.isdigit() for token in tokens):
+            uids.update(int(token) for token in tokens)
+    return sorted(uids)
