@@ -763,3 +763,40 @@ def test_dovecot_down_a_minute(dovecot: Dovecot, tmp_path: Path, outage: float) 
     assert len(failures) < 20, "each failed poll is one line, with backoff"
     assert recovered < 15, f"mail waited {recovered:.0f} s after the server came back"
     assert_clean_log(daemon)
+
+
+# NOTE: FolderPass in watchdog/sources/imap/cycle.py yields a batch's report
+# only after its MOVE returns, and the worker counts messages from that
+# report. A batch committed and moved whose OK never arrives is therefore
+# never counted and gets no batch_done line.
+@pytest.mark.xfail(strict=True, reason="a batch is counted only after MOVE returns")
+def test_reset_after_move_counted(dovecot: Dovecot, tmp_path: Path) -> None:
+    """A connection reset right after the server moved a batch still counts it."""
+    user, count = "faultmovereset", 5
+    dovecot.add_user(user)
+    for number in range(count):
+        raw = dsn(number, sender_domain="example.org", recipient=f"r{number}@x.test")
+        dovecot.append(user, raw)
+    proxy = FaultProxy(dovecot.imap_port)
+    proxy.start()
+    try:
+        config = write_config(
+            tmp_path,
+            user=user,
+            imaps_port=proxy.port,
+            ca_file=dovecot.ca_file,
+            extra='tls = "none"\nidle = false\n',
+        )
+        proxy.set_fault(Fault(Mode.RST, trigger=b"[COPYUID"))
+        with running_daemon(config, tmp_path) as daemon:
+            wait_drained(dovecot, user, daemon)
+            proxy.set_fault(Fault(Mode.PASS))
+            time.sleep(3)
+            _, metrics = daemon.get("/metrics")
+            code, _ = daemon.terminate()
+    finally:
+        proxy.stop()
+    assert code == 0
+    assert placed(dovecot, user) == {"INBOX": 0, "Processed": count, "Quarantine": 0}
+    assert stored(database_url(tmp_path))[0] == count
+    assert messages_counted(metrics) == count
