@@ -51,7 +51,7 @@ from watchdog.errors import ConfigError, RulesError
 # Seconds a check may take against a server that never sends a usable
 # reply. With the default 3 s resolver lifetime, tried more than once by
 # the lookup, such a check took 9.3 s here, and the rest is slack.
-BOUNDED_SECONDS = 12.0
+BOUNDED_SECONDS = 15.0
 
 
 # Targets
