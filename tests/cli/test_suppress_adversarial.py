@@ -219,3 +219,14 @@ def test_url_silent_server(silent_port: int, monkeypatch: pytest.MonkeyPatch) ->
     _no_traceback(result)
     assert result.exit_code == 1
     assert elapsed < 8
+
+
+@pytest.mark.parametrize("command", [["list"], ["export"]])
+def test_read_command_missing_sqlite_file(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "typo.db"
+    result = CliRunner().invoke(
+        app, ["suppress", *command, "--database", f"sqlite:///{path}"]
+    )
+    assert result.exit_code == 1
+    assert "not found" in result.output
+    assert not path.exists()

@@ -10,14 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from watchdog.config import load_settings
-from watchdog.errors import WatchdogError
+from watchdog.errors import ConfigError, WatchdogError
 from watchdog.store import Store
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 DatabaseOption = Annotated[
     str | None,
@@ -39,15 +39,21 @@ ConfigOption = Annotated[
 ]
 
 
-def open_store(database: str | None, config: Path | None) -> Store:
+def open_store(
+    database: str | None, config: Path | None, *, create: bool = True
+) -> Store:
     """Open the configured database and bring its schema up to date.
 
-    Exits with status 1 and the error on stderr when the settings or the
-    database fail.
+    With ``create`` false, a missing SQLite file is an error instead of a new
+    empty database, so a mistyped path is not read as an empty list. Exits
+    with status 1 and the error on stderr when the settings or the database
+    fail.
     """
     try:
         overrides = {"database.url": database} if database else {}
         settings = load_settings(config, **overrides)
+        if not create:
+            _require_sqlite_file(settings.database.url)
         store = Store(
             settings.database.url,
             busy_timeout=settings.database.busy_timeout_seconds,
@@ -56,6 +62,18 @@ def open_store(database: str | None, config: Path | None) -> Store:
     except WatchdogError as exc:
         fail(str(exc))
     return store
+
+
+def _require_sqlite_file(url: str) -> None:
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.exists():
+        msg = (
+            f"database file {str(path)!r} not found: check --database, or create "
+            f"it with mail-watchdog db upgrade --database {url}"
+        )
+        raise ConfigError(msg, key="database.url")
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -77,7 +95,7 @@ def upgrade_command(
 @app.command("check")
 def check_command(database: DatabaseOption = None, config: ConfigOption = None) -> None:
     """Check that the database accepts queries and passes PRAGMA quick_check."""
-    store = open_store(database, config)
+    store = open_store(database, config, create=False)
     try:
         store.check()
     except WatchdogError as exc:

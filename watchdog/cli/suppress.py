@@ -93,8 +93,10 @@ def _check_addresses(addresses: Iterable[str]) -> None:
 
 
 @contextlib.contextmanager
-def _opened(database: str | None, config: Path | None) -> Iterator[Store]:
-    store = open_store(database, config)
+def _opened(
+    database: str | None, config: Path | None, *, create: bool = True
+) -> Iterator[Store]:
+    store = open_store(database, config, create=create)
     try:
         yield store
     except InvalidAddress as exc:
@@ -128,9 +130,10 @@ def list_command(
     config: ConfigOption = None,
 ) -> None:
     """List entries ordered by address."""
-    with _opened(database, config) as store:
+    updated_since = _since(since)
+    with _opened(database, config, create=False) as store:
         entries: Iterable[Suppression] = store.iter_suppressions(
-            reason=reason, since=_since(since)
+            reason=reason, since=updated_since
         )
         if limit:
             entries = itertools.islice(entries, limit)
@@ -314,7 +317,9 @@ def export_command(
     config: ConfigOption = None,
 ) -> None:
     """Export every entry ordered by address."""
-    with _opened(database, config) as store:
+    if output is not None and not output.parent.is_dir():
+        fail(f"cannot write {str(output)!r}: folder {str(output.parent)!r} not found")
+    with _opened(database, config, create=False) as store:
         if output is None:
             count = write_rows(sys.stdout, store.iter_suppressions(), output_format)
         else:
