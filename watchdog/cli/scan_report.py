@@ -14,6 +14,7 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
+from watchdog.classify.verdict import Kind
 from watchdog.pipeline import Outcome, Result
 from watchdog.store import Store
 
@@ -48,8 +49,10 @@ class ScanTally:
         self.suppressed.extend(result.suppressed)
         if result.verdict is None or result.outcome is Outcome.DUPLICATE:
             return
+        failure = result.verdict.kind is Kind.BOUNCE
         for recipient in result.verdict.recipients:
-            severity = "hard" if recipient.hard else "soft"
+            # Complaints, auto-replies and delivery reports are no failure.
+            severity = ("hard" if recipient.hard else "soft") if failure else "-"
             key = (result.verdict.kind.value, recipient.reason, severity)
             self.recipients[key] += 1
 
