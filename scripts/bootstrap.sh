@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Create .venv with Mail Watchdog and its development tools, if missing.
+# Create .venv with Mail Watchdog, if missing.
+#   bootstrap.sh        the package and what it needs to run
+#   bootstrap.sh dev    also the test and lint tools
 set -euo pipefail
+mode=${1:-runtime}
 cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3}
@@ -15,9 +18,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-stamp=.venv/.installed
+stamp=.venv/.installed-$mode
+target=.
+[ "$mode" = dev ] && target='.[dev]'
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target"
     touch "$stamp"
 fi

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-test-deps.sh
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh dev
 
 private_pg=""
 cleanup() {
