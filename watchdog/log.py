@@ -19,7 +19,10 @@ from typing import Any
 import structlog
 
 _SECRET_KEYS = frozenset({"password", "secret", "token", "authorization", "key"})
-_QUIET_LIBRARIES = ("aioimaplib", "aioimaplib.aioimaplib", "apscheduler")
+# Held at WARNING or above: aioimaplib logs protocol lines with bodies and
+# credentials at DEBUG, APScheduler and Alembic log every job run and
+# migration step at INFO.
+_QUIET_LIBRARIES = ("aioimaplib", "aioimaplib.aioimaplib", "apscheduler", "alembic")
 
 
 def configure(level: str = "info", fmt: str = "auto") -> None:
