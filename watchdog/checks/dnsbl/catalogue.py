@@ -12,10 +12,7 @@ octet of 127.0.0.x (``bits``, for SURBL and URIBL).
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,96 +24,39 @@ from watchdog.checks.dnsbl.yaml_lines import (
     LineMapping,
     short_repr,
 )
+from watchdog.checks.dnsbl.zones import (
+    DNS_NAME_RULE,
+    DQS_SUFFIX,
+    REPUTATION_SEVERITIES,
+    CodeMeaning,
+    Severity,
+    Zone,
+    ZoneKind,
+    adhoc_zone,
+    is_dns_name,
+)
 from watchdog.errors import RulesError
 
-DQS_SUFFIX = "dq.spamhaus.net"
+# The zone records live in ``zones``. They are imported here too, so that
+# callers can keep importing them from the catalogue.
+__all__ = [
+    "DNS_NAME_RULE",
+    "DQS_SUFFIX",
+    "MAX_CATALOGUE_BYTES",
+    "REPUTATION_SEVERITIES",
+    "CodeMeaning",
+    "Severity",
+    "Zone",
+    "ZoneKind",
+    "adhoc_zone",
+    "is_dns_name",
+    "load_catalogue",
+]
 
 # The shipped catalogue is about 10 KiB, and PyYAML's pure-Python loader
 # needs seconds per MiB (a 2 MiB file of 20,000 zones took 20 s on a shared
 # test machine). A larger file is a mistake, so it is rejected unparsed.
 MAX_CATALOGUE_BYTES = 1 << 20
-
-# Labels of 1 to 63 lowercase letters, digits, hyphens or underscores,
-# joined by dots. 180 characters in all leave room for the 64 of a reversed
-# IPv6 address within the 253 of a DNS name.
-_DNS_NAME = re.compile(
-    r"(?=.{1,180}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-    r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*"
-)
-
-
-class ZoneKind(StrEnum):
-    """Kind of target a zone lists: IPv4 address, IPv6 address or domain name."""
-
-    IP4 = "ip4"
-    IP6 = "ip6"
-    DOMAIN = "domain"
-
-
-class Severity(StrEnum):
-    """Importance of a return code to a sender."""
-
-    CRITICAL = "critical"
-    WARNING = "warning"
-    # A policy listing such as Spamhaus PBL: the IP should not send direct
-    # to MX. It is a configuration finding, not a reputation listing.
-    CONFIGURATION = "configuration"
-    INFO = "info"
-    UNKNOWN = "unknown"
-
-
-REPUTATION_SEVERITIES = frozenset(
-    {Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN}
-)
-
-
-@dataclass(frozen=True)
-class CodeMeaning:
-    """Meaning and severity of one return code or bit of a zone."""
-
-    meaning: str
-    severity: Severity
-
-
-@dataclass(frozen=True)
-class Zone:
-    """One blocklist zone and how to read its answers."""
-
-    name: str
-    kinds: frozenset[ZoneKind]
-    lists: str = ""
-    codes: Mapping[str, CodeMeaning] = field(default_factory=dict)
-    bits: Mapping[int, CodeMeaning] = field(default_factory=dict)
-    operator_errors: Mapping[str, str] = field(default_factory=dict)
-    operator_error_bits: Mapping[int, str] = field(default_factory=dict)
-    informational: bool = False
-    enabled: bool = True
-    needs_key: bool = False
-    dqs: str | None = None
-    delist_url: str | None = None
-    query_zone: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.query_zone:
-            object.__setattr__(self, "query_zone", self.name)
-
-    def with_dqs_key(self, key: str) -> Zone:
-        """Return this zone queried as ``<key>.<dqs>.dq.spamhaus.net``."""
-        if self.dqs is None:
-            return self
-        return _replace(self, query_zone=f"{key}.{self.dqs}.{DQS_SUFFIX}")
-
-
-def _replace(zone: Zone, **changes: Any) -> Zone:
-    values = {name: getattr(zone, name) for name in zone.__dataclass_fields__}
-    values.update(changes)
-    return Zone(**values)
-
-
-def adhoc_zone(name: str) -> Zone:
-    """Build a zone absent from the catalogue: IP lists, every code unknown."""
-    return Zone(name=name, kinds=frozenset({ZoneKind.IP4, ZoneKind.IP6}))
-
 
 _REQUIRED = ("zone", "kind", "lists")
 _OPTIONAL = frozenset(
@@ -237,17 +177,6 @@ def _text(entry: LineMapping, key: str, path: Path) -> str:
             f"expected a non-empty string, got {short_repr(value)}",
         )
     return str(value).strip()
-
-
-def is_dns_name(name: str) -> bool:
-    """Tell whether ``name`` (lowercase, no final dot) can be a zone name."""
-    return _DNS_NAME.fullmatch(name) is not None
-
-
-DNS_NAME_RULE = (
-    "use at most 180 characters in labels of letters, digits, hyphens or "
-    "underscores joined by single dots"
-)
 
 
 def _dns_name(entry: LineMapping, key: str, path: Path) -> str:
