@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import FrameType
 
 import structlog
 from sqlalchemy.engine import make_url
@@ -39,6 +43,9 @@ from watchdog.store import Store
 POLL_BUDGET = 5.0
 # Seconds for each later step: IDLE watchers, logouts, the HTTP listener.
 STEP_BUDGET = 1.0
+# Seconds after the first signal at which a shutdown still running is cut
+# short with exit code 1, before Docker's SIGKILL at 10 s.
+SHUTDOWN_DEADLINE = 9.0
 # Job names of the scheduled checks; mailbox and local source names must differ.
 CHECK_BLOCKLISTS = "check-blocklists"
 CHECK_AUDIT = "check-audit"
@@ -69,7 +76,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> N
     """
     _check_source_names(settings)
     stop = stop if stop is not None else asyncio.Event()
-    received = _on_signals(stop)
+    signals = _Signals(stop)
     started = time.monotonic()
     metrics = Metrics()
     store = Store(
@@ -81,6 +88,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> N
         parts = await _start(settings, store, metrics, stop)
     except BaseException:
         store.close()
+        signals.restore()
         raise
     _log_started(settings, parts, started)
 
@@ -89,9 +97,11 @@ async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> N
         for name, worker in parts.workers.items()
     ]
     await stop.wait()
+    received = signals.received
     log.info("daemon_stopping", signal=received[0] if received else None)
     stopping = time.monotonic()
     await _shutdown(parts, watchers)
+    signals.restore()
     log.info("daemon_stopped", shutdown_seconds=round(time.monotonic() - stopping, 3))
 
 
@@ -228,18 +238,53 @@ async def _probe(store: Store) -> None:
     store.is_recorded(_PROBE_DIGEST)
 
 
-def _on_signals(stop: asyncio.Event) -> list[str]:
-    """Set ``stop`` on SIGTERM or SIGINT; return the list the names go to."""
-    received: list[str] = []
+class _Signals:
+    """SIGTERM and SIGINT handlers that set ``stop`` and arm a shutdown deadline.
 
-    def handle(signum: signal.Signals) -> None:
-        received.append(signum.name)
-        stop.set()
+    They are plain ``signal`` handlers, not the event loop's, because a
+    synchronous database call that never returns (PostgreSQL behind a
+    firewall that drops the flow) blocks the loop. Python still runs these
+    handlers then, and the first signal starts a timer that calls
+    ``_force_exit`` unless ``restore`` cancels it first.
+    """
 
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, handle, signum)
-    return received
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.received: list[str] = []
+        self._stop = stop
+        self._loop = asyncio.get_running_loop()
+        self._timer: threading.Timer | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        """Put back the default handlers and cancel the deadline timer."""
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        name = signal.Signals(signum).name
+        if self._timer is None:
+            self._timer = threading.Timer(SHUTDOWN_DEADLINE, _force_exit, [name])
+            self._timer.daemon = True
+            self._timer.start()
+        self.received.append(name)
+        self._loop.call_soon_threadsafe(self._stop.set)
+
+
+def _force_exit(signal_name: str) -> None:
+    """End the process when shutdown has not finished in time; exit code 1."""
+    log.error(
+        "shutdown_timed_out",
+        signal=signal_name,
+        deadline_seconds=SHUTDOWN_DEADLINE,
+        hint="a database or IMAP call did not return; uncommitted messages "
+        "stay in the source folder and are processed after the restart",
+    )
+    sys.stderr.flush()
+    os._exit(1)
 
 
 async def _shutdown(parts: _Parts, watchers: list[asyncio.Task[None]]) -> None:
@@ -252,9 +297,6 @@ async def _shutdown(parts: _Parts, watchers: list[asyncio.Task[None]]) -> None:
     if parts.http is not None:
         await _bounded(parts.http.stop())
     await parts.pool.close()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(signum)
     parts.store.close()
 
 
