@@ -17,6 +17,7 @@ from watchdog.errors import StoreError
 from watchdog.pipeline import MessageRef, Outcome
 from watchdog.store import NOT_RECORDED, Recorded, Store, SuppressionReason
 from watchdog.store.models import event_table, message_table
+from watchdog.store.store import KEYS_PER_STATEMENT
 
 REF = MessageRef("bounces", "INBOX", uidvalidity=7, uid=1)
 POLICY = Policy(
@@ -279,6 +280,62 @@ def test_mark_moved(store: Store) -> None:
     row = message_row(store, sha)
     assert row["moved_to"] == "Processed"
     assert row["moved_at"] is not None
+
+
+def test_mark_moved_many(store: Store) -> None:
+    """mark_moved_many stores the folder on every listed row and no other."""
+    moved = [digest() for _ in range(3)]
+    kept = digest()
+    for sha in [*moved, kept]:
+        record(store, bounce("a@example.com"), sha256=sha)
+    store.mark_moved_many(moved, "Quarantine")
+    for sha in moved:
+        assert message_row(store, sha)["moved_to"] == "Quarantine"
+    assert message_row(store, kept)["moved_to"] is None
+
+
+def test_mark_moved_many_chunks(store: Store) -> None:
+    """More keys than one UPDATE takes are all marked."""
+    shas = [digest() for _ in range(KEYS_PER_STATEMENT + 5)]
+    with store.batch():
+        for sha in shas:
+            record(store, bounce("a@example.com"), sha256=sha)
+    store.mark_moved_many(shas, "Processed")
+    assert message_row(store, shas[0])["moved_to"] == "Processed"
+    assert message_row(store, shas[-1])["moved_to"] == "Processed"
+
+
+def test_recorded_outcome(store: Store) -> None:
+    """recorded_outcome returns the stored outcome, or None for new bytes."""
+    unrecognised = digest()
+    record(
+        store,
+        bounce("a@example.com"),
+        sha256=unrecognised,
+        outcome=Outcome.UNRECOGNISED,
+    )
+    assert store.recorded_outcome(digest()) is None
+    assert store.recorded_outcome(unrecognised) is Outcome.UNRECOGNISED
+
+
+def test_recorded_outcomes(store: Store) -> None:
+    """recorded_outcomes returns only the keys that have a row."""
+    shas = [digest() for _ in range(KEYS_PER_STATEMENT + 2)]
+    with store.batch():
+        for sha in shas[1:]:
+            record(store, bounce("a@example.com"), sha256=sha)
+    found = store.recorded_outcomes(shas)
+    assert shas[0] not in found
+    assert len(found) == len(shas) - 1
+    assert found[shas[-1]] is Outcome.PROCESSED
+
+
+def test_recorded_outcome_failed(store: Store) -> None:
+    """A failed attempt is reported as failed, which is not final."""
+    sha = digest()
+    store.record_failure(REF, sha256=sha, size=10, error="cpu")
+    assert store.recorded_outcome(sha) is Outcome.FAILED
+    assert not store.is_recorded(sha)
 
 
 def test_batch_commits_together(store: Store) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,9 @@ from watchdog.store.transactions import Batch, utcnow
 
 M = message_table.c
 B = mailbox_table.c
+
+KEYS_PER_STATEMENT = 500
+"""Keys bound in one IN list, well under SQLite's bound-parameter cap."""
 
 
 class Store(SuppressionList):
@@ -195,9 +198,30 @@ class Store(SuppressionList):
 
     def is_recorded(self, sha256: str) -> bool:
         """Tell whether these bytes reached a final outcome (anything but failed)."""
-        with self._read("looking up a message") as conn:
-            outcome = conn.execute(select(M.outcome).where(M.sha256 == sha256)).scalar()
-        return outcome is not None and outcome != Outcome.FAILED.value
+        outcome = self.recorded_outcome(sha256)
+        return outcome is not None and outcome is not Outcome.FAILED
+
+    def recorded_outcome(self, sha256: str) -> Outcome | None:
+        """Return the outcome stored for these bytes, or None if never recorded.
+
+        ``Outcome.FAILED`` means earlier attempts failed and the message is
+        to be classified again.
+        """
+        return self.recorded_outcomes([sha256]).get(sha256)
+
+    def recorded_outcomes(self, sha256s: Sequence[str]) -> dict[str, Outcome]:
+        """Return the stored outcome of each of these keys that has a row.
+
+        One SELECT per ``KEYS_PER_STATEMENT`` keys.
+        """
+        found: dict[str, Outcome] = {}
+        with self._read("looking up messages") as conn:
+            for chunk in _chunks(sha256s):
+                query = select(M.sha256, M.outcome).where(M.sha256.in_(chunk))
+                found.update(
+                    (row.sha256, Outcome(row.outcome)) for row in conn.execute(query)
+                )
+        return found
 
     def record(
         self,
@@ -319,6 +343,18 @@ class Store(SuppressionList):
                 .values(moved_to=clean(folder, 1000), moved_at=utcnow())
             )
 
+    def mark_moved_many(self, sha256s: Sequence[str], folder: str) -> None:
+        """Note that the messages with these bytes now sit in ``folder``.
+
+        One UPDATE per ``KEYS_PER_STATEMENT`` keys, all in one transaction.
+        """
+        values = {"moved_to": clean(folder, 1000), "moved_at": utcnow()}
+        with self._write("marking messages moved") as conn:
+            for chunk in _chunks(sha256s):
+                conn.execute(
+                    update(message_table).where(M.sha256.in_(chunk)).values(**values)
+                )
+
     @contextlib.contextmanager
     def consumer_lock(self, source: str, folder: str) -> Iterator[bool]:
         """Hold the lock that makes this process the folder's only consumer.
@@ -335,3 +371,8 @@ class Store(SuppressionList):
                 yield won
         else:
             yield True
+
+
+def _chunks(keys: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(keys), KEYS_PER_STATEMENT):
+        yield list(keys[start : start + KEYS_PER_STATEMENT])
