@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/drain.py [--count 20000] [--database both]
-                                    [--classifier inline|pool]
+                                    [--classifier pool|inline]
 
 Each run gets a fresh Dovecot user whose Maildir is filled directly with
 ``count`` corpus bounces, each made unique by an added header, and a fresh
@@ -12,8 +12,10 @@ database. It then drains the INBOX end to end with ``MailboxWorker.poll``
 and the RSS every ``--checkpoint`` messages. Each database runs in its own
 process so that the peak RSS of one does not hide the other's.
 
-``inline`` classifies in the event loop's process, one message at a time;
-``pool`` uses ``watchdog.classify.worker.ClassifierPool``. Dovecot must be
+``pool`` (the default, as in the daemon) uses
+``watchdog.classify.worker.ClassifierPool`` with two messages in flight per
+worker; ``inline`` classifies in the event loop's process, one message at a
+time. Dovecot must be
 installed; PostgreSQL is the machine's server at 127.0.0.1:5432 unless
 WATCHDOG_TEST_PG_URL names another.
 """
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,7 @@ from watchdog.classify import classify  # noqa: E402
 from watchdog.classify.verdict import Verdict  # noqa: E402
 from watchdog.classify.worker import ClassifierPool  # noqa: E402
 from watchdog.config import Limits  # noqa: E402
-from watchdog.pipeline import MessageRef, Result  # noqa: E402
+from watchdog.pipeline import Classified, MessageRef, Pending, Result  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -82,8 +85,16 @@ class Checkpoints:
         self.count = 0
         self.samples: list[tuple[int, float]] = []
 
-    async def process(self, ref: MessageRef, raw: bytes) -> Result:
-        result: Result = await self._processor.process(ref, raw)
+    def prepare(self, items: Sequence[tuple[MessageRef, bytes]]) -> list[Pending]:
+        pending: list[Pending] = self._processor.prepare(items)
+        return pending
+
+    async def classify_pending(self, pending: Pending) -> Classified:
+        item: Classified = await self._processor.classify_pending(pending)
+        return item
+
+    def record(self, item: Classified) -> Result:
+        result: Result = self._processor.record(item)
         self._tick()
         return result
 
@@ -175,7 +186,7 @@ def main() -> int:
     parser.add_argument(
         "--database", choices=["sqlite", "postgresql", "both"], default="both"
     )
-    parser.add_argument("--classifier", choices=["inline", "pool"], default="inline")
+    parser.add_argument("--classifier", choices=["pool", "inline"], default="pool")
     args = parser.parse_args()
 
     if args.database != "both":

@@ -3,13 +3,20 @@
 A source (IMAP, Maildir, mbox) hands over the raw bytes and where they came
 from. The pipeline classifies them in the worker pool and records the
 verdict, its events and the suppression changes in one transaction. The
-source moves the message only after ``process`` has returned, so a crash
+source moves the message only after the record has committed, so a crash
 leaves the message either recorded or still in its folder.
+
+Processing is two steps. ``classify`` waits for the worker pool and touches
+the database only to read, so many messages can be classified at once
+outside any transaction. ``record`` writes one classified message and never
+awaits, so a batch of them fits in one short ``Store.batch()``. ``process``
+runs both for one message.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -67,6 +74,8 @@ class Result:
     events_added: int = 0
     suppressed: tuple[str, ...] = ()
     error: str | None = None
+    earlier: Outcome | None = None
+    """For a duplicate, the outcome stored for the first copy, if known."""
 
 
 def sha256_hex(raw: bytes) -> str:
@@ -85,6 +94,37 @@ class ClassifyFailed(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One message hashed and looked up, waiting for ``Processor.classify_pending``.
+
+    ``earlier`` is the final outcome stored for the same bytes, or None when
+    the message is new or only failed before and so must be classified.
+    """
+
+    ref: MessageRef
+    raw: bytes
+    sha256: str
+    earlier: Outcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """One message after ``Processor.classify``, ready for ``Processor.record``.
+
+    Exactly one of ``verdict``, ``failure`` and ``earlier`` is set:
+    ``earlier`` is the final outcome stored for the same bytes, so the
+    message is a duplicate and is not classified at all.
+    """
+
+    ref: MessageRef
+    sha256: str
+    size: int
+    verdict: Verdict | None = None
+    failure: ClassifyFailed | None = None
+    earlier: Outcome | None = None
+
+
 class Classifier(Protocol):
     """Anything that classifies raw bytes off the event loop."""
 
@@ -94,9 +134,9 @@ class Classifier(Protocol):
 class Processor:
     """Classify and record messages for one configuration.
 
-    ``process`` never raises for anything wrong with the message itself; it
-    raises StoreError when the database fails, and then nothing was recorded
-    and the message must stay where it is.
+    ``process``, ``classify`` and ``record`` never raise for anything wrong
+    with the message itself. They raise StoreError when the database fails,
+    and then nothing was recorded and the message must stay where it is.
     """
 
     def __init__(
@@ -116,33 +156,78 @@ class Processor:
 
     async def process(self, ref: MessageRef, raw: bytes) -> Result:
         """Classify ``raw`` and record the verdict; return where it goes next."""
-        digest = sha256_hex(raw)
-        if self._store.is_recorded(digest):
-            return Result(Outcome.DUPLICATE, Kind.UNKNOWN, digest)
+        return self.record(await self.classify(ref, raw))
 
+    async def classify(self, ref: MessageRef, raw: bytes) -> Classified:
+        """Classify one message; see ``prepare`` and ``classify_pending``."""
+        (pending,) = self.prepare([(ref, raw)])
+        return await self.classify_pending(pending)
+
+    def prepare(self, items: Sequence[tuple[MessageRef, bytes]]) -> list[Pending]:
+        """Hash each message and look up earlier copies, in one read of the store."""
+        digests = [sha256_hex(raw) for _, raw in items]
+        stored = self._store.recorded_outcomes(digests)
+        pending: list[Pending] = []
+        for (ref, raw), digest in zip(items, digests, strict=True):
+            earlier = stored.get(digest)
+            if earlier is Outcome.FAILED:
+                earlier = None  # classified again until its attempts run out
+            pending.append(Pending(ref, raw, digest, earlier))
+        return pending
+
+    async def classify_pending(self, pending: Pending) -> Classified:
+        """Classify in the worker pool, unless an earlier copy is final.
+
+        Writes nothing, so it may run outside a transaction and alongside
+        other messages.
+        """
+        ref, digest, size = pending.ref, pending.sha256, len(pending.raw)
+        if pending.earlier is not None:
+            return Classified(ref, digest, size, earlier=pending.earlier)
         try:
-            verdict = await self._classifier(raw)
+            verdict = await self._classifier(pending.raw)
         except ClassifyFailed as exc:
-            return self._record_failure(ref, raw, digest, exc)
+            return Classified(ref, digest, size, failure=exc)
+        return Classified(ref, digest, size, verdict=verdict)
 
+    def record(self, item: Classified) -> Result:
+        """Record one classified message; return where it goes next.
+
+        Runs in the enclosing ``Store.batch()``, if any, and never awaits.
+        """
+        if item.earlier is not None:
+            return Result(
+                Outcome.DUPLICATE, Kind.UNKNOWN, item.sha256, earlier=item.earlier
+            )
+        if item.failure is not None:
+            return self._record_failure(item, item.failure)
+        assert item.verdict is not None
+        return self._record_verdict(item, item.verdict)
+
+    def _record_verdict(self, item: Classified, verdict: Verdict) -> Result:
         outcome, verified = self._decide(verdict)
         recorded = self._store.record(
-            ref,
-            sha256=digest,
-            size=len(raw),
+            item.ref,
+            sha256=item.sha256,
+            size=item.size,
             verdict=verdict,
             outcome=outcome,
             verified=verified,
             policy=self._settings.policy,
         )
         if not recorded.inserted:
-            outcome = Outcome.DUPLICATE
-        elif self._metrics is not None and verified:
+            # Another copy of these bytes was recorded since ``classify``
+            # looked, for instance earlier in the same batch.
+            earlier = self._store.recorded_outcome(item.sha256)
+            return Result(
+                Outcome.DUPLICATE, verdict.kind, item.sha256, verdict, earlier=earlier
+            )
+        if self._metrics is not None and verified:
             count_verdict(self._metrics, self._providers, verdict, recorded.suppressed)
         return Result(
             outcome,
             verdict.kind,
-            digest,
+            item.sha256,
             verdict=verdict,
             events_added=recorded.events_added,
             suppressed=recorded.suppressed,
@@ -157,16 +242,13 @@ class Processor:
             Outcome.QUARANTINED, Kind.UNKNOWN, digest, error="max_message_bytes"
         )
 
-    def _record_failure(
-        self, ref: MessageRef, raw: bytes, digest: str, exc: ClassifyFailed
-    ) -> Result:
+    def _record_failure(self, item: Classified, exc: ClassifyFailed) -> Result:
+        ref, digest, size = item.ref, item.sha256, item.size
         attempts = self._store.record_failure(
-            ref, sha256=digest, size=len(raw), error=exc.reason
+            ref, sha256=digest, size=size, error=exc.reason
         )
         if attempts >= self._settings.policy.max_attempts:
-            self._store.record_rejected(
-                ref, sha256=digest, size=len(raw), error=exc.reason
-            )
+            self._store.record_rejected(ref, sha256=digest, size=size, error=exc.reason)
             return Result(Outcome.QUARANTINED, Kind.UNKNOWN, digest, error=exc.reason)
         return Result(Outcome.FAILED, Kind.UNKNOWN, digest, error=exc.reason)
 

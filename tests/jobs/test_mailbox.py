@@ -325,6 +325,58 @@ async def test_uidvalidity_change(
     assert_clean(audit(dovecot, user, raws, database_url), 6)
 
 
+async def test_leave_after_crash(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """After a crash between commit and move, leave applies to first outcomes.
+
+    Committed bounces then move to Processed, and committed ordinary mail
+    stays in INBOX.
+    """
+    ordinary = [unique(raw, f"{user}-o{n}") for n, raw in enumerate(ordinary_samples())]
+    bounces = make_bounces(3, user)
+    fill(dovecot, user, ordinary[:2] + bounces)
+    settings = settings_for(dovecot, user, unrecognised="leave")
+    reset_fault_points()
+    os.environ["WATCHDOG_TEST_FAULT"] = "after_commit:raise"
+    rig = make_rig(settings, database_url)
+    try:
+        with pytest.raises(RuntimeError, match="after_commit"):
+            await rig.worker.poll()
+    finally:
+        del os.environ["WATCHDOG_TEST_FAULT"]
+    await rig.worker.close()
+
+    rig = make_rig(settings, database_url)
+    summary = await rig.worker.poll()
+    await rig.worker.close()
+
+    assert summary.outcomes == {"duplicate": 5}
+    assert dovecot.uids(user) == [1, 2]
+    report = audit(dovecot, user, ordinary[:2] + bounces, database_url)
+    assert_clean(report, 5)
+    assert report.where["Processed"] == 3
+
+
+async def test_duplicate_of_quarantined(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """A copy of a quarantined message follows it to Quarantine."""
+    nested = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
+        for n in range(100)
+    )
+    raw = unique(b"Subject: nested\r\nMIME-Version: 1.0\r\n" + nested, user)
+    fill(dovecot, user, [raw, raw])
+    rig = make_rig(settings_for(dovecot, user), database_url)
+
+    summary = await rig.worker.poll()
+    await rig.worker.close()
+
+    assert summary.outcomes == {"quarantined": 1, "duplicate": 1}
+    assert len(dovecot.uids(user, "Quarantine")) == 2
+
+
 class SlowClassifier(InProcessClassifier):
     """Take ``delay`` seconds per message so a fault lands mid-batch."""
 

@@ -1,7 +1,8 @@
-"""One pass over an IMAP folder: select, fetch, process, commit, then move.
+"""One pass over an IMAP folder: select, fetch, classify, commit, then move.
 
-The order makes every step safe to repeat. Messages of a batch are processed
-inside one ``store.batch()`` and moved only after it has committed. A crash
+The order makes every step safe to repeat. The messages of a batch are
+classified first, outside any transaction, then recorded together in one
+short ``store.batch()`` and moved only after it has committed. A crash
 before the commit leaves them unrecorded in the source folder, and a crash
 after it leaves them recorded there, so the next pass finds them as
 duplicates by SHA-256 and only moves them.
@@ -17,11 +18,11 @@ import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence, Set
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from watchdog.pipeline import MessageRef, Outcome, Result
+from watchdog.pipeline import Classified, MessageRef, Outcome, Pending, Result
 from watchdog.sources.imap.faults import fault_point
 from watchdog.sources.imap.session import ImapSession, MoveMethod
 from watchdog.sources.imap.uidset import chunks
@@ -38,14 +39,16 @@ class CycleStore(Protocol):
 
     def uidvalidity(self, source: str, folder: str) -> int | None: ...
     def set_uidvalidity(self, source: str, folder: str, value: int) -> bool: ...
-    def mark_moved(self, sha256: str, folder: str) -> None: ...
+    def mark_moved_many(self, sha256s: Sequence[str], folder: str) -> None: ...
     def batch(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 class MessageProcessor(Protocol):
     """The part of ``watchdog.pipeline.Processor`` the cycle uses."""
 
-    async def process(self, ref: MessageRef, raw: bytes) -> Result: ...
+    def prepare(self, items: Sequence[tuple[MessageRef, bytes]]) -> list[Pending]: ...
+    async def classify_pending(self, pending: Pending) -> Classified: ...
+    def record(self, item: Classified) -> Result: ...
     def quarantine_oversize(
         self, ref: MessageRef, size: int, digest: str
     ) -> Result: ...
@@ -115,19 +118,20 @@ def oversize_digest(plan: FolderPlan, uidvalidity: int, uid: int) -> str:
 def destination(result: Result, plan: FolderPlan) -> str | None:
     """Return the folder a message goes to after the commit, or None to leave it.
 
-    In a folder shared with people, unrecognised mail stays where it is.
-    A duplicate was recorded with a final outcome before, but the store does
-    not say which, so with ``leave_unrecognised`` it is left too.
+    In a folder shared with people, unrecognised mail stays where it is. A
+    duplicate follows the outcome stored for its first copy, so a message
+    recorded just before a crash goes where that copy was meant to go.
     """
     outcome = result.outcome
+    if outcome is Outcome.DUPLICATE and result.earlier is not None:
+        outcome = result.earlier
     if outcome is Outcome.FAILED:
         return None
     if outcome is Outcome.QUARANTINED:
         return plan.quarantine_folder
     if outcome in (Outcome.UNRECOGNISED, Outcome.DUPLICATE) and plan.leave_unrecognised:
-        # NOTE: a bounce committed just before a crash is also a duplicate,
-        # so with unrecognised = "leave" it stays in the source folder; it is
-        # counted once and never lost, but it is fetched again each pass.
+        # A duplicate whose first copy's outcome is unknown may be
+        # unrecognised mail, so it is left in place too.
         return None
     return plan.processed_folder
 
@@ -200,13 +204,8 @@ class FolderPass:
         sizes: dict[int, int],
         began: float,
     ) -> BatchReport:
-        small = [uid for uid in uids if sizes[uid] <= self._plan.max_message_bytes]
-        bodies: dict[int, bytes] = {}
-        for group in chunks(small, BODY_GROUP_UIDS):
-            bodies.update(await session.fetch_bodies(group))
-        fault_point("after_fetch")
-
-        reports = await self._process_all(uidvalidity, uids, sizes, bodies)
+        classified = await self._classify_all(session, uidvalidity, uids, sizes)
+        reports = self._record_all(uidvalidity, uids, sizes, classified)
         fault_point("after_commit")
         moved, method = await self._move(session, reports)
         fault_point("after_move")
@@ -218,63 +217,96 @@ class FolderPass:
             seconds=time.monotonic() - began,
         )
 
-    async def _process_all(
+    async def _classify_all(
+        self,
+        session: ImapSession,
+        uidvalidity: int,
+        uids: Sequence[int],
+        sizes: dict[int, int],
+    ) -> dict[int, Classified]:
+        """Fetch the bodies in groups and classify them, ``concurrency`` at a time.
+
+        The next group is fetched while the current one is classified. On a
+        stop request no further group is fetched and no new message starts,
+        and those in flight finish. Messages expunged by another client
+        since the size FETCH have no body and are left out.
+        """
+        plan = self._plan
+        small = [uid for uid in uids if sizes[uid] <= plan.max_message_bytes]
+        groups = chunks(small, BODY_GROUP_UIDS)
+        turns = asyncio.Semaphore(self._concurrency)
+        tasks: dict[int, asyncio.Task[Classified | None]] = {}
+        fetching = _fetch_next(session, groups)
+        try:
+            while fetching is not None:
+                bodies = await fetching
+                fault_point("after_fetch")
+                fetching = None if self._stop.is_set() else _fetch_next(session, groups)
+                tasks |= self._start_group(turns, uidvalidity, bodies)
+            await asyncio.gather(*tasks.values())
+        finally:
+            if fetching is not None and not fetching.done():
+                # The reply is only partly read, so the connection is unusable.
+                session.drop()
+                await _cancel_all({fetching})
+            await _cancel_all(set(tasks.values()))
+        return {uid: item for uid, task in tasks.items() if (item := task.result())}
+
+    def _start_group(
+        self, turns: asyncio.Semaphore, uidvalidity: int, bodies: dict[int, bytes]
+    ) -> dict[int, asyncio.Task[Classified | None]]:
+        """Look up one group's earlier copies, then start classifying each."""
+        plan = self._plan
+        fetched = list(bodies)
+        items = [
+            (MessageRef(plan.source, plan.folder, uidvalidity, uid), bodies[uid])
+            for uid in fetched
+        ]
+        prepared = self._processor.prepare(items)
+        return {
+            uid: asyncio.create_task(self._classify(turns, pending))
+            for uid, pending in zip(fetched, prepared, strict=True)
+        }
+
+    async def _classify(
+        self, turns: asyncio.Semaphore, pending: Pending
+    ) -> Classified | None:
+        """Classify one message in its turn; None when a stop came first."""
+        async with turns:
+            if self._stop.is_set():
+                return None
+            return await self._processor.classify_pending(pending)
+
+    def _record_all(
         self,
         uidvalidity: int,
         uids: Sequence[int],
         sizes: dict[int, int],
-        bodies: dict[int, bytes],
+        classified: dict[int, Classified],
     ) -> list[MessageReport]:
-        """Process the batch in one transaction, ``concurrency`` messages at a time.
+        """Record the batch in one transaction, in UID order, without awaiting.
 
-        Store calls are synchronous, so concurrent messages overlap only
-        while they wait for the classifier. On a stop request no new message
-        starts and those in flight finish. If one raises, the others are
-        cancelled and the whole transaction rolls back.
+        If one record raises, the whole transaction rolls back and nothing
+        of the batch moves.
         """
         plan = self._plan
         reports: list[MessageReport] = []
-        waiting = iter(uids)
-        running: set[asyncio.Task[MessageReport | None]] = set()
         with self._store.batch():
-            try:
-                while True:
-                    while len(running) < self._concurrency and not self._stop.is_set():
-                        uid = next(waiting, None)
-                        if uid is None:
-                            break
-                        ref = MessageRef(plan.source, plan.folder, uidvalidity, uid)
-                        body = bodies.pop(uid, None)
-                        running.add(
-                            asyncio.create_task(self._one(ref, sizes[uid], body))
-                        )
-                    if not running:
-                        break
-                    done, running = await asyncio.wait(
-                        running, return_when=asyncio.FIRST_COMPLETED
+            for uid in uids:
+                if sizes[uid] > plan.max_message_bytes:
+                    ref = MessageRef(plan.source, plan.folder, uidvalidity, uid)
+                    digest = oversize_digest(plan, uidvalidity, uid)
+                    result = self._processor.quarantine_oversize(
+                        ref, sizes[uid], digest
                     )
-                    for task in done:
-                        if (report := task.result()) is not None:
-                            reports.append(report)
-                            if len(reports) == 1:
-                                fault_point("mid_batch")
-            finally:
-                await _cancel_all(running)
+                elif uid in classified:
+                    result = self._processor.record(classified[uid])
+                else:
+                    continue  # expunged meanwhile, or not started before a stop
+                reports.append(MessageReport(uid, result, destination(result, plan)))
+                if len(reports) == 1:
+                    fault_point("mid_batch")
         return reports
-
-    async def _one(
-        self, ref: MessageRef, size: int, body: bytes | None
-    ) -> MessageReport | None:
-        """Process one message; None when it vanished since the size FETCH."""
-        assert ref.uid is not None and ref.uidvalidity is not None
-        if size > self._plan.max_message_bytes:
-            digest = oversize_digest(self._plan, ref.uidvalidity, ref.uid)
-            result = self._processor.quarantine_oversize(ref, size, digest)
-        elif body is not None:
-            result = await self._processor.process(ref, body)
-        else:
-            return None  # expunged by another client since the size FETCH
-        return MessageReport(ref.uid, result, destination(result, self._plan))
 
     async def _move(
         self, session: ImapSession, reports: Sequence[MessageReport]
@@ -297,9 +329,7 @@ class FolderPass:
             if method is MoveMethod.FLAGGED:
                 self._left.update(r.uid for r in group)
                 continue
-            with self._store.batch():
-                for report in group:
-                    self._store.mark_moved(report.result.sha256, folder)
+            self._store.mark_moved_many([r.result.sha256 for r in group], folder)
         return tuple(moved), method
 
 
@@ -326,7 +356,17 @@ def _budget_groups(
         yield group
 
 
-async def _cancel_all(tasks: set[asyncio.Task[MessageReport | None]]) -> None:
+def _fetch_next(
+    session: ImapSession, groups: Iterator[list[int]]
+) -> asyncio.Task[dict[int, bytes]] | None:
+    """Start fetching the next group of bodies; None when none is left."""
+    group = next(groups, None)
+    if group is None:
+        return None
+    return asyncio.create_task(session.fetch_bodies(group))
+
+
+async def _cancel_all(tasks: Set[asyncio.Task[Any]]) -> None:
     """Cancel unfinished tasks and wait until they have ended."""
     for task in tasks:
         task.cancel()
