@@ -123,7 +123,10 @@ async def _start(
     settings: Settings, store: Store, metrics: Metrics, stop: asyncio.Event
 ) -> _Parts:
     pool = ClassifierPool(
-        settings.limits, size=settings.limits.workers, metrics=metrics
+        settings.limits,
+        size=settings.limits.workers,
+        metrics=metrics,
+        rules_dir=settings.rules_dir,
     )
     await pool.start()
     processor = Processor(store, pool, settings, metrics=metrics)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+RULES_DIR_VARIABLE = "WATCHDOG_RULES_DIR"
+
 _SOURCE_TREE_RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
@@ -16,6 +18,17 @@ def rules_dir(configured: Path | None = None) -> Path:
     """
     if configured is not None:
         return configured
-    if os.environ.get("WATCHDOG_RULES_DIR"):
-        return Path(os.environ["WATCHDOG_RULES_DIR"])
+    if os.environ.get(RULES_DIR_VARIABLE):
+        return Path(os.environ[RULES_DIR_VARIABLE])
     return _SOURCE_TREE_RULES
+
+
+def export_rules_dir(configured: Path | None) -> None:
+    """Set ``WATCHDOG_RULES_DIR`` to the ``rules_dir`` setting, if it is set.
+
+    Call it before anything loads the classify rules, which are read once
+    and cached per process, so that code which reads no settings finds
+    the configured directory too.
+    """
+    if configured is not None:
+        os.environ[RULES_DIR_VARIABLE] = str(configured)

@@ -93,3 +93,23 @@ def test_invalid_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         default_rules.cache_clear()
     assert result.exit_code == 2
     assert "10-bad.yaml" in result.stderr
+
+
+def test_config_rules_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """classify --config reads the classify rules from the rules_dir setting."""
+    classify_rules = tmp_path / "rules" / "classify"
+    classify_rules.mkdir(parents=True)
+    (classify_rules / "10-bad.yaml").write_text("patterns:\n  - reason: nosuch\n")
+    config = tmp_path / "watchdog.toml"
+    config.write_text(f"rules_dir = {str(tmp_path / 'rules')!r}\n")
+    monkeypatch.delenv("WATCHDOG_RULES_DIR", raising=False)
+    default_rules.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["classify", "--config", str(config), str(CORPUS / "arf" / "arf-02.eml")],
+        )
+    finally:
+        default_rules.cache_clear()
+    assert result.exit_code == 2
+    assert "10-bad.yaml" in result.stderr

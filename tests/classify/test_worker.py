@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -56,6 +57,12 @@ def fail(raw: bytes, limits: Limits) -> Verdict:
 def crash(raw: bytes, limits: Limits) -> Verdict:
     """Exit the worker without a reply."""
     os._exit(3)
+
+
+def rules_env(raw: bytes, limits: Limits) -> Verdict:
+    """Return a verdict naming the worker's WATCHDOG_RULES_DIR."""
+    detector = os.environ.get("WATCHDOG_RULES_DIR", "unset")
+    return Verdict(kind=Kind.NOT_BOUNCE, detector=detector)
 
 
 def pick(raw: bytes, limits: Limits) -> Verdict:
@@ -187,3 +194,16 @@ async def test_unimportable_target_fails_start() -> None:
         await pool.start()
     assert caught.value.reason == "error"
     await pool.close()
+
+
+async def test_worker_rules_dir(tmp_path: Path) -> None:
+    """The pool's rules_dir reaches every worker as WATCHDOG_RULES_DIR."""
+    pool = ClassifierPool(
+        LIMITS, size=1, target=f"{HERE}:rules_env", rules_dir=tmp_path
+    )
+    await pool.start()
+    try:
+        verdict = await pool(b"x")
+    finally:
+        await pool.close()
+    assert verdict.detector == str(tmp_path)

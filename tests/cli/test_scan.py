@@ -13,7 +13,8 @@ import pytest
 from tests.servers import postgres
 from watchdog.store import Store
 
-CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "emails"
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "corpus" / "emails"
 COMMAND = str(Path(sys.executable).with_name("mail-watchdog"))
 SAMPLES = sorted((CORPUS / "lhost-postfix").glob("*.eml"))[:5]
 
@@ -156,3 +157,23 @@ def test_scan_postgres_rescan(tmp_path: Path) -> None:
     assert after_first[0].get("processed", 0) > 10
     assert after_second == after_first
     assert "New suppressions in this run: none" in second.stdout
+
+
+def test_scan_rules_dir(tmp_path: Path) -> None:
+    """The workers read the classify rules from the rules_dir setting.
+
+    Invalid rules there make each verdict unknown, so the bounce that the
+    shipped rules process is recorded as unrecognised.
+    """
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "classify" / "10-bad.yaml").write_text("patterns:\n  - reason: nosuch\n")
+    config = tmp_path / "watchdog.toml"
+    config.write_text(f"rules_dir = {str(rules)!r}\n")
+    url = f"sqlite:///{tmp_path / 'watchdog.db'}"
+    result = scan(
+        str(SAMPLES[0]), "--config", str(config), "--database", url, cwd=tmp_path
+    )
+    messages, _, _ = store_counts(url)
+    assert result.returncode == 0, result.stderr
+    assert messages == {"unrecognised": 1}

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from watchdog.config import Limits
 from watchdog.pipeline import ClassifyFailed
+from watchdog.rules_path import RULES_DIR_VARIABLE
 
 if TYPE_CHECKING:
     from watchdog.classify.verdict import Verdict
@@ -58,9 +60,10 @@ class ClassifierPool:
 
     Call it as ``await pool(raw)``. ``target`` names the classify function as
     ``module:function``, so tests can point it at functions that burn CPU or
-    memory. ``start_method`` is ``forkserver`` (default) or ``spawn``. The
-    ``fork`` method is not offered because it is unsafe in a process that
-    runs threads.
+    memory. ``rules_dir`` (the setting) is exported to each worker as
+    ``WATCHDOG_RULES_DIR`` before it loads the rules. ``start_method`` is
+    ``forkserver`` (default) or ``spawn``. The ``fork`` method is not
+    offered because it is unsafe in a process that runs threads.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class ClassifierPool:
         metrics: Metrics | None = None,
         target: str = DEFAULT_TARGET,
         start_method: str = "forkserver",
+        rules_dir: Path | None = None,
     ) -> None:
         if start_method not in ("forkserver", "spawn"):
             msg = f"unsupported start method {start_method!r}: use forkserver or spawn"
@@ -82,6 +86,7 @@ class ClassifierPool:
         self._limits = limits
         self._metrics = metrics
         self._target = target
+        self._rules_dir = None if rules_dir is None else str(rules_dir)
         self._context: ForkServerContext | SpawnContext
         if start_method == "forkserver":
             self._context = multiprocessing.get_context("forkserver")
@@ -150,7 +155,7 @@ class ClassifierPool:
         parent_end, child_end = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=_worker_main,
-            args=(child_end, self._target, self._limits),
+            args=(child_end, self._target, self._limits, self._rules_dir),
             name="mail-watchdog-classify",
             daemon=True,
         )
@@ -236,7 +241,9 @@ def _kill(worker: _Worker) -> None:
         worker.process.close()
 
 
-def _worker_main(conn: Connection, target: str, limits: Limits) -> None:
+def _worker_main(
+    conn: Connection, target: str, limits: Limits, rules_dir: str | None
+) -> None:
     """Serve classification requests until the parent closes the pipe."""
     # Ctrl-C reaches the whole process group, but only the parent handles it.
     # A worker ends when the parent closes the pipe.
@@ -245,6 +252,10 @@ def _worker_main(conn: Connection, target: str, limits: Limits) -> None:
     # worker has no log configuration, so they would reach stderr as plain
     # text; the parent reports every outcome instead.
     logging.disable(logging.CRITICAL)
+    if rules_dir is not None:
+        # The forkserver's environment, not the parent's, reaches the
+        # worker. No rule file is read before the warm-up below.
+        os.environ[RULES_DIR_VARIABLE] = rules_dir
     classify = _load(target)
     # Rule files and detectors load on the first call. Loading them now
     # keeps that cost out of the first real message's deadline.

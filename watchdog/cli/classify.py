@@ -15,8 +15,10 @@ from rich.table import Table
 
 from watchdog.classify import Verdict, classify
 from watchdog.classify.rules import default_rules
-from watchdog.config import Limits
-from watchdog.errors import RulesError, SourceError
+from watchdog.cli.db import ConfigOption
+from watchdog.config import Limits, load_settings
+from watchdog.errors import ConfigError, RulesError, SourceError
+from watchdog.rules_path import export_rules_dir
 from watchdog.sources.local import iter_messages
 
 _RECIPIENT_FIELDS = (
@@ -54,9 +56,19 @@ def classify_command(
             help="json prints JSON Lines, one object per message; table a summary.",
         ),
     ] = OutputFormat.TABLE,
+    config: ConfigOption = None,
 ) -> None:
-    """Classify messages and print one verdict per message."""
-    limits = Limits()
+    """Classify messages and print one verdict per message.
+
+    Only the ``limits`` and ``rules_dir`` settings apply.
+    """
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    limits = settings.limits
+    export_rules_dir(settings.rules_dir)
     try:
         default_rules()
     except RulesError as exc:

@@ -119,7 +119,9 @@ async def _scan(
     # only names the source ("scan-bounces", "scan-feedback") in the database.
     source = f"scan-{kind.value}"
     tally = ScanTally()
-    pool = ClassifierPool(settings.limits, size=settings.limits.workers)
+    pool = ClassifierPool(
+        settings.limits, size=settings.limits.workers, rules_dir=settings.rules_dir
+    )
     await pool.start()
     try:
         processor = Processor(store, pool, settings)
