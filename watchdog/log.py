@@ -59,6 +59,9 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(level.upper())
     for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # flufl.bounce logs each exception in its heuristic detectors with a
+    # traceback at ERROR, and the fallback detector reads those as "no bounce".
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
     structlog.configure(
         processors=[

@@ -4,11 +4,18 @@ flufl.bounce recognises many old vendor formats but returns only addresses and
 whether each failure was temporary, so the reason comes from our rules over
 the report's text. It runs only on messages that already passed the parse
 limits.
+
+In flufl.bounce 4 and later, ``scan_message`` returns only the permanent
+failures as one ``frozenset[bytes]``; ``all_failures`` returns the
+``(temporary, permanent)`` pair used here. Its scanner logs every
+exception raised inside its detectors with a traceback at ERROR on the
+``flufl.bounce`` logger: the worker process disables logging, and
+``watchdog.log`` sets that logger to CRITICAL in the daemon.
 """
 
 from __future__ import annotations
 
-from flufl.bounce import scan_message
+from flufl.bounce import all_failures
 
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import find_original
@@ -22,16 +29,19 @@ NAME = "flufl.bounce"
 def detect(message: ParsedMessage, rules: Rules) -> Verdict | None:
     """Return a bounce verdict for the addresses flufl.bounce finds, or None."""
     try:
-        temporary, permanent = scan_message(message.root)
+        temporary, permanent = all_failures(message.root)
     except Exception:  # flufl.bounce heuristics crash on odd input: "not found"
         return None
-    addresses = sorted(_decode(a) for a in (*permanent, *temporary))
-    if not addresses:
+    failures = {_decode(address): False for address in temporary}
+    failures.update({_decode(address): True for address in permanent})
+    if not failures:
         return None
     text = human_text(message)
     found: list[RecipientVerdict] = []
-    for address in addresses[:MAX_RECIPIENTS]:
-        recipient = build_recipient(rules, address, diagnostic=text)
+    for address in sorted(failures)[:MAX_RECIPIENTS]:
+        # flufl.bounce reports only warnings of delayed delivery as temporary.
+        action = None if failures[address] else "delayed"
+        recipient = build_recipient(rules, address, diagnostic=text, action=action)
         if recipient is not None:
             found.append(recipient)
     if not found:
