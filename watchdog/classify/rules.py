@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import yaml
 
+from watchdog.classify.literals import required_literals
 from watchdog.classify.reasons import REASONS
 from watchdog.errors import RulesError
 from watchdog.rules_path import rules_dir
@@ -70,6 +71,9 @@ class Pattern:
     # The header a filtering-gateway mark is matched against; None means the
     # report text.
     header: str | None = None
+    # Lower-case strings of which every match contains one, or None when
+    # unknown; see ``watchdog.classify.literals``.
+    literals: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +213,14 @@ def _pattern(
         _fail(path, node, "regex", f"invalid regular expression {text!r}: {exc}")
     source = f"{path.name}:{node.start_mark.line + 1}"
     reason = fields.get("reason", "vacation")
-    return Pattern(reason, compiled, fields["note"], source, fields.get("header"))
+    return Pattern(
+        reason,
+        compiled,
+        fields["note"],
+        source,
+        fields.get("header"),
+        required_literals(compiled),
+    )
 
 
 def _status_entry(
