@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_run import (
+    COMMAND,
     SHUTDOWN_LIMIT,
     STARTUP_LIMIT,
     Daemon,
@@ -863,3 +864,73 @@ def test_postgres_blackholed_sigterm(dovecot: Dovecot, tmp_path: Path) -> None:
 def test_postgres_blackholed_healthz(dovecot: Dovecot, tmp_path: Path) -> None:
     status, _, _, _ = blackhole_postgres(dovecot, tmp_path, "faultpghealth")
     assert status == 503
+
+
+def test_source_folder_deleted(dovecot: Dovecot, tmp_path: Path) -> None:
+    user = "faultsource"
+    dovecot.add_user(user)
+    with dovecot.client(user) as conn:
+        conn.create("Bounces")
+    config = drain_config(dovecot, user, tmp_path, extra='folder = "Bounces"\n')
+    first = dsn(1, sender_domain="example.org", recipient="s1@x.test")
+    second = dsn(2, sender_domain="example.org", recipient="s2@x.test")
+    dovecot.append(user, first, "Bounces")
+    with running_daemon(config, tmp_path) as daemon:
+        wait_until(
+            lambda: dovecot.uids(user, "Bounces") == [],
+            what="Bounces drained",
+            process=daemon.process,
+            log=daemon.log,
+            timeout=STARTUP_LIMIT,
+        )
+        with dovecot.client(user) as conn:
+            conn.delete("Bounces")
+        time.sleep(5)
+        missing, _ = daemon.get("/healthz")
+        with dovecot.client(user) as conn:
+            conn.create("Bounces")
+        dovecot.append(user, second, "Bounces")
+        wait_until(
+            lambda: len(dovecot.uids(user, "Processed")) == 2,
+            what="second bounce moved",
+            process=daemon.process,
+            log=daemon.log,
+            timeout=STARTUP_LIMIT,
+        )
+        code, _ = daemon.terminate()
+    failures = events_named(daemon, "poll_failed")
+    assert code == 0
+    assert missing == 503
+    assert 1 <= len(failures) <= 5
+    assert "Bounces" in str(failures[0]["error"])
+    assert stored(database_url(tmp_path))[0] == 2
+    assert_clean_log(daemon)
+
+
+def test_sigterm_during_startup(dovecot: Dovecot, tmp_path: Path) -> None:
+    user = "faultearly"
+    dovecot.add_user(user)
+    config = drain_config(dovecot, user, tmp_path)
+    log = tmp_path / "daemon.log"
+    process = subprocess.Popen(
+        [COMMAND, "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        cwd=tmp_path,
+    )
+    wait_until(
+        lambda: "Using selector" in log.read_text(),
+        what="the event loop",
+        process=process,
+        log=log,
+        timeout=STARTUP_LIMIT,
+    )
+    # The handlers are installed right after the loop starts; startup
+    # (migrations, classifier workers) takes about 2 s more.
+    time.sleep(0.3)
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=30)
+    assert code == 0
+    assert time.monotonic() - began < SHUTDOWN_LIMIT
+    assert "Traceback" not in log.read_text()
