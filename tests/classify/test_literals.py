@@ -1,4 +1,4 @@
-"""Tests for the literal prefilter of reason patterns."""
+"""Tests for the shortcuts in reason matching: literals and ASCII forms."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from watchdog.classify.literals import required_literals
-from watchdog.classify.rules import default_rules
+from watchdog.classify.rules import ascii_variant, default_rules
 
 CASES = [
     ("mailbox full", ("mailbox full",)),
@@ -47,12 +47,16 @@ CORPUS = Path(__file__).parents[1] / "corpus" / "emails"
 
 
 def _corpus_texts() -> list[str]:
-    """Return each ASCII corpus message with blanks collapsed, as reasons does."""
+    """Return the start of each ASCII corpus message, blanks collapsed.
+
+    Blanks are collapsed as reasons does. Only the first 4,000 characters
+    are kept, so that searching every rule over the corpus stays quick.
+    """
     texts = []
     for path in sorted(CORPUS.rglob("*.eml")):
         text = " ".join(path.read_bytes().decode("utf-8", "replace").split())
         if text.isascii():
-            texts.append(text)
+            texts.append(text[:4000])
     return texts
 
 
@@ -70,3 +74,22 @@ def test_rule_matches_contain_literal() -> None:
                 if not any(literal in lowered for literal in pattern.literals):
                     missed.append((pattern.source, match.group(0)))
     assert missed == []
+
+
+def test_ascii_variant_same_spans() -> None:
+    """Each rule's re.ASCII form matches what the rule does on ASCII text."""
+    texts = _corpus_texts()
+    differ = []
+    for pattern in default_rules().patterns:
+        if pattern.ascii_regex is None:
+            continue
+        for text in texts:
+            unicode_spans = [m.span() for m in pattern.regex.finditer(text)]
+            ascii_spans = [m.span() for m in pattern.ascii_regex.finditer(text)]
+            if unicode_spans != ascii_spans:
+                differ.append((pattern.source, text[:80]))
+    assert differ == []
+
+
+def test_ascii_variant_skips_non_ascii() -> None:
+    assert ascii_variant(re.compile("b\u00fcro", re.IGNORECASE)) is None

@@ -168,13 +168,21 @@ def _match(rules: Rules, text: str | None) -> str | None:
 # so the result is cached to keep a report naming many recipients linear.
 @lru_cache(maxsize=32)
 def _first_reason(patterns: tuple[Pattern, ...], text: str) -> str | None:
+    # Splitting on white space also removes U+001C to U+001F, as the ASCII
+    # forms of the patterns require (see rules.ascii_variant).
     prepared = _masked(" ".join(text.split()))
+    if not prepared.isascii():
+        for pattern in patterns:
+            if pattern.regex.search(prepared):
+                return pattern.reason
+        return None
     # The literal test is exact only on ASCII text (see literals.py).
-    lowered = prepared.lower() if prepared.isascii() else None
+    lowered = prepared.lower()
     for pattern in patterns:
-        if lowered is not None and not _may_match(pattern.literals, lowered):
+        if not _may_match(pattern.literals, lowered):
             continue
-        if pattern.regex.search(prepared):
+        regex = pattern.ascii_regex or pattern.regex
+        if regex.search(prepared):
             return pattern.reason
     return None
 
