@@ -19,6 +19,16 @@ _NOT_TEXT = frozenset(
     {"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"}
 )
 
+# Python codec names (codecs.lookup) of charsets in which an ASCII
+# character is decoded only from its own single byte. Shift_JIS, GBK and
+# Big5 use ASCII bytes inside two-byte characters, which decode to
+# non-ASCII ones. ISO-2022 is left out because an escape sequence may sit
+# between two ASCII characters.
+_ASCII_KEEPING = re.compile(
+    r"utf-8|ascii|iso8859-\d+|cp125\d|koi8-[ru]|shift_jis|cp932|euc_jp|euc_kr"
+    r"|cp949|gb2312|gbk|gb18030|big5|cp950"
+)
+
 
 def decode_header(value: str) -> str:
     """Decode RFC 2047 encoded-words leniently and unfold continuation lines.
@@ -79,6 +89,16 @@ def _text_codec(charset: str) -> str:
     if info.name in _NOT_TEXT or not getattr(info, "_is_text_encoding", True):
         return "utf-8"
     return info.name
+
+
+def keeps_ascii(charset: str) -> bool:
+    """Tell whether ``charset`` decodes ASCII characters only from ASCII bytes.
+
+    For such a charset a decoded text contains an ASCII string only when
+    its bytes do. Only common charsets are listed, so it returns False
+    for others, such as UTF-7, UTF-16 and EBCDIC code pages.
+    """
+    return _ASCII_KEEPING.fullmatch(_text_codec(charset)) is not None
 
 
 def repair(value: str) -> str:

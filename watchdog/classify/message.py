@@ -29,12 +29,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watchdog.classify import bounds, fastparse
-from watchdog.classify.decoding import decode_bytes, decode_header, repair, unfold
+from watchdog.classify.decoding import (
+    decode_bytes,
+    decode_header,
+    keeps_ascii,
+    repair,
+    unfold,
+)
 from watchdog.config import Limits
 
 __all__ = ["LimitHit", "ParsedMessage", "Part", "decode_bytes", "decode_header"]
 
 _CONTENT_ERRORS = (ValueError, LookupError, TypeError)
+_IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
 _CHARSET = re.compile(r"""(?:^|;)\s*charset\s*=\s*"?([^"\s;]+)""", re.IGNORECASE)
 
 
@@ -182,6 +189,30 @@ class ParsedMessage:
             entry = (part, self._decode_text(part))
             self._texts[id(part)] = entry
         return entry[1]
+
+    def lacks(self, part: email.message.Message, literal: str) -> bool:
+        """Tell, without decoding, that ``text(part)`` lacks ``literal``.
+
+        ``literal`` must be ASCII without white space, which unfolding keeps
+        and which joins the fields of a ``message/*`` part in its text. False
+        means only that the text has to be decoded to know: the transfer
+        encoding is not an identity one, the charset is not one that
+        ``decoding.keeps_ascii`` accepts, or the raw text contains it.
+        """
+        payload = fastparse.raw_payload(part)
+        if isinstance(payload, list):
+            return not any(
+                literal in name or literal in str(value)
+                for block in payload
+                if isinstance(block, email.message.Message)
+                for name, value in block.raw_items()
+            )
+        if not isinstance(payload, str) or literal in payload:
+            return False
+        encoding = self._raw_headers("content-transfer-encoding", part)
+        if encoding and encoding[0].strip().lower() not in _IDENTITY_ENCODINGS:
+            return False
+        return keeps_ascii(self._charset(part))
 
     def find(self, content_type: str) -> email.message.Message | None:
         """Return the first part of ``content_type``, or None."""

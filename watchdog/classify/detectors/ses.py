@@ -79,6 +79,8 @@ def _notification(message: ParsedMessage) -> dict[str, Any] | None:
     for part in message.walk():
         if content_type(message, part).startswith("multipart/"):
             continue
+        if message.lacks(part, "notificationType"):
+            continue
         text = message.text(part).strip()
         start = text.find("{")
         if start < 0 or len(text) > _MAX_JSON_BYTES or "notificationType" not in text:
