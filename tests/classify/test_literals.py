@@ -18,6 +18,7 @@ CASES = [
     ("\\bUBE\\b", ("ube",)),
     ("(unknown)+ user", ("unknown",)),
     ("5\\.7\\.26\\b", ("5.7.26",)),
+    ("address rejected|address", ("address",)),
 ]
 
 

@@ -43,7 +43,17 @@ def required_literals(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
     except (re.error, RecursionError, TypeError):
         return None
     found = _sequence(list(tree))
-    return None if found is None else tuple(sorted(found))
+    return None if found is None else _without_redundant(found)
+
+
+def _without_redundant(literals: frozenset[str]) -> tuple[str, ...]:
+    """Drop each literal that contains another one, which then occurs too."""
+    kept = [
+        literal
+        for literal in literals
+        if not any(other != literal and other in literal for other in literals)
+    ]
+    return tuple(sorted(kept))
 
 
 def _sequence(items: list[tuple[Any, Any]]) -> Requirement:

@@ -286,9 +286,12 @@ def parse(raw: bytes, limits: Limits) -> ParsedMessage | LimitHit:
 def _prepare(message: ParsedMessage) -> ParsedMessage | LimitHit:
     """Check part header sizes, cut long bodies and collect parser defects."""
     limits = message.limits
+    # Both parsers store names and values as slices of the text, one
+    # character per byte and without the colon and line end, so no part's
+    # headers can be larger than the whole message.
+    check_headers = len(message.raw) > limits.max_header_bytes
     for part in message.walk():
-        size = sum(len(name) + len(value) + 2 for name, value in part.raw_items())
-        if size > limits.max_header_bytes:
+        if check_headers and _header_size(part) > limits.max_header_bytes:
             return LimitHit("max_header_bytes")
         for defect in part.defects:
             message.note(type(defect).__name__)
@@ -301,6 +304,11 @@ def _prepare(message: ParsedMessage) -> ParsedMessage | LimitHit:
             part.set_payload(payload[:cut])
             message.note("part_truncated")
     return message
+
+
+def _header_size(part: email.message.Message) -> int:
+    """Return the size of ``part``'s header fields, counting ": " per field."""
+    return sum(len(name) + len(value) + 2 for name, value in part.raw_items())
 
 
 def _flatten(
