@@ -934,3 +934,33 @@ def test_sigterm_during_startup(dovecot: Dovecot, tmp_path: Path) -> None:
     assert code == 0
     assert time.monotonic() - began < SHUTDOWN_LIMIT
     assert "Traceback" not in log.read_text()
+
+
+def test_idle_resumes_after_restart(dovecot: Dovecot, tmp_path: Path) -> None:
+    """With an hour's poll interval only an IDLE push brings the bounce in."""
+    user = "faultidle"
+    dovecot.add_user(user)
+    config = write_config(
+        tmp_path,
+        user=user,
+        imaps_port=dovecot.imaps_port,
+        ca_file=dovecot.ca_file,
+        interval=3600,
+    )
+    with running_daemon(config, tmp_path) as daemon:
+        dovecot.append(user, dsn(1, sender_domain="example.org", recipient="w@x.test"))
+        wait_drained(dovecot, user, daemon)
+        dovecot.restart()
+        time.sleep(5)
+        dovecot.append(user, dsn(2, sender_domain="example.org", recipient="v@x.test"))
+        wait_until(
+            lambda: drained(dovecot, user),
+            what="bounce pushed by IDLE after the restart",
+            process=daemon.process,
+            log=daemon.log,
+            timeout=30,
+        )
+        code, _ = daemon.terminate()
+    assert code == 0
+    assert len(events_named(daemon, "idle_failed")) <= 2
+    assert_clean_log(daemon)

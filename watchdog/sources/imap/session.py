@@ -234,6 +234,10 @@ class ImapSession:
                 self._client.wait_server_push(timeout=renew_seconds + grace),
                 seconds=renew_seconds + 2 * grace,
             )
+            if not self.healthy:
+                mailbox = self._mailbox
+                msg = f"IMAP server closed the IDLE connection of mailbox {mailbox!r}"
+                raise ImapError(msg, mailbox=self._mailbox)
             if lines == aioimaplib.STOP_WAIT_SERVER_PUSH:
                 return False
             if announces_mail(lines):
@@ -344,6 +348,10 @@ class ImapSession:
         del exc
         was_healthy = self._healthy
         self._healthy = False
+        if self._client is not None:
+            # Wake a wait in IDLE, which would otherwise go on until
+            # renew_seconds pass, with no push ever coming.
+            self._client.protocol.idle_queue.put_nowait([])
         if was_healthy and self._on_lost is not None:
             self._on_lost()
 
