@@ -1,10 +1,10 @@
 """mail-watchdog run as a subprocess against a private Dovecot on a bad day.
 
-Each test appends mail, damages the server, the network or the database
-under the running daemon, and then checks the invariants that must hold
-whatever happened: every message is in exactly one of INBOX, Processed and
-Quarantine, there is one message row per distinct message, and the log
-contains no password and no traceback.
+Each test appends mail and damages the server, the network or the database
+under the running daemon. It then checks what must hold whatever happened.
+Every message is in exactly one of INBOX, Processed and Quarantine, there is
+one message row per distinct message, and the log contains no password and
+no traceback.
 """
 
 from __future__ import annotations
@@ -664,19 +664,21 @@ def test_sigterm_while_classifier_hangs(dovecot: Dovecot, tmp_path: Path) -> Non
 
 
 def expunge_and_flag(dovecot: Dovecot, user: str) -> int:
-    """Expunge every fourth message left in INBOX and flag the rest; return expunged."""
+    """Expunge every fourth message in INBOX and flag the others; return how many."""
     with dovecot.client(user) as conn:
         conn.select("INBOX")
         _, data = conn.uid("SEARCH", "ALL")
         uids = (data[0] or b"").split()
-        doomed = uids[::4]
-        kept = [uid for uid in uids if uid not in doomed]
-        if doomed:
-            conn.uid("STORE", b",".join(doomed).decode(), "+FLAGS", r"(\Deleted)")
+        expunged = uids[::4]
+        flagged = [uid for uid in uids if uid not in expunged]
+        if expunged:
+            conn.uid("STORE", b",".join(expunged).decode(), "+FLAGS", r"(\Deleted)")
             conn.expunge()
-        if kept:
-            conn.uid("STORE", b",".join(kept).decode(), "+FLAGS", r"(\Flagged \Seen)")
-    return len(doomed)
+        if flagged:
+            conn.uid(
+                "STORE", b",".join(flagged).decode(), "+FLAGS", r"(\Flagged \Seen)"
+            )
+    return len(expunged)
 
 
 def messages_counted(metrics: str) -> float:
@@ -701,7 +703,7 @@ def test_other_client_expunges(dovecot: Dovecot, tmp_path: Path) -> None:
             log=daemon.log,
             timeout=STARTUP_LIMIT,
         )
-        gone = expunge_and_flag(dovecot, user)
+        expunged = expunge_and_flag(dovecot, user)
         wait_drained(dovecot, user, daemon)
         time.sleep(2)
         status, _ = daemon.get("/healthz")
@@ -712,7 +714,7 @@ def test_other_client_expunges(dovecot: Dovecot, tmp_path: Path) -> None:
     rows, _ = stored(database_url(tmp_path))
     assert code == 0
     assert status == 200
-    assert moved == count - gone
+    assert moved == count - expunged
     assert rows >= moved
     assert messages_counted(metrics) == rows
     assert_clean_log(daemon)

@@ -286,9 +286,9 @@ class ImapSession:
             await self.ensure_folder(target)
             response = await command(uid_set, target)
         if response.result != "OK" and b"[EXPUNGEISSUED]" in completion_text(response):
-            # Another client expunged some of these messages, and a failed
-            # COPY or MOVE moves none (RFC 9051, 6.4.7 and 6.4.8). Retry once
-            # with the messages that are still there.
+            # Another client expunged some of these messages. Dovecot 2.3.19
+            # then rejects the whole command and moves none of them, so retry
+            # once with the messages that are still there.
             remaining = await self._existing(uid_set)
             if not remaining:
                 return
