@@ -180,6 +180,7 @@ def _add_checks(
             blocklist_poll(settings, store, metrics),
             interval=settings.blocklists.interval_seconds,
             deadline=settings.blocklists.interval_seconds,
+            background=True,
         )
     if sending.domains or sending.ips:
         scheduler.add(
@@ -187,12 +188,14 @@ def _add_checks(
             audit_poll(settings, metrics),
             interval=settings.audit.interval_seconds,
             deadline=settings.audit.interval_seconds,
+            background=True,
         )
     scheduler.add(
         SUPPRESSION_GAUGE,
         suppression_gauge_poll(store, metrics),
         interval=SUPPRESSION_GAUGE_INTERVAL,
         deadline=SUPPRESSION_GAUGE_INTERVAL,
+        background=True,
     )
 
 
@@ -236,8 +239,9 @@ def _local_poll(
 
 
 async def _probe(store: Store) -> None:
-    # NOTE: the store is synchronous, so a database that hangs (PostgreSQL
-    # unreachable) blocks the event loop for up to its connect timeout here.
+    # NOTE: the store is synchronous, so a database that hangs blocks the
+    # event loop here: up to the connect timeout when PostgreSQL is
+    # unreachable, and without bound when an open connection stops answering.
     store.is_recorded(_PROBE_DIGEST)
 
 
