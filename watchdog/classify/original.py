@@ -14,9 +14,8 @@ import email.utils
 import re
 from dataclasses import dataclass
 
-from watchdog.addresses import normalise_address
 from watchdog.classify.message import ParsedMessage, decode_header
-from watchdog.classify.recipients import content_type
+from watchdog.classify.recipients import content_type, normalise_cached
 
 _HEADER_PARTS = ("text/rfc822-headers", "message/rfc822-headers")
 _MESSAGE_PARTS = ("message/rfc822", "message/global")
@@ -119,7 +118,7 @@ def address_of(value: str | None) -> str | None:
         return None
     simple = _SIMPLE_ADDRESS.fullmatch(value)
     if simple is not None:
-        return normalise_address(simple.group(1) or simple.group(2))
+        return normalise_cached(simple.group(1) or simple.group(2))
     return parsed_address_of(value)
 
 
@@ -130,7 +129,7 @@ def parsed_address_of(value: str) -> str | None:
     except (ValueError, IndexError, RecursionError):
         pairs = []
     for _name, address in pairs:
-        normalised = normalise_address(address) if address else None
+        normalised = normalise_cached(address) if address else None
         if normalised is not None:
             return normalised
-    return normalise_address(value)
+    return normalise_cached(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.message
+import functools
 import html
 import re
 
@@ -58,6 +59,27 @@ _ENCODED_LOCAL_PART = re.compile(r"(?:=\?[^?\s@]{1,75}\?[bBqQ]\?[^?\s@]*\?=)+")
 _UNSAFE_DECODED = re.compile(r"[\s@\x00-\x1f\x7f\ufffd\\\"]")
 # How far after a recipient's address the report is searched for the command.
 _COMMAND_WINDOW = 400
+
+
+def normalise_cached(text: str) -> str | None:
+    """Return ``normalise_address(text)``, cached for address-sized values.
+
+    A report names each address in several places (its headers, the text,
+    X-Failed-Recipients), and each normalisation costs a few microseconds.
+    """
+    if len(text) > _MAX_CACHED_CHARS:
+        return normalise_address(text)
+    return _normalised(text)
+
+
+# Longer values are rare because normalise_address rejects addresses over
+# 254 octets, and leaving them out keeps the cache small on any input.
+_MAX_CACHED_CHARS = 300
+
+
+@functools.lru_cache(maxsize=256)
+def _normalised(text: str) -> str | None:
+    return normalise_address(text)
 
 
 def human_text(message: ParsedMessage) -> str:
@@ -119,7 +141,7 @@ def build_recipient(
     marks a report from a content filter, whose "user unknown" means
     ``filtered``. Returns None when ``address`` is not an address.
     """
-    normalised = normalise_address(address)
+    normalised = normalise_cached(address)
     if normalised is None:
         return None
     normalised = decode_local_part(normalised)
@@ -135,7 +157,7 @@ def build_recipient(
     if _is_filtered(decision, text, transcript, normalised, filtering_gateway):
         # The status as given, so that a missing one gets filtered's pseudo code.
         decision = decision_for(rules, "filtered", status, reply_code)
-    original = normalise_address(original_address) if original_address else None
+    original = normalise_cached(original_address) if original_address else None
     original = decode_local_part(original) if original else None
     return RecipientVerdict(
         address=normalised,

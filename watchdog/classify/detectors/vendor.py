@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import re
 
-from watchdog.addresses import normalise_address
 from watchdog.classify.message import ParsedMessage
 from watchdog.classify.original import Original, address_of, find_original
 from watchdog.classify.reasons import reply_code_in, status_in
-from watchdog.classify.recipients import MAX_RECIPIENTS, build_recipient, human_text
+from watchdog.classify.recipients import (
+    MAX_RECIPIENTS,
+    build_recipient,
+    human_text,
+    normalise_cached,
+)
 from watchdog.classify.rules import Rules
 from watchdog.classify.verdict import Kind, RecipientVerdict, Verdict, unknown
 
@@ -290,7 +294,7 @@ def _continues(collected: list[str]) -> bool:
 
 
 def _is_candidate(address: str, ignored: set[str]) -> bool:
-    normalised = normalise_address(address)
+    normalised = normalise_cached(address)
     if normalised is None or normalised.lower() in ignored:
         return False
     return normalised.split("@")[0].lower() not in _IGNORED_LOCAL_PARTS
