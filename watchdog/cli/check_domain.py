@@ -6,22 +6,20 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import re
 import sys
 from collections.abc import Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from watchdog.checks.auth import Finding, Status, run_audit
 from watchdog.checks.auth.lookup import host_name, is_ip_literal
 from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher
 from watchdog.checks.resolver import make_resolver, parse_nameserver
+from watchdog.cli.console import OutputFormat, literal_text
 from watchdog.config import Settings, load_settings
 from watchdog.errors import ConfigError
 
@@ -30,20 +28,12 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_LOOKUP_FAILED = 3
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _STATUS_STYLES = {
     Status.OK: "green",
     Status.WARNING: "yellow",
     Status.ERROR: "bold red",
     Status.LOOKUP_FAILED: "magenta",
 }
-
-
-class OutputFormat(StrEnum):
-    """Output format of the findings."""
-
-    TABLE = "table"
-    JSON = "json"
 
 
 def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an option
@@ -187,20 +177,10 @@ def _table(findings: Sequence[Finding]) -> Table:
         style = _STATUS_STYLES[finding.status]
         status = f"[{style}]{finding.status.value}[/]"
         table.add_row(
-            _cell(finding.domain),
+            literal_text(finding.domain),
             finding.check.value,
             status,
-            _cell(finding.subject),
-            _cell(finding.detail),
+            literal_text(finding.subject),
+            literal_text(finding.detail),
         )
     return table
-
-
-def _cell(text: str) -> Text:
-    """Wrap text from DNS or HTTP so that Rich prints markup in it literally.
-
-    Control characters, such as those of terminal escape sequences, are
-    written as Python escapes (``\\x1b``, ``\\n``) instead of being sent to
-    the terminal.
-    """
-    return Text(_CONTROL.sub(lambda match: repr(match.group())[1:-1], text))

@@ -7,7 +7,6 @@ import ipaddress
 import json
 import sys
 from collections.abc import Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +23,7 @@ from watchdog.checks.dnsbl.results import ZoneResult
 from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
 from watchdog.checks.dnsbl.targets import Target, parse_target
 from watchdog.checks.resolver import make_resolver, parse_nameserver
+from watchdog.cli.console import OutputFormat, literal_text
 from watchdog.config import Settings, load_settings
 from watchdog.errors import ConfigError, RulesError
 
@@ -40,13 +40,6 @@ _STATE_STYLES = {
     State.DNS_ERROR: "yellow",
     State.ZONE_UNHEALTHY: "magenta",
 }
-
-
-class OutputFormat(StrEnum):
-    """Output format of the results."""
-
-    TABLE = "table"
-    JSON = "json"
 
 
 def check_ip_command(
@@ -167,22 +160,10 @@ def _table(results: Sequence[ZoneResult]) -> Table:
         state = Text(result.state.value, style=_STATE_STYLES[result.state])
         zone = result.zone + (" (informational)" if result.informational else "")
         table.add_row(
-            _plain(result.target),
-            _plain(zone),
+            literal_text(result.target),
+            literal_text(zone),
             state,
-            _plain(codes),
-            _plain(result.reason),
+            literal_text(codes),
+            literal_text(result.reason),
         )
     return table
-
-
-def _plain(text: str) -> Text:
-    """Return ``text`` as literal terminal text.
-
-    The reason is a blocklist's TXT record, so square brackets must not be
-    read as Rich markup, and characters that are not printable (escape
-    sequences, bidirectional overrides) are shown as Python escapes such as
-    ``\\x1b`` instead of reaching the terminal.
-    """
-    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return Text(escaped)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 
 from rich.console import Console
 from rich.table import Column
+from rich.text import Text
 
 # Width used when output goes to a pipe or a file, where Rich would otherwise
 # assume 80 columns and cut addresses to fit.
@@ -27,3 +29,20 @@ def address_column(header: str = "address") -> Column:
 def time_column(header: str) -> Column:
     """Return a column for timestamps that never wraps."""
     return Column(header, no_wrap=True)
+
+
+class OutputFormat(StrEnum):
+    """Output format of a check command."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+def literal_text(text: str) -> Text:
+    """Return text from the network (DNS, HTTP, mail) as literal terminal text.
+
+    Square brackets are not read as Rich markup, and characters that are not
+    printable (escape sequences, bidirectional overrides) are shown as Python
+    escapes such as ``\\x1b`` instead of reaching the terminal.
+    """
+    return Text("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
