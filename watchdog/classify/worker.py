@@ -266,10 +266,16 @@ def _worker_main(
     while True:
         try:
             raw = conn.recv_bytes()
-        except EOFError:
+        except (EOFError, OSError):
+            # The parent closed the pipe, or reset it with a reply unread
+            # when it gave up on a message (ConnectionResetError).
             return
         _arm_cpu_limit(limits.cpu_seconds)
-        conn.send(_classify_one(classify, raw, limits))
+        reply = _classify_one(classify, raw, limits)
+        try:
+            conn.send(reply)
+        except OSError:  # the parent closed the pipe while this one ran
+            return
 
 
 def _classify_one(

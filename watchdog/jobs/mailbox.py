@@ -205,7 +205,12 @@ class MailboxWorker:
             self._log.warning("idle_unsupported", action="polling only")
 
     def wake(self) -> None:
-        """Tell the scheduler that new mail arrived."""
+        """Tell the scheduler that new mail arrived, and end the poll backoff.
+
+        The IDLE connection that calls this is logged in, so the server is
+        back and a poll skipped for backoff would only delay the mail.
+        """
+        self._backoff.record_success()
         if self._wake is not None:
             self._wake()
 
