@@ -274,7 +274,7 @@ def _worker_main(
         reply = _classify_one(classify, raw, limits)
         try:
             conn.send(reply)
-        except OSError:  # the parent closed the pipe while this one ran
+        except OSError:  # the parent closed the pipe during classification
             return
 
 

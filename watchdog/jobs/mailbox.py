@@ -140,7 +140,7 @@ class MailboxWorker:
 
     @property
     def backoff(self) -> Backoff:
-        """The reconnect backoff shared by poll and watch."""
+        """The reconnect backoff of ``poll``; the IDLE watcher keeps its own."""
         return self._backoff
 
     async def poll(self) -> CycleSummary:
