@@ -36,6 +36,7 @@ from watchdog.jobs.mailbox import MailboxWorker
 from watchdog.jobs.scheduler import Scheduler
 from watchdog.metrics import Metrics
 from watchdog.pipeline import Outcome, Processor, Result
+from watchdog.preflight import check_data
 from watchdog.sources.local import LocalMessage
 from watchdog.store import Store
 
@@ -75,6 +76,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> N
     address cannot be bound. Nothing is left running then.
     """
     _check_source_names(settings)
+    check_data(settings)
     stop = stop if stop is not None else asyncio.Event()
     signals = _Signals(stop)
     started = time.monotonic()

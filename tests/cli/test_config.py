@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -239,3 +240,16 @@ def test_check_rejects_missing_local_path(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
     assert result.exit_code == 2
     assert "local.archive.path" in result.output
+
+
+def test_run_rejects_broken_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).parents[2] / "rules", rules)
+    (rules / "classify" / "05-local.yaml").write_text("patterns: [{reason: 3}]\n")
+    result = runner.invoke(
+        app,
+        ["run", "--database", f"sqlite:///{tmp_path / 'w.db'}"],
+        env={"WATCHDOG_RULES_DIR": str(rules)},
+    )
+    assert result.exit_code == 2
+    assert "05-local.yaml" in result.output

@@ -13,15 +13,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from watchdog.checks.dnsbl.catalogue import load_catalogue
-from watchdog.checks.dnsbl.selection import catalogue_path, read_dqs_key, select_zones
-from watchdog.classify.rules import load_rules
 from watchdog.cli.db import EXIT_USAGE, ConfigOption, fail
 from watchdog.config import Settings, TlsMode, load_settings
 from watchdog.daemon import safe_database_url
 from watchdog.errors import ConfigError, RulesError
-from watchdog.providers import load_provider_map
-from watchdog.rules_path import rules_dir
+from watchdog.preflight import check_data
 
 app = typer.Typer(help="Validate the configuration.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -38,32 +34,12 @@ def check_command(config: ConfigOption = None) -> None:
         settings = load_settings(config)
         for mailbox in settings.mailboxes.values():
             mailbox.read_password()
-        _check_data(settings)
+        check_data(settings)
     except (ConfigError, RulesError) as exc:
         fail(str(exc), EXIT_USAGE)
     where = str(config) if config is not None else "defaults and environment"
     out.print(f"[green]configuration is valid[/green] ({escape(where)})")
     _print_summary(settings)
-
-
-def _check_data(settings: Settings) -> None:
-    """Load everything the daemon reads at start: rules, zones, local sources.
-
-    Raises RulesError for an invalid rules file and ConfigError for a zone,
-    key file or local source path the settings name but that is unusable.
-    """
-    load_rules(rules_dir(settings.rules_dir) / "classify")
-    load_provider_map(rules_dir(settings.rules_dir) / "providers.yaml")
-    catalogue = load_catalogue(catalogue_path(settings))
-    select_zones(catalogue, settings.blocklists)
-    read_dqs_key(settings.blocklists.dqs_key_file)
-    for name, local in settings.local.items():
-        if not local.path.exists():
-            msg = (
-                f"local.{name}.path: {str(local.path)!r} does not exist: "
-                "create it or correct the path"
-            )
-            raise ConfigError(msg, key=f"local.{name}.path")
 
 
 @app.command("example")

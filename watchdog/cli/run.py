@@ -25,7 +25,7 @@ from watchdog.cli.db import (
 from watchdog.cli.scan_report import ScanTally, print_report
 from watchdog.config import MailboxKind, Settings, load_settings
 from watchdog.daemon import run_daemon, safe_database_url
-from watchdog.errors import ConfigError, WatchdogError
+from watchdog.errors import ConfigError, RulesError, WatchdogError
 from watchdog.jobs.local import process_path
 from watchdog.pipeline import ClassifyFailed, Processor, Result
 from watchdog.sources.local import LocalMessage, count_messages
@@ -64,7 +64,7 @@ def run_command(database: DatabaseOption = None, config: ConfigOption = None) ->
         asyncio.run(run_daemon(settings))
     except (WatchdogError, OSError, ClassifyFailed) as exc:
         log.error("daemon_failed", error=str(exc), error_type=type(exc).__name__)
-        code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
+        code = EXIT_USAGE if isinstance(exc, ConfigError | RulesError) else EXIT_ERROR
         raise typer.Exit(code) from None
 
 
