@@ -24,6 +24,7 @@ Feedparser behaviour reproduced here (CPython 3.11 ``email/feedparser.py``):
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import re
 from collections.abc import Callable
@@ -44,6 +45,12 @@ _HEADER_BLOCK = re.compile(f"(?>{_FIELD})*+")
 _SIMPLE_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
 _CONTAINERS = frozenset({"multipart", "message"})
 _BLANKS = re.compile(r"[ \t]*+")
+# A multipart Content-Type of plain parameters: token names, and values
+# that are tokens or quoted strings without backslashes. For these the
+# boundary is read without ``get_param``, in about 40 % of its time.
+_PARAMETER = r'\s*([\w-]+)\s*=\s*("[^"\\]*"|[^\s;"\\()*]+)\s*'
+_SIMPLE_PARAMETERS = re.compile(rf"\s*multipart/[\w.+-]+\s*(?:;{_PARAMETER})*;?\s*")
+_PARAMETER_PAIR = re.compile(rf";{_PARAMETER}")
 # Each nesting level keeps its own copy of its body, so a large, deeply
 # nested message would need many copies. A multipart or message/* body
 # larger than this goes to the feedparser, which keeps about one. Bounces
@@ -157,7 +164,9 @@ def _block(lines: list[str], factory: PartFactory) -> Message:
 def _read_multipart(
     body: str, part: Message, factory: PartFactory, boundaries: tuple[str, ...]
 ) -> None:
-    boundary = part.get_boundary()
+    boundary = _simple_boundary(part)
+    if boundary is None:
+        boundary = part.get_boundary()
     if boundary is None or boundary in boundaries:
         raise _Unsupported
     encoding = str(part.get("content-transfer-encoding", "8bit")).lower()
@@ -184,6 +193,21 @@ def _read_multipart(
         part.epilogue = body[last.end :] if last.line_end else ""
     else:
         part.defects.append(errors.CloseBoundaryNotFoundDefect())
+
+
+def _simple_boundary(part: Message) -> str | None:
+    """Return ``part.get_boundary()`` for a plain Content-Type, else None.
+
+    None means only that ``get_boundary`` has to decide. The value is
+    unquoted twice, as compat32's ``get_param`` and ``get_boundary`` do.
+    """
+    value = part.get("content-type")
+    if not isinstance(value, str) or not _SIMPLE_PARAMETERS.fullmatch(value):
+        return None
+    for name, raw in _PARAMETER_PAIR.findall(value):
+        if name.lower() == "boundary":
+            return email.utils.unquote(email.utils.unquote(raw)).rstrip()
+    return None
 
 
 @dataclass(frozen=True, slots=True)
