@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import os
 import shutil
 from pathlib import Path
 
@@ -110,6 +111,9 @@ def test_config_rules_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
             ["classify", "--config", str(config), str(CORPUS / "arf" / "arf-02.eml")],
         )
     finally:
+        # The command exports the setting into this process's environment;
+        # remove it so later tests load the shipped rules.
+        os.environ.pop("WATCHDOG_RULES_DIR", None)
         default_rules.cache_clear()
     assert result.exit_code == 2
     assert "10-bad.yaml" in result.stderr
