@@ -42,21 +42,21 @@ DEFAULT_DATABASE_URL = "sqlite:///mail-watchdog.db"
 
 
 class MailboxKind(StrEnum):
-    """What a mailbox receives."""
+    """The kind of mail a mailbox receives."""
 
     BOUNCES = "bounces"
     FEEDBACK = "feedback"
 
 
 class TlsMode(StrEnum):
-    """How the IMAP connection is protected."""
+    """The protection of the IMAP connection."""
 
     IMPLICIT = "implicit"
     NONE = "none"
 
 
 class Unrecognised(StrEnum):
-    """What to do with mail that is no bounce, complaint or auto-reply."""
+    """The handling of mail that is no bounce, complaint or auto-reply."""
 
     MOVE = "move"
     LEAVE = "leave"

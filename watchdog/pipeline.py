@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class MessageRef:
-    """Where a message came from.
+    """The origin of a message.
 
     ``source`` is the configured mailbox or local source name; ``uid`` and
     ``uidvalidity`` are set for IMAP, ``path`` for files on disk.
