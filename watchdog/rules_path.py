@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 RULES_DIR_VARIABLE = "WATCHDOG_RULES_DIR"
 
 _SOURCE_TREE_RULES = Path(__file__).resolve().parent.parent / "rules"
+# Where a wheel installs its copy of the rules (pyproject.toml data-files).
+_INSTALLED_RULES = Path(sys.prefix) / "share" / "mail-watchdog" / "rules"
 
 
 def rules_dir(configured: Path | None = None) -> Path:
     """Return the rules directory.
 
     The setting ``rules_dir`` wins, then the ``WATCHDOG_RULES_DIR`` variable,
-    then the ``rules/`` folder beside the package in a source checkout.
+    then the ``rules/`` folder beside the package in a source checkout, then
+    the copy a wheel installs under ``<prefix>/share/mail-watchdog/rules``.
     """
     if configured is not None:
         return configured
     if os.environ.get(RULES_DIR_VARIABLE):
         return Path(os.environ[RULES_DIR_VARIABLE])
-    return _SOURCE_TREE_RULES
+    if _SOURCE_TREE_RULES.is_dir():
+        return _SOURCE_TREE_RULES
+    return _INSTALLED_RULES
 
 
 def export_rules_dir(configured: Path | None) -> None:
