@@ -8,7 +8,6 @@ import ipaddress
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,7 +18,13 @@ from watchdog.checks.auth import Finding, Status, run_audit
 from watchdog.checks.auth.lookup import host_name, is_ip_literal
 from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher
 from watchdog.checks.resolver import make_resolver, parse_nameserver
-from watchdog.cli.console import OutputFormat, literal_text
+from watchdog.cli.console import (
+    NameserverOption,
+    OutputFormat,
+    OutputFormatOption,
+    literal_text,
+)
+from watchdog.cli.db import ConfigOption
 from watchdog.config import Settings, load_settings
 from watchdog.errors import ConfigError
 
@@ -61,22 +66,9 @@ def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an opt
         str | None,
         typer.Option("--helo", help="HELO name the PTR names should match."),
     ] = None,
-    nameserver: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--nameserver",
-            metavar="HOST:PORT",
-            help="Resolver to query instead of dns.nameservers (repeatable).",
-        ),
-    ] = None,
-    output_format: Annotated[
-        OutputFormat,
-        typer.Option("--format", help="table, or json for JSON Lines."),
-    ] = OutputFormat.TABLE,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", envvar="WATCHDOG_CONFIG", help="Settings file."),
-    ] = None,
+    nameserver: NameserverOption = None,
+    output_format: OutputFormatOption = OutputFormat.TABLE,
+    config: ConfigOption = None,
 ) -> None:
     """Audit the DNS authentication of DOMAINs and print one row per finding.
 

@@ -7,7 +7,6 @@ import ipaddress
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,7 +22,13 @@ from watchdog.checks.dnsbl.results import ZoneResult
 from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
 from watchdog.checks.dnsbl.targets import Target, parse_target
 from watchdog.checks.resolver import make_resolver, parse_nameserver
-from watchdog.cli.console import OutputFormat, literal_text
+from watchdog.cli.console import (
+    NameserverOption,
+    OutputFormat,
+    OutputFormatOption,
+    literal_text,
+)
+from watchdog.cli.db import ConfigOption
 from watchdog.config import Settings, load_settings
 from watchdog.errors import ConfigError, RulesError
 
@@ -58,21 +63,9 @@ def check_ip_command(
             "catalogue is checked at its RFC 5782 test points first.",
         ),
     ] = None,
-    nameserver: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--nameserver",
-            metavar="HOST:PORT",
-            help="Resolver to query instead of dns.nameservers (repeatable).",
-        ),
-    ] = None,
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="table, or json for JSON Lines.")
-    ] = OutputFormat.TABLE,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", envvar="WATCHDOG_CONFIG", help="Settings file."),
-    ] = None,
+    nameserver: NameserverOption = None,
+    output_format: OutputFormatOption = OutputFormat.TABLE,
+    config: ConfigOption = None,
 ) -> None:
     """Check IPs against the blocklist zones and print one row per zone.
 

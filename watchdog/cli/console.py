@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.table import Column
 from rich.text import Text
@@ -36,6 +38,20 @@ class OutputFormat(StrEnum):
 
     TABLE = "table"
     JSON = "json"
+
+
+OutputFormatOption = Annotated[
+    OutputFormat, typer.Option("--format", help="table, or json for JSON Lines.")
+]
+NameserverOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--nameserver",
+        metavar="IP:PORT",
+        help="Resolver to query instead of dns.nameservers (repeatable; port 53 "
+        "when omitted).",
+    ),
+]
 
 
 def literal_text(text: str) -> Text:
