@@ -52,7 +52,9 @@ class ScanTally:
         failure = result.verdict.kind is Kind.BOUNCE
         for recipient in result.verdict.recipients:
             # Complaints, auto-replies and delivery reports are no failure.
-            severity = ("hard" if recipient.hard else "soft") if failure else "-"
+            severity = "-"
+            if failure:
+                severity = "hard" if recipient.hard else "soft"
             key = (result.verdict.kind.value, recipient.reason, severity)
             self.recipients[key] += 1
 
