@@ -115,7 +115,7 @@ class Policy(_Section):
 
 
 class Database(_Section):
-    """Where events and the suppression list are stored."""
+    """The database that stores events and the suppression list."""
 
     url: str = DEFAULT_DATABASE_URL
     busy_timeout_seconds: float = Field(5.0, gt=0)
@@ -228,7 +228,11 @@ class LocalSource(_Section):
 
 
 class Sending(_Section):
-    """What we send from: checked by the audits, used to reject forged bounces."""
+    """Our sending domains, IPs and HELO name.
+
+    The audits check them, and bounces of mail from other domains are
+    treated as forged.
+    """
 
     domains: list[str] = Field(
         default_factory=list,

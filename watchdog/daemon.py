@@ -174,7 +174,10 @@ async def _start(
 def _add_checks(
     settings: Settings, store: Store, metrics: Metrics, scheduler: Scheduler
 ) -> None:
-    """Schedule the reputation checks and the suppression gauge."""
+    """Schedule the reputation checks and the suppression gauge.
+
+    The checks run only when ``[sending]`` names IPs or domains to check.
+    """
     sending = settings.sending
     if sending.ips or sending.domains:
         scheduler.add(
@@ -184,7 +187,6 @@ def _add_checks(
             deadline=settings.blocklists.interval_seconds,
             background=True,
         )
-    if sending.domains or sending.ips:
         scheduler.add(
             CHECK_AUDIT,
             audit_poll(settings, metrics),

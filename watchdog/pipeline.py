@@ -47,12 +47,12 @@ class MessageRef:
 
 
 class Outcome(StrEnum):
-    """What happened to a message, and so where it goes next.
+    """The fate of a message, which decides the folder it moves to.
 
     ``processed``, ``duplicate`` and ``unverified`` go to the processed
-    folder; ``unrecognised`` goes there too unless the mailbox is shared with
-    people; ``quarantined`` goes to the quarantine folder; ``failed`` stays
-    where it is and is retried until its attempts run out.
+    folder. ``unrecognised`` goes there too, unless the mailbox is shared
+    with people. ``quarantined`` goes to the quarantine folder. ``failed``
+    stays where it is and is retried until its attempts run out.
     """
 
     PROCESSED = "processed"

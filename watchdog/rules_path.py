@@ -9,7 +9,7 @@ from pathlib import Path
 RULES_DIR_VARIABLE = "WATCHDOG_RULES_DIR"
 
 _SOURCE_TREE_RULES = Path(__file__).resolve().parent.parent / "rules"
-# Where a wheel installs its copy of the rules (pyproject.toml data-files).
+# The copy of the rules a wheel installs (data-files in pyproject.toml).
 _INSTALLED_RULES = Path(sys.prefix) / "share" / "mail-watchdog" / "rules"
 
 

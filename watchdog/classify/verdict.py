@@ -7,7 +7,7 @@ from enum import StrEnum
 
 
 class Kind(StrEnum):
-    """What a message is, as a whole."""
+    """The kind of a whole message."""
 
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
