@@ -242,6 +242,11 @@ class Sending(_Section):
     ips: list[str] = Field(default_factory=list)
     helo: str | None = None
     dkim_selectors: list[str] = Field(default_factory=list)
+    return_path_domains: list[str] = Field(
+        default_factory=list,
+        description="envelope sender (Return-Path) domains the alignment audit "
+        "checks as well as those learned from bounces; empty only learns",
+    )
 
     @field_validator("ips")
     @classmethod
@@ -254,7 +259,7 @@ class Sending(_Section):
                 raise ValueError(msg) from None
         return values
 
-    @field_validator("domains")
+    @field_validator("domains", "return_path_domains")
     @classmethod
     def _valid_domains(cls, values: list[str]) -> list[str]:
         return [_domain_name(value) for value in values]
@@ -298,6 +303,20 @@ class Blocklists(_Section):
     interval_seconds: float = Field(900.0, gt=0)
     concurrency: int = Field(32, gt=0)
     per_zone_concurrency: int = Field(4, gt=0)
+    link_domains: list[str] = Field(
+        default_factory=list,
+        description="domains our mail links to, checked against domain zones",
+    )
+    learn_link_domains: bool = Field(
+        False,
+        description="also check the registered domains of http and https links "
+        "in our own mail quoted by bounces",
+    )
+
+    @field_validator("link_domains")
+    @classmethod
+    def _valid_link_domains(cls, values: list[str]) -> list[str]:
+        return [_domain_name(value) for value in values]
 
 
 class Audit(_Section):
