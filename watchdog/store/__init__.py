@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from watchdog.policy import SuppressionReason
 
-# Imported for its side effect: it adds the dnsbl_listing table to the
-# models' metadata, which Alembic and the schema test compare against.
-from watchdog.store import dnsbl_history  # noqa: F401
+# Imported for their side effect: they add the dnsbl_listing and
+# learned_identifier tables to the models' metadata, which Alembic and the
+# schema test compare against.
+from watchdog.store import dnsbl_history, learned  # noqa: F401
 from watchdog.store.listing import InvalidAddress
 from watchdog.store.records import (
     NOT_RECORDED,

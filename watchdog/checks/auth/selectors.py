@@ -24,7 +24,7 @@ def selectors_from_message(raw: bytes) -> set[tuple[str, str]]:
     """
     outer = email.message_from_bytes(raw, policy=email.policy.compat32)
     found: set[tuple[str, str]] = set()
-    for headers in _quoted_headers(outer):
+    for headers in quoted_messages(outer):
         for value in headers.get_all("DKIM-Signature") or []:
             tags = parse_tags(" ".join(str(value).split()))
             domain, selector = tags.get("d", ""), tags.get("s", "")
@@ -33,7 +33,12 @@ def selectors_from_message(raw: bytes) -> set[tuple[str, str]]:
     return found
 
 
-def _quoted_headers(message: Message) -> Iterator[Message]:
+def quoted_messages(message: Message) -> Iterator[Message]:
+    """Yield the messages quoted in ``message``, at any depth.
+
+    A ``text/rfc822-headers`` part yields a message with headers and an
+    empty body.
+    """
     # walk() also descends into quoted messages, so nested reports are found.
     for part in message.walk():
         content_type = part.get_content_type()
