@@ -15,20 +15,31 @@ runs both for one message.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+import structlog
+
 from watchdog.classify.verdict import Kind, Verdict
 from watchdog.outcomes import count_verdict
 from watchdog.providers import default_provider_map
 
 if TYPE_CHECKING:
+    from watchdog.checks.auth.learned import Learned
     from watchdog.config import Settings
     from watchdog.metrics import Metrics
     from watchdog.store import Store
+
+log = structlog.get_logger("watchdog.pipeline")
+
+# Kinds of message whose quoted original may teach us our own identifiers,
+# and those sent to the original's envelope sender (RFC 3464).
+_LEARN_FROM = (Kind.BOUNCE, Kind.COMPLAINT, Kind.AUTO_REPLY, Kind.DELIVERY_REPORT)
+_TO_ENVELOPE_SENDER = (Kind.BOUNCE, Kind.DELIVERY_REPORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +125,9 @@ class Classified:
 
     Exactly one of ``verdict``, ``failure`` and ``earlier`` is set:
     ``earlier`` is the final outcome stored for the same bytes, so the
-    message is a duplicate and is not classified at all.
+    message is a duplicate and is not classified at all. ``learned`` is what
+    the quoted original shows about our domains (see
+    ``watchdog.checks.auth.learned``).
     """
 
     ref: MessageRef
@@ -123,6 +136,7 @@ class Classified:
     verdict: Verdict | None = None
     failure: ClassifyFailed | None = None
     earlier: Outcome | None = None
+    learned: frozenset[Learned] = frozenset()
 
 
 class Classifier(Protocol):
@@ -188,7 +202,36 @@ class Processor:
             verdict = await self._classifier(pending.raw)
         except ClassifyFailed as exc:
             return Classified(ref, digest, size, failure=exc)
-        return Classified(ref, digest, size, verdict=verdict)
+        learned = await self._learn(pending, verdict)
+        return Classified(ref, digest, size, verdict=verdict, learned=learned)
+
+    async def _learn(self, pending: Pending, verdict: Verdict) -> frozenset[Learned]:
+        """Extract our identifiers from the quoted original, off the event loop.
+
+        Only a verdict without ``limit`` gets here, so the message passed
+        the ``Limits`` pre-scan that bounds the cost of parsing it again.
+        """
+        if not self._our_domains or verdict.limit is not None:
+            return frozenset()
+        if verdict.kind not in _LEARN_FROM:
+            return frozenset()
+        # Imported here to keep the DNS and crypto modules out of the
+        # classifier workers, which import this module.
+        from watchdog.checks.auth.learned import learn_from_message  # noqa: PLC0415
+
+        try:
+            learned = await asyncio.to_thread(
+                learn_from_message,
+                pending.raw,
+                self._our_domains,
+                delivered_to_envelope_sender=verdict.kind in _TO_ENVELOPE_SENDER,
+                links=self._settings.blocklists.learn_link_domains,
+            )
+        except Exception as exc:
+            # Learning is a side job, so no input may stop the recording.
+            log.warning("learn_failed", sha256=pending.sha256, error=repr(exc))
+            return frozenset()
+        return frozenset(learned)
 
     def record(self, item: Classified) -> Result:
         """Record one classified message; return where it goes next.
@@ -222,6 +265,8 @@ class Processor:
             return Result(
                 Outcome.DUPLICATE, verdict.kind, item.sha256, verdict, earlier=earlier
             )
+        if item.learned and outcome is not Outcome.QUARANTINED:
+            self._record_learned(item.learned)
         if self._metrics is not None and verified:
             count_verdict(self._metrics, self._providers, verdict, recorded.suppressed)
         return Result(
@@ -232,6 +277,12 @@ class Processor:
             events_added=recorded.events_added,
             suppressed=recorded.suppressed,
         )
+
+    def _record_learned(self, learned: frozenset[Learned]) -> None:
+        # Imported here because watchdog.store imports this module.
+        from watchdog.store.learned import record_learned  # noqa: PLC0415
+
+        record_learned(self._store, learned)
 
     def quarantine_oversize(self, ref: MessageRef, size: int, digest: str) -> Result:
         """Record a message too large to fetch; it goes to quarantine unparsed."""
