@@ -8,16 +8,12 @@ import ipaddress
 import json
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from watchdog.checks.auth import Finding, Status, run_audit
-from watchdog.checks.auth.lookup import host_name, is_ip_literal
-from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher
-from watchdog.checks.resolver import make_resolver, parse_nameserver
 from watchdog.cli.console import (
     NameserverOption,
     OutputFormat,
@@ -28,16 +24,21 @@ from watchdog.cli.db import ConfigOption
 from watchdog.config import Settings, load_settings
 from watchdog.errors import ConfigError
 
+if TYPE_CHECKING:
+    from watchdog.checks.auth import Finding
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_LOOKUP_FAILED = 3
 
+# Table styles by Status value. The audit modules (dnspython, SQLAlchemy) are
+# imported only when the command runs, so that --help stays fast.
 _STATUS_STYLES = {
-    Status.OK: "green",
-    Status.WARNING: "yellow",
-    Status.ERROR: "bold red",
-    Status.LOOKUP_FAILED: "magenta",
+    "ok": "green",
+    "warning": "yellow",
+    "error": "bold red",
+    "lookup_failed": "magenta",
 }
 
 
@@ -114,6 +115,8 @@ def _checked_ip(text: str) -> str:
 
 
 def _checked_name(text: str, param_hint: str) -> str:
+    from watchdog.checks.auth.lookup import host_name  # noqa: PLC0415
+
     try:
         return host_name(text)
     except ValueError as exc:
@@ -123,6 +126,9 @@ def _checked_name(text: str, param_hint: str) -> str:
 def _check_nameserver(text: str) -> None:
     # dnspython sends queries only to IP addresses. A host name here would
     # turn every query into a timeout and the audit into lookup_failed.
+    from watchdog.checks.auth.lookup import is_ip_literal  # noqa: PLC0415
+    from watchdog.checks.resolver import parse_nameserver  # noqa: PLC0415
+
     try:
         host, _port = parse_nameserver(text)
     except ConfigError as exc:
@@ -141,6 +147,10 @@ async def _audit(
     helo: str | None,
     nameservers: list[str],
 ) -> list[Finding]:
+    from watchdog.checks.auth import run_audit  # noqa: PLC0415
+    from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher  # noqa: PLC0415
+    from watchdog.checks.resolver import make_resolver  # noqa: PLC0415
+
     resolver = make_resolver(settings.dns, nameservers)
     return await run_audit(
         settings,
@@ -155,10 +165,10 @@ async def _audit(
 
 def exit_status(findings: Sequence[Finding]) -> int:
     """Return the exit status for ``findings`` (see ``check_domain_command``)."""
-    statuses = {finding.status for finding in findings}
-    if Status.ERROR in statuses:
+    statuses = {finding.status.value for finding in findings}
+    if "error" in statuses:
         return EXIT_ERROR
-    if Status.LOOKUP_FAILED in statuses:
+    if "lookup_failed" in statuses:
         return EXIT_LOOKUP_FAILED
     return EXIT_OK
 
@@ -166,7 +176,7 @@ def exit_status(findings: Sequence[Finding]) -> int:
 def _table(findings: Sequence[Finding]) -> Table:
     table = Table("domain", "check", "status", "subject", "detail")
     for finding in findings:
-        style = _STATUS_STYLES[finding.status]
+        style = _STATUS_STYLES[finding.status.value]
         status = f"[{style}]{finding.status.value}[/]"
         table.add_row(
             literal_text(finding.domain),

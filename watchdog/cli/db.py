@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -11,7 +11,9 @@ from rich.markup import escape
 
 from watchdog.config import load_settings
 from watchdog.errors import ConfigError, WatchdogError
-from watchdog.store import Store
+
+if TYPE_CHECKING:
+    from watchdog.store import Store
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -49,6 +51,10 @@ def open_store(
     with status 1 and the error on stderr when the settings or the database
     fail.
     """
+    # Imported here because SQLAlchemy and Alembic take longer to import than
+    # the rest of the command line together.
+    from watchdog.store import Store  # noqa: PLC0415
+
     try:
         overrides = {"database.url": database} if database else {}
         settings = load_settings(config, **overrides)
