@@ -8,6 +8,7 @@ import ipaddress
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -44,9 +45,14 @@ _STATUS_STYLES = {
 
 def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an option
     domains: Annotated[
-        list[str],
-        typer.Argument(metavar="DOMAIN...", help="Sending domains to audit."),
-    ],
+        list[str] | None,
+        typer.Argument(
+            metavar="DOMAIN",
+            help="Sending domains to audit; default sending.domains from the "
+            "configuration.",
+            show_default=False,
+        ),
+    ] = None,
     selector: Annotated[
         list[str] | None,
         typer.Option(
@@ -71,23 +77,24 @@ def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an opt
     output_format: OutputFormatOption = OutputFormat.TABLE,
     config: ConfigOption = None,
 ) -> None:
-    """Audit the DNS authentication of DOMAINs and print one row per finding.
+    """Audit the DNS authentication of domains and print one row per finding.
 
     Exit status: 0 only ok and warning findings, 1 at least one error
     finding, 2 a usage or configuration error, 3 no error finding but some
     lookups failed.
     """
     ips = [_checked_ip(text) for text in ip or []]
-    domains = [_checked_name(text, "DOMAIN") for text in domains]
+    names = [_checked_name(text, "DOMAIN") for text in domains or []]
     selectors = [_checked_name(text, "--selector") for text in selector or []]
     for entry in nameserver or []:
         _check_nameserver(entry)
     try:
         settings = load_settings(config)
+        names = names or _configured_domains(settings, config)
         findings = asyncio.run(
             _audit(
                 settings,
-                domains,
+                names,
                 selectors=selectors,
                 ips=ips or None,
                 helo=helo,
@@ -104,6 +111,20 @@ def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an opt
     else:
         Console().print(_table(findings))
     raise typer.Exit(exit_status(findings))
+
+
+def _configured_domains(settings: Settings, config: Path | None) -> list[str]:
+    if settings.sending.domains:
+        return settings.sending.domains
+    if config is None:
+        where = "in a configuration file and pass it with --config"
+    else:
+        where = f"in {config}"
+    msg = (
+        "no domain to audit: pass one or more domains, as in "
+        f"'mail-watchdog check domain example.com', or set sending.domains {where}"
+    )
+    raise ConfigError(msg, key="sending.domains")
 
 
 def _checked_ip(text: str) -> str:
