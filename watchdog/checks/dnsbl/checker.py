@@ -107,9 +107,7 @@ async def _check_zone(
     kinds = sorted(zone.kinds)
     chosen = _matching(zone, targets)
     points = [point for kind in kinds for point in TEST_POINTS[kind]]
-    answers = await asyncio.gather(
-        *(_answer(lookup, zone, target) for target in [*points, *chosen])
-    )
+    answers = await _answers(lookup, zone, [*points, *chosen])
     canaries, found = answers[: len(points)], answers[len(points) :]
 
     health_by_kind: dict[ZoneKind, Health] = {
@@ -128,6 +126,31 @@ async def _check_zone(
         results.append(ZoneResult.of(target, zone, answer))
     failed = [health for health in health_by_kind.values() if not health.healthy]
     return results, failed[0] if failed else HEALTHY
+
+
+async def _answers(
+    lookup: Lookup, zone: Zone, targets: Sequence[Target]
+) -> list[Answer]:
+    """Return the answer of ``zone`` for each target, in order.
+
+    Cached records (a prefetch fills the cache) are read without a task;
+    only the names missing from the cache are looked up concurrently.
+    """
+    answers: list[Answer | None] = []
+    missing: list[int] = []
+    for index, target in enumerate(targets):
+        records = lookup.cached(query_name(target, zone))
+        if records is None:
+            missing.append(index)
+            answers.append(None)
+        else:
+            answers.append(interpret(zone, records.addresses, records.reason))
+    looked_up = await asyncio.gather(
+        *(_answer(lookup, zone, targets[index]) for index in missing)
+    )
+    for index, answer in zip(missing, looked_up, strict=True):
+        answers[index] = answer
+    return [answer for answer in answers if answer is not None]
 
 
 async def _answer(lookup: Lookup, zone: Zone, target: Target) -> Answer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -211,9 +212,8 @@ class BlocklistMonitor:
                 self.log.warning(
                     "dnsbl_zone_unhealthy", zone=zone, reason=health.reason
                 )
-        states: dict[str, int] = {}
-        for result in outcome.results:
-            states[result.state.value] = states.get(result.state.value, 0) + 1
+        counts = Counter(result.state for result in outcome.results)
+        states = {state.value: count for state, count in counts.items()}
         self.log.info(
             "dnsbl_cycle_done",
             zones=len(outcome.health),

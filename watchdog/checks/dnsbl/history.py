@@ -96,6 +96,8 @@ class History:
     ) -> Entry:
         if old is None:
             old = Entry(state=state)
+        elif state is State.NOT_LISTED and old.state is State.NOT_LISTED:
+            return old  # the common case: nothing changed
         if state is State.LISTED:
             first = old.first_listed
             if old.state is not State.LISTED or first is None:

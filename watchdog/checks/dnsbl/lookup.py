@@ -90,15 +90,22 @@ class Lookup:
         for name in names:
             self._cache.pop(name, None)
 
+    def cached(self, name: str) -> Records | None:
+        """Return the cached records of ``name``, or None when absent or expired."""
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        return None
+
     async def records(self, name: str, zone: str) -> Records:
         """Return the A records (and TXT reason when listed) for ``name``.
 
         Raises DnsError after the retries when every try timed out or was
         answered SERVFAIL or REFUSED.
         """
-        cached = self._cache.get(name)
-        if cached is not None and cached[0] > self._clock():
-            return cached[1]
+        cached = self.cached(name)
+        if cached is not None:
+            return cached
 
         self._bind_to_running_loop()
         gate = self._per_zone.setdefault(zone, asyncio.Semaphore(self._per_zone_limit))

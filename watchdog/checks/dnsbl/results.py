@@ -28,7 +28,7 @@ class ZoneResult:
         """Build the result of ``target`` in ``zone`` from an interpreted answer."""
         return cls(
             target=target.value,
-            kind=target.kind.value,
+            kind=str(target.kind),
             zone=zone.name,
             state=answer.state,
             codes=answer.codes,

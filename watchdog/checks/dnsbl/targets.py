@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from watchdog.config import Settings
 from watchdog.errors import ConfigError
 
 _REVERSE_SUFFIXES = (".in-addr.arpa", ".ip6.arpa")
+REVERSED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,16 @@ def query_name(target: Target, zone: Zone) -> str:
     """
     if target.kind is ZoneKind.DOMAIN:
         return f"{target.value}.{zone.query_zone}"
-    reverse = ipaddress.ip_address(target.value).reverse_pointer
+    return f"{_reversed(target.value)}.{zone.query_zone}"
+
+
+@functools.lru_cache(maxsize=REVERSED_CACHE_SIZE)
+def _reversed(address: str) -> str:
+    # Cached because every zone asks for the same target's name.
+    reverse = ipaddress.ip_address(address).reverse_pointer
     for suffix in _REVERSE_SUFFIXES:
         reverse = reverse.removesuffix(suffix)
-    return f"{reverse}.{zone.query_zone}"
+    return reverse
 
 
 # RFC 5782 section 5: every list must list the first and must not list the

@@ -69,14 +69,35 @@ def encode_question(name: str, rdtype: int) -> bytes:
     a label over 63 octets, or is longer than 255 octets.
     """
     labels = name.lower().rstrip(".").encode("ascii").split(b".")
-    if any(not 0 < len(label) <= MAX_LABEL for label in labels):
+    try:
+        wire = b"".join([_label_wire(label) for label in labels]) + b"\0"
+    except ValueError:
         msg = f"invalid DNS name {name!r}: empty label or label over 63 octets"
-        raise ValueError(msg)
-    wire = b"".join([bytes((len(label),)) + label for label in labels]) + b"\0"
+        raise ValueError(msg) from None
     if len(wire) > MAX_NAME:
         msg = f"DNS name {name!r} is longer than {MAX_NAME} octets"
         raise ValueError(msg)
     return wire + struct.pack("!HH", rdtype, CLASS_IN)
+
+
+def _label_wire(label: bytes) -> bytes:
+    """Return ``label`` with its length octet in front.
+
+    Blocklist names repeat a few labels (octets, nibbles, zone labels), so
+    their encodings are kept in a small table that is emptied when full.
+    """
+    wire = _LABEL_WIRE.get(label)
+    if wire is None:
+        if not 0 < len(label) <= MAX_LABEL:
+            raise ValueError(label)
+        if len(_LABEL_WIRE) >= LABEL_TABLE_SIZE:
+            _LABEL_WIRE.clear()
+        wire = _LABEL_WIRE[label] = bytes((len(label),)) + label
+    return wire
+
+
+_LABEL_WIRE: dict[bytes, bytes] = {}
+LABEL_TABLE_SIZE = 4096
 
 
 def encode_query(query_id: int, question: bytes) -> bytes:
@@ -173,8 +194,23 @@ def _expect_owner(data: bytes, offset: int, qname: bytes) -> int:
 
 
 def skip_name(data: bytes, offset: int) -> int:
-    """Return the offset after the (possibly compressed) name at ``offset``."""
-    return read_name(data, offset)[1]
+    """Return the offset after the (possibly compressed) name at ``offset``.
+
+    Only the labels in place are walked: a pointer ends the name, so its
+    target need not be read. Raises Unusual on a reserved label type or a
+    name that runs past the reply.
+    """
+    while True:
+        size = data[offset]
+        if size & POINTER_FLAGS == POINTER_FLAGS:
+            return offset + 2
+        if size & POINTER_FLAGS:
+            raise Unusual(f"reserved label type {size:#x}")
+        offset += 1 + size
+        if offset > len(data):
+            raise Unusual("name past the end of the reply")
+        if size == 0:
+            return offset
 
 
 def read_name(data: bytes, offset: int) -> tuple[bytes, int]:
