@@ -29,6 +29,7 @@ from watchdog.checks.auth import run_audit
 from watchdog.checks.auth.dkim import check_dkim
 from watchdog.checks.auth.dmarc import check_dmarc
 from watchdog.checks.auth.findings import Check, Status
+from watchdog.checks.auth.learned import Learned, LearnedKind
 from watchdog.checks.auth.lookup import Lookup
 from watchdog.checks.auth.mta_sts_policy import (
     HttpsPolicyFetcher,
@@ -177,7 +178,7 @@ async def test_learned_selector_not_error(
     """A selector known only from a returned message, which anyone can forge,
     gives a warning when it has no key, while a configured one gives an error."""
     settings = Settings(sending=Sending(dkim_selectors=["configured"]))
-    learned = {("adv.test", "forged")}
+    learned = {Learned(LearnedKind.DKIM_SELECTOR, "adv.test", "forged")}
     findings = await run_audit(settings, ["adv.test"], [], resolver, learned=learned)
     missing = {
         finding.subject: finding.status

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.checks.auth.zones import GOOD_IP, UNCONFIRMED_IP
 from watchdog.checks.auth import Check, Finding, Status, run_audit
+from watchdog.checks.auth.learned import Learned, LearnedKind
 from watchdog.config import Audit, Sending, Settings
 from watchdog.metrics import Metrics
 
@@ -37,7 +38,11 @@ async def _audit(
         domains,
         ["s1024"],
         resolver,
-        learned={("good.test", "ed"), ("other.test", "x")},
+        learned={
+            Learned(LearnedKind.DKIM_SELECTOR, "good.test", "ed"),
+            Learned(LearnedKind.DKIM_SELECTOR, "other.test", "x"),
+            Learned(LearnedKind.DKIM_DOMAIN, "good.test", "good.test"),
+        },
         metrics=metrics,
     )
 

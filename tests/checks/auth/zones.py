@@ -124,6 +124,10 @@ _dmarc.pct0 TXT "v=DMARC1; p=reject; pct=0"
 _dmarc.casebad TXT "v=dmarc1; p=reject"
 _dmarc.spaced TXT "V = DMARC1 ; p = quarantine ; sp = reject"
 _dmarc.subnone TXT "v=DMARC1; p=reject; sp=none"
+_dmarc.strict TXT "v=DMARC1; p=reject; adkim=s; aspf=s"
+_dmarc.relaxed TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
+_dmarc.mixed TXT "v=DMARC1; p=quarantine; adkim=s; aspf=r"
+_dmarc.badmode TXT "v=DMARC1; p=reject; adkim=x"
 """
 
 

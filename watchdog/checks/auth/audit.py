@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import dns.asyncresolver
 
+from watchdog.checks.auth.alignment import (
+    Identifiers,
+    check_alignment,
+    identifiers_for,
+)
 from watchdog.checks.auth.bimi import check_bimi
 from watchdog.checks.auth.dkim import DkimReport, check_dkim
 from watchdog.checks.auth.dmarc import DmarcReport, check_dmarc
 from watchdog.checks.auth.findings import Check, Finding, Status, worst
+from watchdog.checks.auth.learned import Learned, LearnedKind
 from watchdog.checks.auth.lookup import Lookup, normalise
 from watchdog.checks.auth.mta_sts import check_mta_sts
 from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher, PolicyFetcher
@@ -45,7 +52,7 @@ async def run_audit(
     *,
     ips: list[str] | None = None,
     helo: str | None = None,
-    learned: set[tuple[str, str]] | None = None,
+    learned: Collection[Learned] = (),
     fetcher: PolicyFetcher | None = None,
     metrics: Metrics | None = None,
 ) -> list[Finding]:
@@ -54,8 +61,9 @@ async def run_audit(
 
     ``ips`` and ``helo`` default to ``settings.sending``. The DKIM selectors
     of a domain are ``settings.sending.dkim_selectors``, ``selectors`` and
-    the ``(domain, selector)`` pairs in ``learned`` (see
-    ``selectors.selectors_from_message``). DNS failures become
+    the selectors in ``learned`` (see ``learned.learn_from_message``). The
+    alignment check judges the ``d=`` and Return-Path domains in ``learned``
+    and ``settings.sending.return_path_domains``. DNS failures become
     ``lookup_failed`` findings; nothing is raised for them.
     """
     sending = settings.sending
@@ -69,7 +77,8 @@ async def run_audit(
         _audit_domain(
             run,
             normalise(domain),
-            *_selectors_for(domain, configured, learned or set()),
+            *_selectors_for(domain, configured, learned),
+            identifiers_for(normalise(domain), learned, sending.return_path_domains),
         )
         for domain in domains
     ]
@@ -88,16 +97,24 @@ async def run_audit(
 
 
 def _selectors_for(
-    domain: str, configured: list[str], learned: set[tuple[str, str]]
+    domain: str, configured: list[str], learned: Collection[Learned]
 ) -> tuple[list[str], set[str]]:
     """Return every selector of ``domain`` and those known only from ``learned``."""
     domain = normalise(domain)
-    extra = {selector for signed, selector in learned if signed == domain}
+    extra = {
+        item.value
+        for item in learned
+        if item.kind is LearnedKind.DKIM_SELECTOR and item.domain == domain
+    }
     return sorted(set(configured) | extra), extra - set(configured)
 
 
 async def _audit_domain(
-    run: _Run, domain: str, selectors: list[str], learned_only: set[str]
+    run: _Run,
+    domain: str,
+    selectors: list[str],
+    learned_only: set[str],
+    identifiers: Identifiers,
 ) -> list[Finding]:
     lookup = Lookup(run.resolver)
     # The independent checks run together, so a dead resolver costs one
@@ -125,6 +142,7 @@ async def _audit_domain(
     bimi = await check_bimi(
         lookup, domain, dmarc.policy, dmarc.record, dmarc_known=dmarc_known
     )
+    alignment = check_alignment(domain, dmarc, identifiers)
     if run.metrics is not None:
         _record_domain(run.metrics, domain, spf, dkim, dmarc)
 
@@ -132,7 +150,8 @@ async def _audit_domain(
     findings += [finding for report in dkim for finding in report.findings]
     if not selectors:
         findings.append(_no_selector_finding(domain))
-    return findings + dmarc.findings + mx.findings + mta_sts + tls_rpt + bimi
+    findings += dmarc.findings + alignment
+    return findings + mx.findings + mta_sts + tls_rpt + bimi
 
 
 def _any_failed(findings: list[Finding]) -> bool:

@@ -19,6 +19,7 @@ class Check(StrEnum):
     TLS_RPT = "tls_rpt"
     BIMI = "bimi"
     PTR = "ptr"
+    ALIGNMENT = "alignment"
 
 
 class Status(StrEnum):
