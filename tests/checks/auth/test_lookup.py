@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
 import dns.asyncresolver
 import pytest
 
-from watchdog.checks.auth.lookup import Lookup
+from tests.checks.auth.udp_resolvers import (
+    UdpResolver,
+    run_blackhole,
+    run_slow_forwarder,
+)
+from tests.servers.nsd import Nsd
+from watchdog.checks.auth.lookup import Lookup, ResolverHealth
+from watchdog.checks.resolver import make_resolver
+from watchdog.config import Dns
 from watchdog.errors import DnsError
 
 pytestmark = pytest.mark.dns
@@ -52,3 +63,98 @@ async def test_refused_raises(direct: dns.asyncresolver.Resolver) -> None:
     with pytest.raises(DnsError) as caught:
         await Lookup(direct).query("example.org", "TXT")
     assert caught.value.reason == "servfail"
+
+
+@pytest.fixture
+def blackhole() -> Iterator[UdpResolver]:
+    """A UDP socket on 127.0.0.1 that reads every query and never replies."""
+    with run_blackhole() as server:
+        yield server
+
+
+def _quick(nameserver: str) -> dns.asyncresolver.Resolver:
+    return make_resolver(
+        Dns(nameservers=[nameserver], timeout_seconds=0.2, lifetime_seconds=0.4)
+    )
+
+
+async def test_unreachable_after_two_timeouts(blackhole: UdpResolver) -> None:
+    """After two timeouts in a row the next query fails at once, unsent."""
+    lookup = Lookup(_quick(blackhole.nameserver))
+    for name in ("one.test", "two.test"):
+        with pytest.raises(DnsError) as caught:
+            await lookup.query(name, "TXT")
+        assert caught.value.reason == "timeout"
+    sent = blackhole.count()
+
+    started = time.monotonic()
+    with pytest.raises(DnsError) as caught:
+        await lookup.query("three.test", "TXT")
+    elapsed = time.monotonic() - started
+
+    assert caught.value.reason == "resolver_unreachable"
+    assert "not sent" in str(caught.value)
+    assert elapsed < 0.1
+    assert blackhole.count() == sent
+    assert "three.test." not in blackhole.received
+
+
+async def test_one_timeout_keeps_sending(blackhole: UdpResolver) -> None:
+    """A single timeout does not stop the next query from being sent."""
+    lookup = Lookup(_quick(blackhole.nameserver))
+    with pytest.raises(DnsError):
+        await lookup.query("one.test", "TXT")
+    assert not lookup.health.unreachable
+    with pytest.raises(DnsError) as caught:
+        await lookup.query("two.test", "TXT")
+    assert caught.value.reason == "timeout"
+    assert "two.test." in blackhole.received
+
+
+async def test_answer_resets_timeouts(nsd: Nsd) -> None:
+    """An answer between two timeouts, even NXDOMAIN, keeps the resolver usable."""
+    drop = frozenset({"lost1.test.", "lost2.test.", "lost3.test."})
+    with run_slow_forwarder(nsd.port, delay=0.0, drop=drop) as forwarder:
+        lookup = Lookup(_quick(forwarder.nameserver))
+        with pytest.raises(DnsError):
+            await lookup.query("lost1.test", "TXT")
+        answer = await lookup.query("nothere.test", "TXT")
+        assert answer.nxdomain
+        with pytest.raises(DnsError) as caught:
+            await lookup.query("lost2.test", "TXT")
+        assert caught.value.reason == "timeout"
+        assert not lookup.health.unreachable
+
+        _answer, texts = await lookup.txt("split.test")
+        assert texts == ["v=spf1 ip4:127.0.0.10 -all"]
+        with pytest.raises(DnsError):
+            await lookup.query("lost3.test", "TXT")
+        assert not lookup.health.unreachable
+
+
+async def test_health_shared_between_lookups(blackhole: UdpResolver) -> None:
+    """Lookups that share a ResolverHealth stop together."""
+    resolver = _quick(blackhole.nameserver)
+    health = ResolverHealth()
+    first, second = Lookup(resolver, health), Lookup(resolver, health)
+    for lookup in (first, second):
+        with pytest.raises(DnsError):
+            await lookup.query("x.test", "MX")
+    with pytest.raises(DnsError) as caught:
+        await Lookup(resolver, health).addresses("mx.test")
+    assert caught.value.reason == "resolver_unreachable"
+
+
+async def test_unreachable_never_absent(blackhole: UdpResolver) -> None:
+    """Once unreachable, each helper raises rather than returning no records."""
+    health = ResolverHealth(limit=0)
+    lookup = Lookup(_quick(blackhole.nameserver), health)
+    for call in (
+        lookup.txt("good.test"),
+        lookup.addresses("mail.good.test"),
+        lookup.ptr("127.0.0.1"),
+    ):
+        with pytest.raises(DnsError) as caught:
+            await call
+        assert caught.value.reason == "resolver_unreachable"
+    assert blackhole.count() == 0

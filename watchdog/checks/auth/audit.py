@@ -19,7 +19,7 @@ from watchdog.checks.auth.dkim import DkimReport, check_dkim
 from watchdog.checks.auth.dmarc import DmarcReport, check_dmarc
 from watchdog.checks.auth.findings import Check, Finding, Status, worst
 from watchdog.checks.auth.learned import Learned, LearnedKind
-from watchdog.checks.auth.lookup import Lookup, normalise
+from watchdog.checks.auth.lookup import Lookup, ResolverHealth, normalise
 from watchdog.checks.auth.mta_sts import check_mta_sts
 from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher, PolicyFetcher
 from watchdog.checks.auth.mx import check_mx
@@ -42,6 +42,9 @@ class _Run:
     fetcher: PolicyFetcher
     allow_private_mx: bool
     metrics: Metrics | None
+    # One for the whole run, so that every lookup stops once the resolver
+    # stops answering.
+    health: ResolverHealth
 
 
 async def run_audit(
@@ -72,7 +75,10 @@ async def run_audit(
     fetcher = fetcher or HttpsPolicyFetcher(resolver=resolver)
     configured = [*sending.dkim_selectors, *selectors]
 
-    run = _Run(resolver, ips, helo, fetcher, settings.audit.allow_private_mx, metrics)
+    health = ResolverHealth()
+    run = _Run(
+        resolver, ips, helo, fetcher, settings.audit.allow_private_mx, metrics, health
+    )
     domain_runs = [
         _audit_domain(
             run,
@@ -82,7 +88,7 @@ async def run_audit(
         )
         for domain in domains
     ]
-    ptr_runs = [check_ptr(Lookup(resolver), ip, helo) for ip in ips]
+    ptr_runs = [check_ptr(Lookup(resolver, health), ip, helo) for ip in ips]
     domain_results = await asyncio.gather(*domain_runs)
     ptr_reports = await asyncio.gather(*ptr_runs)
 
@@ -116,9 +122,9 @@ async def _audit_domain(
     learned_only: set[str],
     identifiers: Identifiers,
 ) -> list[Finding]:
-    lookup = Lookup(run.resolver)
-    # The independent checks run together, so a dead resolver costs one
-    # lookup lifetime per dependent step rather than one per check.
+    lookup = Lookup(run.resolver, run.health)
+    # The independent checks run together, so the timeouts of a dead
+    # resolver arrive at once and mark it unreachable for the rest of the run.
     selector_checks = asyncio.gather(
         *(check_dkim(lookup, domain, selector) for selector in selectors)
     )

@@ -96,8 +96,11 @@ def worst(findings: list[Finding]) -> Status:
 def lookup_failed(
     domain: str, check: Check, error: DnsError, subject: str = ""
 ) -> Finding:
-    """Build the finding for a check that could not run because DNS failed."""
+    """Build the finding for a check that could not run because DNS failed.
+
+    The reason is ``resolver_unreachable`` for a query that was not sent
+    because the resolver stopped answering, else ``lookup_failed``.
+    """
     detail = f"{error} (the record is unknown, not absent)"
-    return Finding(
-        domain, check, Status.LOOKUP_FAILED, "lookup_failed", detail, subject
-    )
+    reason = error.reason if error.reason == "resolver_unreachable" else "lookup_failed"
+    return Finding(domain, check, Status.LOOKUP_FAILED, reason, detail, subject)

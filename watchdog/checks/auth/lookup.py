@@ -3,6 +3,12 @@
 NXDOMAIN and NODATA are answers ("absent"), which the checks report as
 findings. A timeout, SERVFAIL or REFUSED from every nameserver raises
 ``DnsError``, which the checks report as ``lookup_failed``.
+
+The lookups of one audit share a ``ResolverHealth``. Once it has seen
+``UNREACHABLE_AFTER_TIMEOUTS`` timeouts in a row, later queries are not
+sent: they raise DnsError with reason ``resolver_unreachable`` at once, so
+a resolver that drops every packet costs one lookup lifetime instead of
+one per lookup.
 """
 
 from __future__ import annotations
@@ -72,11 +78,52 @@ _INVALID_NAME = (
 _HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
-class Lookup:
-    """Query DNS through one resolver and translate dnspython's outcomes."""
+# Two, so that one name whose nameservers are down does not stop the
+# audit, because a live resolver responds to other lookups in between.
+UNREACHABLE_AFTER_TIMEOUTS = 2
 
-    def __init__(self, resolver: dns.asyncresolver.Resolver) -> None:
+
+class ResolverHealth:
+    """Consecutive timeouts of the lookups that share this object.
+
+    Any answer, NXDOMAIN, SERVFAIL and REFUSED included, proves that the
+    resolver responds and resets the count, even when it arrives after the
+    resolver was taken as unreachable. Timeouts of queries that were in
+    flight together count one each.
+    """
+
+    def __init__(self, limit: int = UNREACHABLE_AFTER_TIMEOUTS) -> None:
+        self.limit = limit
+        self.consecutive_timeouts = 0
+
+    @property
+    def unreachable(self) -> bool:
+        """True once ``limit`` queries in a row timed out."""
+        return self.consecutive_timeouts >= self.limit
+
+    def record_answer(self) -> None:
+        """Note a response from the resolver."""
+        self.consecutive_timeouts = 0
+
+    def record_timeout(self) -> None:
+        """Note a query that got no response within its lifetime."""
+        self.consecutive_timeouts += 1
+
+
+class Lookup:
+    """Query DNS through one resolver and translate dnspython's outcomes.
+
+    ``health`` is shared by every lookup of one audit run. Without one, this
+    object counts the timeouts of its own queries.
+    """
+
+    def __init__(
+        self,
+        resolver: dns.asyncresolver.Resolver,
+        health: ResolverHealth | None = None,
+    ) -> None:
         self.resolver = resolver
+        self.health = health if health is not None else ResolverHealth()
         self.queries = 0
 
     async def query(self, name: str, rdtype: str) -> Answer:
@@ -86,23 +133,39 @@ class Lookup:
         bytes, over 255 bytes in all) is absent, because no record can exist
         there. RFC 7208 section 4.3 gives such a domain the result none.
         Raises DnsError (reason ``timeout``, ``servfail`` or ``error``) when
-        no nameserver gave an answer.
+        no nameserver gave an answer, and with reason ``resolver_unreachable``
+        without sending the query once ``health`` counts the resolver as
+        unreachable.
         """
         name = normalise(name)
+        if self.health.unreachable:
+            msg = (
+                f"DNS query {name!r} {rdtype} not sent: the last "
+                f"{self.health.consecutive_timeouts} queries of this audit timed "
+                "out with no answer in between, so the resolver is taken as "
+                "unreachable: check that the resolver in dns.nameservers or "
+                "--nameserver answers"
+            )
+            raise DnsError(msg, name=name, reason="resolver_unreachable")
         self.queries += 1
         try:
             answer = await self.resolver.resolve(
                 name, rdtype, search=False, raise_on_no_answer=False
             )
         except dns.resolver.NXDOMAIN:
+            self.health.record_answer()
             return absent_answer(name, rdtype, nxdomain=True)
         except _INVALID_NAME:
             # No query is sent, and no record can exist at such a name.
             return absent_answer(name, rdtype, nxdomain=True)
         except dns.exception.Timeout as exc:
+            self.health.record_timeout()
             msg = f"DNS query {name!r} {rdtype} timed out: check dns.nameservers"
             raise DnsError(msg, name=name, reason="timeout") from exc
         except dns.resolver.NoNameservers as exc:
+            # SERVFAIL and REFUSED are responses, and a closed port fails
+            # at once, so neither counts toward an unreachable resolver.
+            self.health.record_answer()
             msg = (
                 f"DNS query {name!r} {rdtype} failed on every nameserver "
                 f"(SERVFAIL or REFUSED): {exc}"
@@ -112,6 +175,7 @@ class Lookup:
             msg = f"DNS query {name!r} {rdtype} failed: {exc}"
             raise DnsError(msg, name=name, reason="error") from exc
 
+        self.health.record_answer()
         records = tuple(answer.rrset) if answer.rrset is not None else ()
         canonical = normalise(answer.canonical_name.to_text())
         return Answer(name, rdtype, records, canonical)

@@ -50,7 +50,7 @@ async def check_mta_sts(
 
     # NOTE: a policy body that changes while id= stays the same is not
     # detected, because that needs the body of the previous run.
-    policy, findings = await _fetch_policy(fetcher, domain)
+    policy, findings = await _fetch_policy(fetcher, lookup, domain)
     if policy is None:
         return findings
     findings += _policy_findings(domain, policy, mx_hosts)
@@ -69,10 +69,10 @@ def _record_id(record: str) -> str | None:
 
 
 async def _fetch_policy(
-    fetcher: PolicyFetcher, domain: str
+    fetcher: PolicyFetcher, lookup: Lookup, domain: str
 ) -> tuple[Policy | None, list[Finding]]:
     try:
-        response = await fetcher.fetch(domain)
+        response = await fetcher.fetch(domain, lookup)
     except PolicyFetchError as exc:
         return None, [_finding(domain, Status.ERROR, "mta_sts_fetch_failed", str(exc))]
     except DnsError as exc:

@@ -53,8 +53,12 @@ class PolicyResponse:
 class PolicyFetcher(Protocol):
     """Something that fetches ``https://mta-sts.<domain>/.well-known/mta-sts.txt``."""
 
-    async def fetch(self, domain: str) -> PolicyResponse:
-        """Return the response without following redirects; raise PolicyFetchError."""
+    async def fetch(self, domain: str, lookup: Lookup | None = None) -> PolicyResponse:
+        """Return the response without following redirects; raise PolicyFetchError.
+
+        ``lookup`` is the audit's DNS layer, for fetchers that resolve the
+        policy host, so that those queries count toward its ResolverHealth.
+        """
         ...
 
 
@@ -63,8 +67,9 @@ class HttpsPolicyFetcher:
 
     ``base_url`` replaces ``https://mta-sts.<domain>`` (``{domain}`` is
     substituted), and ``ca_file`` replaces the system CA bundle. The policy
-    host is resolved through ``resolver``, the one the audit uses, rather
-    than the system's resolver; a DNS failure raises DnsError.
+    host is resolved through the audit's resolver rather than the system's:
+    through the ``lookup`` given to ``fetch``, else through ``resolver``. A
+    DNS failure raises DnsError.
     """
 
     def __init__(
@@ -82,21 +87,29 @@ class HttpsPolicyFetcher:
         )
         self.timeout_seconds = timeout_seconds
 
-    async def fetch(self, domain: str) -> PolicyResponse:
-        """Fetch the policy of ``domain`` in a worker thread."""
+    async def fetch(self, domain: str, lookup: Lookup | None = None) -> PolicyResponse:
+        """Fetch the policy of ``domain`` in a worker thread.
+
+        The policy host is resolved through ``lookup`` when given, else
+        through ``resolver``.
+        """
         url = urlsplit(self.base_url.format(domain=domain))
         if url.scheme != "https" or not url.hostname:
             msg = f"policy URL {url.geturl()!r} is not https://HOST[:PORT]"
             raise PolicyFetchError(msg)
-        address = await self._address(url.hostname)
+        address = await self._address(url.hostname, lookup)
         return await asyncio.to_thread(
             self._fetch, url.hostname, address, url.port or 443, f"mta-sts.{domain}"
         )
 
-    async def _address(self, host: str) -> str:
-        if self.resolver is None or is_ip_literal(host):
+    async def _address(self, host: str, lookup: Lookup | None) -> str:
+        if is_ip_literal(host):
             return host
-        addresses = await Lookup(self.resolver).addresses(host)
+        if lookup is None:
+            if self.resolver is None:
+                return host
+            lookup = Lookup(self.resolver)
+        addresses = await lookup.addresses(host)
         if not addresses:
             raise PolicyFetchError(f"policy host {host!r} has no A or AAAA record")
         return addresses[0]

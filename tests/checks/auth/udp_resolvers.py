@@ -1,0 +1,132 @@
+"""Faulty resolvers on 127.0.0.1 over UDP: a blackhole and a slow forwarder.
+
+No real resolver drops every packet or delays every answer on demand, so
+these stand in for one. Both count the queries they receive, so that tests
+can tell whether a lookup was sent at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.message
+
+_POLL_SECONDS = 0.05
+_MAX_DATAGRAM = 65_535
+
+
+@dataclass
+class UdpResolver:
+    """A running fake resolver: its port and the queries it received."""
+
+    port: int
+    received: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def nameserver(self) -> str:
+        """The ``HOST:PORT`` string for ``dns.nameservers`` or ``--nameserver``."""
+        return f"127.0.0.1:{self.port}"
+
+    def count(self) -> int:
+        """Return how many queries arrived so far."""
+        with self.lock:
+            return len(self.received)
+
+    def note(self, data: bytes) -> dns.message.Message | None:
+        """Record the query name of ``data``; return the parsed query or None."""
+        try:
+            query = dns.message.from_wire(data)
+        except dns.exception.DNSException:
+            query = None
+        name = query.question[0].name.to_text() if query and query.question else "?"
+        with self.lock:
+            self.received.append(name)
+        return query
+
+
+@contextlib.contextmanager
+def run_blackhole() -> Iterator[UdpResolver]:
+    """Bind a UDP socket on 127.0.0.1 that reads every query and never replies."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(_POLL_SECONDS)
+    resolver = UdpResolver(sock.getsockname()[1])
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, _client = sock.recvfrom(_MAX_DATAGRAM)
+            except TimeoutError:
+                continue
+            resolver.note(data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield resolver
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        sock.close()
+
+
+@contextlib.contextmanager
+def run_slow_forwarder(
+    upstream_port: int, *, delay: float, drop: frozenset[str] = frozenset()
+) -> Iterator[UdpResolver]:
+    """Forward UDP queries to ``127.0.0.1:upstream_port`` and reply ``delay`` s late.
+
+    Queries for a name in ``drop`` (absolute, lower case, with the final
+    dot) get no reply, as if the upstream of that one name were down.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(_POLL_SECONDS)
+    resolver = UdpResolver(sock.getsockname()[1])
+    stop = threading.Event()
+
+    def answer(data: bytes, client: tuple[str, int]) -> None:
+        started = time.monotonic()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+            upstream.settimeout(2.0)
+            upstream.sendto(data, ("127.0.0.1", upstream_port))
+            try:
+                reply, _address = upstream.recvfrom(_MAX_DATAGRAM)
+            except TimeoutError:
+                return
+        remaining = delay - (time.monotonic() - started)
+        if remaining > 0 and stop.wait(remaining):
+            return
+        with contextlib.suppress(OSError):
+            sock.sendto(reply, client)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, client = sock.recvfrom(_MAX_DATAGRAM)
+            except TimeoutError:
+                continue
+            query = resolver.note(data)
+            if query is None or not query.question:
+                continue
+            if query.question[0].name.to_text().lower() in drop:
+                continue
+            worker = threading.Thread(target=answer, args=(data, client), daemon=True)
+            worker.start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield resolver
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        sock.close()
