@@ -189,7 +189,7 @@ def _add_checks(
         )
         scheduler.add(
             CHECK_AUDIT,
-            audit_poll(settings, metrics),
+            audit_poll(settings, metrics, store),
             interval=settings.audit.interval_seconds,
             deadline=settings.audit.interval_seconds,
             background=True,

@@ -122,6 +122,13 @@ class Metrics:
             ["target", "kind", "zone"],
             registry=r,
         )
+        self.dnsbl_target_info = Gauge(
+            _NS + "_dnsbl_target_info",
+            "1 for each blocklist target, with why it is checked: source is "
+            "sending (a sending IP or domain) or link (a domain our mail links to).",
+            ["target", "kind", "source"],
+            registry=r,
+        )
         self.dnsbl_return_code = Gauge(
             _NS + "_dnsbl_return_code_info",
             "1 for each return code a zone answers for a target.",

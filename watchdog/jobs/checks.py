@@ -14,12 +14,16 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from watchdog.checks.auth.audit import run_audit
+from watchdog.checks.auth.learned import Learned, LearnedKind
 from watchdog.checks.dnsbl.cycle import run_blocklist_cycle
+from watchdog.checks.dnsbl.targets import targets_from_settings
 from watchdog.checks.resolver import make_resolver
 from watchdog.config import Settings
+from watchdog.errors import StoreError
 from watchdog.metrics import Metrics
 from watchdog.store import Store
 from watchdog.store.dnsbl_history import ListingHistory
+from watchdog.store.learned import load_learned
 
 log = structlog.get_logger("watchdog.jobs.checks")
 
@@ -27,12 +31,24 @@ Poll = Callable[[], Awaitable[None]]
 
 
 def blocklist_poll(settings: Settings, store: Store, metrics: Metrics) -> Poll:
-    """Return a poll that checks every sending IP and domain against the zones."""
+    """Return a poll that checks every sending IP and domain against the zones.
+
+    With ``blocklists.learn_link_domains`` set, the domains our mail links
+    to, as learned from bounces, are checked too.
+    """
     history = ListingHistory.of(store)
 
     async def poll() -> None:
         started = time.monotonic()
-        results = await run_blocklist_cycle(settings, history, metrics)
+        links: list[str] = []
+        if settings.blocklists.learn_link_domains:
+            links = [
+                item.value
+                for item in _learned(store)
+                if item.kind is LearnedKind.LINK_DOMAIN
+            ]
+        targets = targets_from_settings(settings, links)
+        results = await run_blocklist_cycle(settings, history, metrics, targets)
         states = Counter(result.state.value for result in results)
         log.info(
             "blocklist_cycle_done",
@@ -44,14 +60,26 @@ def blocklist_poll(settings: Settings, store: Store, metrics: Metrics) -> Poll:
     return poll
 
 
-def audit_poll(settings: Settings, metrics: Metrics) -> Poll:
-    """Return a poll that audits the authentication records of our domains."""
+def audit_poll(
+    settings: Settings, metrics: Metrics, store: Store | None = None
+) -> Poll:
+    """Return a poll that audits the authentication records of our domains.
+
+    The selectors and alignment identifiers learned from bounces come from
+    ``store``, read afresh each poll.
+    """
 
     async def poll() -> None:
         started = time.monotonic()
         resolver = make_resolver(settings.dns)
+        learned = _learned(store) if store is not None else set()
         findings = await run_audit(
-            settings, list(settings.sending.domains), [], resolver, metrics=metrics
+            settings,
+            list(settings.sending.domains),
+            [],
+            resolver,
+            learned=learned,
+            metrics=metrics,
         )
         statuses = Counter(finding.status.value for finding in findings)
         log.info(
@@ -72,6 +100,19 @@ def audit_poll(settings: Settings, metrics: Metrics) -> Poll:
                 )
 
     return poll
+
+
+def _learned(store: Store) -> set[Learned]:
+    """Return the learned identifiers, or none when the database fails.
+
+    The checks still run on the configured values, so a database outage
+    narrows them for one poll instead of stopping them.
+    """
+    try:
+        return load_learned(store)
+    except StoreError as exc:
+        log.warning("learned_load_failed", error=str(exc))
+        return set()
 
 
 def suppression_gauge_poll(store: Store, metrics: Metrics) -> Poll:

@@ -110,7 +110,7 @@ class BlocklistMonitor:
         targets: Sequence[Target] | None = None,
         store: TransitionStore | None = None,
     ) -> list[ZoneResult]:
-        """Check ``targets`` (default: the sending IPs and domains) once.
+        """Check ``targets`` (default: ``targets_from_settings``) once.
 
         The first run with a ``store`` loads its history, so listings known
         before a restart are not reported again. DNS failures never escape
@@ -240,8 +240,12 @@ async def run_blocklist_cycle(
     settings: Settings,
     store: TransitionStore | None = None,
     metrics: Metrics | None = None,
+    targets: Sequence[Target] | None = None,
 ) -> list[ZoneResult]:
-    """Run one blocklist cycle for the sending IPs and domains in ``settings``.
+    """Run one blocklist cycle for ``targets``.
+
+    ``targets`` defaults to the sending IPs and domains and the configured
+    link domains (``targets_from_settings``).
 
     State (cache, paused zones, history) is kept in a process-wide monitor
     that is rebuilt when the settings or the metrics change. Raises
@@ -256,7 +260,7 @@ async def run_blocklist_cycle(
     ):
         monitor = BlocklistMonitor(settings, metrics=metrics)
         _default_monitor = monitor
-    return await monitor.run(store=store)
+    return await monitor.run(targets, store=store)
 
 
 def next_delay(interval: float, rng: Callable[[], float] = random.random) -> float:

@@ -15,6 +15,7 @@ class Exporter:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self._exported: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._sources: dict[tuple[str, str], str] = {}
 
     def export(self, outcome: Pass, now: float) -> None:
         """Set the gauges from ``outcome`` and count its errors.
@@ -30,6 +31,7 @@ class Exporter:
                 metrics.dnsbl_last_success.labels(zone).set(now)
 
         for result in outcome.results:
+            self._set_source(result.target, result.kind, result.source)
             if result.state is State.DNS_ERROR:
                 # The reason is one of timeout, servfail, refused,
                 # no_nameservers or error.
@@ -42,6 +44,16 @@ class Exporter:
                 1 if result.alerts else 0
             )
             self._replace_codes(result.target, result.zone, result.codes)
+
+    def _set_source(self, target: str, kind: str, source: str) -> None:
+        gauge = self.metrics.dnsbl_target_info
+        old = self._sources.get((target, kind))
+        if old == source:
+            return
+        if old is not None:
+            gauge.remove(target, kind, old)
+        gauge.labels(target, kind, source).set(1)
+        self._sources[(target, kind)] = source
 
     def _replace_codes(self, target: str, zone: str, codes: tuple[Code, ...]) -> None:
         gauge = self.metrics.dnsbl_return_code

@@ -7,12 +7,15 @@ from typing import Any
 
 from watchdog.checks.dnsbl.answer import Answer, Code, State
 from watchdog.checks.dnsbl.catalogue import Zone
-from watchdog.checks.dnsbl.targets import Target
+from watchdog.checks.dnsbl.targets import Target, TargetSource
 
 
 @dataclass(frozen=True)
 class ZoneResult:
-    """One target in one zone: the state, the codes and the reason."""
+    """One target in one zone: the state, the codes and the reason.
+
+    ``source`` is why the target was checked (a ``TargetSource`` value).
+    """
 
     target: str
     kind: str
@@ -22,6 +25,7 @@ class ZoneResult:
     reason: str = ""
     informational: bool = False
     delist_url: str | None = None
+    source: str = TargetSource.SENDING.value
 
     @classmethod
     def of(cls, target: Target, zone: Zone, answer: Answer) -> ZoneResult:
@@ -35,6 +39,7 @@ class ZoneResult:
             reason=answer.reason,
             informational=zone.informational,
             delist_url=zone.delist_url,
+            source=target.source.value,
         )
 
     @property
@@ -63,4 +68,5 @@ class ZoneResult:
             "reason": self.reason,
             "informational": self.informational,
             "delist_url": self.delist_url,
+            "source": self.source,
         }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import idna
 
@@ -14,14 +16,34 @@ from watchdog.errors import ConfigError
 
 _REVERSE_SUFFIXES = (".in-addr.arpa", ".ip6.arpa")
 REVERSED_CACHE_SIZE = 4096
+# Learned link domains checked per cycle, so that learning cannot multiply
+# the queries sent to the lists without bound.
+MAX_LEARNED_LINK_TARGETS = 200
+
+
+class TargetSource(StrEnum):
+    """Why a target is checked.
+
+    ``sending``: a sending IP or domain, or a target named on the command
+    line. ``link``: a domain our mail links to, from
+    ``blocklists.link_domains`` or learned from our mail quoted in bounces.
+    """
+
+    SENDING = "sending"
+    LINK = "link"
 
 
 @dataclass(frozen=True)
 class Target:
-    """An IPv4 address, an IPv6 address or a domain name to look up."""
+    """An IPv4 address, an IPv6 address or a domain name to look up.
+
+    ``source`` is not part of equality, so a name that is both a sending
+    domain and a link domain is one target, checked once.
+    """
 
     value: str
     kind: ZoneKind
+    source: TargetSource = field(default=TargetSource.SENDING, compare=False)
 
 
 def parse_target(text: str) -> Target:
@@ -60,10 +82,38 @@ def _parse_domain(text: str) -> Target:
     return Target(domain.lower(), ZoneKind.DOMAIN)
 
 
-def targets_from_settings(settings: Settings) -> list[Target]:
-    """Return the sending IPs and domains as targets, without duplicates."""
+def targets_from_settings(
+    settings: Settings, learned_links: Iterable[str] = ()
+) -> list[Target]:
+    """Return the sending IPs and domains, then the link domains, as targets.
+
+    Link domains are ``blocklists.link_domains`` and, when
+    ``blocklists.learn_link_domains`` is set, ``learned_links`` (at most
+    ``MAX_LEARNED_LINK_TARGETS`` of them, in sorted order). A learned name
+    that is not a valid domain is skipped. Duplicates keep their first
+    source, so a sending domain stays ``sending``.
+    """
     texts = [*settings.sending.ips, *settings.sending.domains]
-    return list(dict.fromkeys(parse_target(text) for text in texts))
+    targets = [parse_target(text) for text in texts]
+    links = [parse_target(text) for text in settings.blocklists.link_domains]
+    if settings.blocklists.learn_link_domains:
+        links += _learned_targets(learned_links)
+    targets += [Target(link.value, link.kind, TargetSource.LINK) for link in links]
+    return list(dict.fromkeys(targets))
+
+
+def _learned_targets(names: Iterable[str]) -> list[Target]:
+    targets: list[Target] = []
+    for name in sorted(set(names)):
+        if len(targets) >= MAX_LEARNED_LINK_TARGETS:
+            break
+        try:
+            target = parse_target(name)
+        except ConfigError:
+            continue
+        if target.kind is ZoneKind.DOMAIN:
+            targets.append(target)
+    return targets
 
 
 def query_name(target: Target, zone: Zone) -> str:
