@@ -27,6 +27,7 @@ from watchdog.errors import ConfigError
 
 if TYPE_CHECKING:
     from watchdog.checks.auth import Finding
+    from watchdog.checks.auth.learned import Learned
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -180,8 +181,32 @@ async def _audit(
         resolver,
         ips=ips,
         helo=helo,
+        learned=_learned(settings),
         fetcher=HttpsPolicyFetcher(resolver=resolver),
     )
+
+
+def _learned(settings: Settings) -> set[Learned]:
+    """Read what the daemon learned from bounces, if its database exists.
+
+    A database that cannot be read only narrows the audit to the configured
+    selectors and Return-Path domains, so it gives a warning, not an error.
+    """
+    from watchdog.errors import StoreError  # noqa: PLC0415
+    from watchdog.store.learned import read_learned  # noqa: PLC0415
+
+    try:
+        return read_learned(
+            settings.database.url,
+            busy_timeout=settings.database.busy_timeout_seconds,
+        )
+    except StoreError as exc:
+        typer.echo(
+            f"warning: selectors and identifiers learned from bounces were not "
+            f"read: {exc}",
+            err=True,
+        )
+        return set()
 
 
 def exit_status(findings: Sequence[Finding]) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -26,9 +27,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlmodel import Field, SQLModel
 
 from watchdog.checks.auth.learned import Learned, LearnedKind
+from watchdog.store.engine import database_url
 from watchdog.store.models import UtcDateTime
 from watchdog.store.transactions import utcnow
 
@@ -86,6 +89,31 @@ def load_learned(store: Store, now: datetime | None = None) -> set[Learned]:
     """
     with store._read("loading learned identifiers") as conn:
         return load(conn, now or utcnow())
+
+
+def read_learned(url: str, *, busy_timeout: float = 5.0) -> set[Learned]:
+    """Return the learned values in the database at ``url``, if it exists.
+
+    A missing SQLite file or an in-memory database gives an empty set, and
+    nothing is created or migrated. Raises StoreError when the database
+    exists but cannot be read, for instance before ``db upgrade`` added
+    the table.
+    """
+    # Imported here because the watchdog.store package imports this module
+    # before it defines Store.
+    from watchdog.store.store import Store  # noqa: PLC0415
+
+    parsed = make_url(database_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            return set()
+        if not Path(parsed.database or "").exists():
+            return set()
+    store = Store(url, busy_timeout=busy_timeout)
+    try:
+        return load_learned(store)
+    finally:
+        store.close()
 
 
 def save(conn: Connection, items: Iterable[Learned], now: datetime) -> int:

@@ -88,9 +88,7 @@ async def test_invalid_mode_is_relaxed(resolver: dns.asyncresolver.Resolver) -> 
     """adkim=x is treated as relaxed, as receivers do."""
     learned = {Learned(DKIM, "badmode.test", "mail.badmode.test")}
     findings = await _alignment(resolver, "badmode.test", learned)
-    assert _reasons(findings) == {
-        ("alignment_dkim_ok", "mail.badmode.test"): Status.OK
-    }
+    assert _reasons(findings) == {("alignment_dkim_ok", "mail.badmode.test"): Status.OK}
 
 
 @pytest.mark.dns
@@ -135,7 +133,9 @@ async def test_bounce_to_alignment_error(
     raw = (corpus_dir / "emails/rhost-gsuite/rhost-gsuite-07.eml").read_bytes()
     raw = raw.replace(b"d=gmail.example.com;", b"d=mail.strict.test;")
     raw = raw.replace(b"kijitora@gmail.example.com", b"news@strict.test")
-    raw = raw.replace(b"Delivered-To: news@strict.test", b"Delivered-To: b@b.strict.test")
+    raw = raw.replace(
+        b"Delivered-To: news@strict.test", b"Delivered-To: b@b.strict.test"
+    )
     learned = learn_from_message(
         raw, ["strict.test"], delivered_to_envelope_sender=True, links=False
     )
