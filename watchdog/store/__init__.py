@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from watchdog.policy import SuppressionReason
 
-# Imported for their side effect: they add the dnsbl_listing and
-# learned_identifier tables to the models' metadata, which Alembic and the
-# schema test compare against.
+# Imported for their side effect: they add the dnsbl_listing,
+# learned_identifier and mta_sts_policy tables to the models' metadata,
+# which Alembic and the schema test compare against.
 from watchdog.store import dnsbl_history, learned  # noqa: F401
+from watchdog.store import mta_sts_history as mta_sts_history
 from watchdog.store.listing import InvalidAddress
 from watchdog.store.records import (
     NOT_RECORDED,

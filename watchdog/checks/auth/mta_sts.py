@@ -6,6 +6,11 @@ import re
 
 from watchdog.checks.auth.findings import Check, Finding, Status, lookup_failed
 from watchdog.checks.auth.lookup import Lookup
+from watchdog.checks.auth.mta_sts_drift import (
+    PolicyHistory,
+    UnavailableHistory,
+    check_drift,
+)
 from watchdog.checks.auth.mta_sts_policy import (
     Policy,
     PolicyFetcher,
@@ -21,13 +26,19 @@ MIN_MAX_AGE = 86_400
 
 
 async def check_mta_sts(
-    lookup: Lookup, fetcher: PolicyFetcher, domain: str, mx_hosts: list[str] | None
+    lookup: Lookup,
+    fetcher: PolicyFetcher,
+    domain: str,
+    mx_hosts: list[str] | None,
+    history: PolicyHistory | UnavailableHistory | None = None,
 ) -> list[Finding]:
     """Check the MTA-STS record and policy of ``domain`` against its MX hosts.
 
     An absent record is reported as ok with reason ``mta_sts_missing``,
     because MTA-STS is optional. ``mx_hosts`` is None when the MX lookup
-    failed, so the match of the MX hosts is reported as unknown.
+    failed, so the match of the MX hosts is reported as unknown. With
+    ``history``, a policy that parses is compared with the one stored by
+    the previous audit (see ``mta_sts_drift``) and then stored.
     """
     try:
         _answer, texts = await lookup.txt(f"_mta-sts.{domain}")
@@ -48,8 +59,6 @@ async def check_mta_sts(
         detail = f"record {records[0]!r} has no id= of 1-32 letters and digits"
         return [_finding(domain, Status.ERROR, "mta_sts_invalid_record", detail)]
 
-    # NOTE: a policy body that changes while id= stays the same is not
-    # detected, because that needs the body of the previous run.
     policy, findings = await _fetch_policy(fetcher, lookup, domain)
     if policy is None:
         return findings
@@ -57,6 +66,8 @@ async def check_mta_sts(
     if not findings:
         detail = f"id={policy_id}, mode {policy.mode}, every MX host matches"
         findings.append(_finding(domain, Status.OK, "mta_sts_ok", detail))
+    if history is not None:
+        findings += check_drift(history, domain, policy_id, policy)
     return findings
 
 

@@ -30,6 +30,8 @@ def upgrade() -> None:
         sa.Column("max_age", sa.Integer(), nullable=False),
         sa.Column("fetched_at", UtcDateTime(), nullable=False),
         sa.Column("changed_at", UtcDateTime(), nullable=False),
+        sa.Column("stale_until", UtcDateTime(), nullable=True),
+        sa.Column("stale_changes", sa.String(), nullable=True),
     )
 
 
