@@ -24,6 +24,7 @@ from watchdog.metrics import Metrics
 from watchdog.store import Store
 from watchdog.store.dnsbl_history import ListingHistory
 from watchdog.store.learned import load_learned
+from watchdog.store.mta_sts_history import MtaStsHistory
 
 log = structlog.get_logger("watchdog.jobs.checks")
 
@@ -66,8 +67,10 @@ def audit_poll(
     """Return a poll that audits the authentication records of our domains.
 
     The selectors and alignment identifiers learned from bounces come from
-    ``store``, read afresh each poll.
+    ``store``, read afresh each poll, and the MTA-STS policy of each audit
+    is stored there for the next one to compare with.
     """
+    policy_history = MtaStsHistory.of(store) if store is not None else None
 
     async def poll() -> None:
         started = time.monotonic()
@@ -80,6 +83,7 @@ def audit_poll(
             resolver,
             learned=learned,
             metrics=metrics,
+            policy_history=policy_history,
         )
         statuses = Counter(finding.status.value for finding in findings)
         log.info(

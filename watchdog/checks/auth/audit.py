@@ -21,6 +21,7 @@ from watchdog.checks.auth.findings import Check, Finding, Status, worst
 from watchdog.checks.auth.learned import Learned, LearnedKind
 from watchdog.checks.auth.lookup import Lookup, ResolverHealth, normalise
 from watchdog.checks.auth.mta_sts import check_mta_sts
+from watchdog.checks.auth.mta_sts_drift import PolicyHistory, UnavailableHistory
 from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher, PolicyFetcher
 from watchdog.checks.auth.mx import check_mx
 from watchdog.checks.auth.ptr import PtrReport, check_ptr
@@ -45,6 +46,7 @@ class _Run:
     # One for the whole run, so that every lookup stops once the resolver
     # stops answering.
     health: ResolverHealth
+    policy_history: PolicyHistory | UnavailableHistory | None
 
 
 async def run_audit(
@@ -58,6 +60,7 @@ async def run_audit(
     learned: Collection[Learned] = (),
     fetcher: PolicyFetcher | None = None,
     metrics: Metrics | None = None,
+    policy_history: PolicyHistory | UnavailableHistory | None = None,
 ) -> list[Finding]:
     """Audit SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT and BIMI of each domain,
     and the PTR of each sending IP.
@@ -67,7 +70,9 @@ async def run_audit(
     the selectors in ``learned`` (see ``learned.learn_from_message``). The
     alignment check judges the ``d=`` and Return-Path domains in ``learned``
     and ``settings.sending.return_path_domains``. DNS failures become
-    ``lookup_failed`` findings; nothing is raised for them.
+    ``lookup_failed`` findings; nothing is raised for them. With
+    ``policy_history``, each MTA-STS policy is compared with the one the
+    previous audit stored.
     """
     sending = settings.sending
     ips = sending.ips if ips is None else ips
@@ -77,7 +82,14 @@ async def run_audit(
 
     health = ResolverHealth()
     run = _Run(
-        resolver, ips, helo, fetcher, settings.audit.allow_private_mx, metrics, health
+        resolver,
+        ips,
+        helo,
+        fetcher,
+        settings.audit.allow_private_mx,
+        metrics,
+        health,
+        policy_history,
     )
     domain_runs = [
         _audit_domain(
@@ -141,7 +153,9 @@ async def _audit_domain(
     # Without hosts, a failed lookup can only be the MX query itself.
     mx_failed = not mx.hosts and _any_failed(mx.findings)
     mx_hosts = None if mx_failed else mx.hosts
-    mta_sts = await check_mta_sts(lookup, run.fetcher, domain, mx_hosts)
+    mta_sts = await check_mta_sts(
+        lookup, run.fetcher, domain, mx_hosts, run.policy_history
+    )
     deployed = any(f.reason != "mta_sts_missing" for f in mta_sts)
     tls_rpt = await check_tls_rpt(lookup, domain, mta_sts=deployed)
     dmarc_known = dmarc.record is not None or not _any_failed(dmarc.findings)
