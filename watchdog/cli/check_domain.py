@@ -172,18 +172,23 @@ async def _audit(
     from watchdog.checks.auth import run_audit  # noqa: PLC0415
     from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher  # noqa: PLC0415
     from watchdog.checks.resolver import make_resolver  # noqa: PLC0415
+    from watchdog.store.mta_sts_history import open_policy_history  # noqa: PLC0415
 
     resolver = make_resolver(settings.dns, nameservers)
-    return await run_audit(
-        settings,
-        domains,
-        selectors,
-        resolver,
-        ips=ips,
-        helo=helo,
-        learned=_learned(settings),
-        fetcher=HttpsPolicyFetcher(resolver=resolver),
-    )
+    # The MTA-STS drift check needs the policy an earlier audit stored, so
+    # it uses the daemon's database when that exists and is skipped if not.
+    with open_policy_history(settings.database) as policy_history:
+        return await run_audit(
+            settings,
+            domains,
+            selectors,
+            resolver,
+            ips=ips,
+            helo=helo,
+            learned=_learned(settings),
+            fetcher=HttpsPolicyFetcher(resolver=resolver),
+            policy_history=policy_history,
+        )
 
 
 def _learned(settings: Settings) -> set[Learned]:
