@@ -167,8 +167,12 @@ domains = ["example.com"]
 ips = ["192.0.2.25"]
 # The HELO name of our MTA, checked for forward and reverse DNS (example).
 helo = "mail.example.com"
-# DKIM selectors to audit under each sending domain (example).
+# DKIM selectors to audit under each sending domain (example). Selectors
+# in our own mail quoted by bounces are learned and audited as well.
 dkim_selectors = ["s1"]
+# Envelope sender (Return-Path) domains the DMARC alignment check judges,
+# on top of those learned from bounces; empty only learns (example).
+return_path_domains = []
 
 [dns]
 # HOST or HOST:PORT resolvers; an empty list uses the system resolver.
@@ -195,6 +199,13 @@ interval_seconds = 900.0
 concurrency = 32
 # Lookups in flight at once against one zone.
 per_zone_concurrency = 4
+# Domains our mail links to, checked against domain zones (DBL, SURBL,
+# URIBL) like the sending domains (example).
+link_domains = []
+# Also check the registered domains of http and https links found in our
+# own mail quoted by bounces: at most 50 per sending domain, each kept 30
+# days after it was last seen.
+learn_link_domains = false
 
 [audit]
 # Seconds between two audits of SPF, DKIM, DMARC, MX and PTR records.
