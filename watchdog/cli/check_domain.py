@@ -22,20 +22,21 @@ from watchdog.cli.console import (
     literal_text,
 )
 from watchdog.cli.db import ConfigOption
-from watchdog.config import Settings, load_settings
 from watchdog.errors import ConfigError
 
 if TYPE_CHECKING:
     from watchdog.checks.auth import Finding
     from watchdog.checks.auth.learned import Learned
+    from watchdog.config import Settings
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_LOOKUP_FAILED = 3
 
-# Table styles by Status value. The audit modules (dnspython, SQLAlchemy) are
-# imported only when the command runs, so that --help stays fast.
+# Table styles by Status value. The audit modules (dnspython, SQLAlchemy) and
+# the settings (pydantic) are imported only when the command runs, so that
+# --help stays fast.
 _STATUS_STYLES = {
     "ok": "green",
     "warning": "yellow",
@@ -89,6 +90,8 @@ def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an opt
     selectors = [_checked_name(text, "--selector") for text in selector or []]
     for entry in nameserver or []:
         _check_nameserver(entry)
+    from watchdog.config import load_settings  # noqa: PLC0415
+
     try:
         settings = load_settings(config)
         names = names or _configured_domains(settings, config)

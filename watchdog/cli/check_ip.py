@@ -7,21 +7,14 @@ import ipaddress
 import json
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from watchdog import log as logging_setup
-from watchdog.checks.dnsbl.answer import KNOWN_STATES, State
-from watchdog.checks.dnsbl.catalogue import load_catalogue
-from watchdog.checks.dnsbl.cycle import BlocklistMonitor
-from watchdog.checks.dnsbl.results import ZoneResult
-from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
-from watchdog.checks.dnsbl.targets import Target, parse_target
-from watchdog.checks.resolver import make_resolver, parse_nameserver
 from watchdog.cli.console import (
     NameserverOption,
     OutputFormat,
@@ -29,32 +22,41 @@ from watchdog.cli.console import (
     literal_text,
 )
 from watchdog.cli.db import ConfigOption
-from watchdog.config import Settings, load_settings
 from watchdog.errors import ConfigError, RulesError
+
+if TYPE_CHECKING:
+    from watchdog.checks.dnsbl.results import ZoneResult
+    from watchdog.checks.dnsbl.targets import Target
+    from watchdog.config import Settings
 
 EXIT_CLEAN = 0
 EXIT_LISTED = 1
 EXIT_CONFIG = 2
 EXIT_ERRORS = 3
 
+# Table styles by State value. The blocklist modules (dnspython, SQLAlchemy)
+# and the settings (pydantic) are imported only when the command runs, so
+# that --help stays fast.
 _STATE_STYLES = {
-    State.LISTED: "bold red",
-    State.NOT_LISTED: "green",
-    State.OPERATOR_ERROR: "yellow",
-    State.BOGUS: "yellow",
-    State.DNS_ERROR: "yellow",
-    State.ZONE_UNHEALTHY: "magenta",
+    "listed": "bold red",
+    "not_listed": "green",
+    "operator_error": "yellow",
+    "bogus": "yellow",
+    "dns_error": "yellow",
+    "zone_unhealthy": "magenta",
 }
 
 
 def check_ip_command(
     targets: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             metavar="IP",
-            help="IPv4 or IPv6 addresses. Domain names are checked in domain zones.",
+            help="IPv4 or IPv6 addresses to check; default sending.ips from the "
+            "configuration. Domain names are checked in domain zones.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     zone: Annotated[
         list[str] | None,
         typer.Option(
@@ -75,12 +77,17 @@ def check_ip_command(
     Informational zones and configuration codes (Spamhaus PBL) are shown
     but do not set status 1.
     """
+    from watchdog import log as logging_setup  # noqa: PLC0415
+    from watchdog.checks.dnsbl.targets import parse_target  # noqa: PLC0415
+    from watchdog.config import load_settings  # noqa: PLC0415
+
     logging_setup.configure(level="warning")
     try:
         settings = load_settings(config)
+        texts = _target_texts(targets, settings, config)
         # dict.fromkeys keeps the order and drops repeats, such as an IPv4
         # address given once plainly and once IPv4-mapped.
-        parsed = list(dict.fromkeys(parse_target(text) for text in targets))
+        parsed = list(dict.fromkeys(parse_target(text) for text in texts))
         nameservers = [_checked_nameserver(text) for text in nameserver or []]
         results = asyncio.run(_check(settings, parsed, zone or [], nameservers))
     except (ConfigError, RulesError) as exc:
@@ -102,9 +109,36 @@ def check_ip_command(
     raise typer.Exit(exit_status(results))
 
 
+def _target_texts(
+    targets: list[str] | None, settings: Settings, config: Path | None
+) -> list[str]:
+    """Return the IPs given on the command line, or else ``sending.ips``."""
+    if targets:
+        return targets
+    if settings.sending.ips:
+        return settings.sending.ips
+    if config is None:
+        where = "in a configuration file and pass it with --config"
+    else:
+        where = f"in {config}"
+    msg = (
+        "no IP to check: pass one or more IP addresses, as in "
+        f"'mail-watchdog check ip 192.0.2.25', or set sending.ips {where}"
+    )
+    raise ConfigError(msg, key="sending.ips")
+
+
 async def _check(
     settings: Settings, targets: list[Target], zones: list[str], nameservers: list[str]
 ) -> list[ZoneResult]:
+    from watchdog.checks.dnsbl.catalogue import load_catalogue  # noqa: PLC0415
+    from watchdog.checks.dnsbl.cycle import BlocklistMonitor  # noqa: PLC0415
+    from watchdog.checks.dnsbl.selection import (  # noqa: PLC0415
+        catalogue_path,
+        select_zones,
+    )
+    from watchdog.checks.resolver import make_resolver  # noqa: PLC0415
+
     catalogue = load_catalogue(catalogue_path(settings))
     chosen = select_zones(catalogue, settings.blocklists, only=zones)
     resolver = make_resolver(settings.dns, nameservers)
@@ -118,6 +152,8 @@ def _checked_nameserver(text: str) -> str:
     dnspython 2.9 accepts any string as a nameserver address and fails only
     when it queries, so a typo would come back as a DNS timeout.
     """
+    from watchdog.checks.resolver import parse_nameserver  # noqa: PLC0415
+
     host, _ = parse_nameserver(text)
     try:
         ipaddress.ip_address(host)
@@ -136,6 +172,8 @@ def _checked_nameserver(text: str) -> str:
 
 def exit_status(results: Sequence[ZoneResult]) -> int:
     """Return the exit status for ``results`` (see ``check_ip_command``)."""
+    from watchdog.checks.dnsbl.answer import KNOWN_STATES  # noqa: PLC0415
+
     if any(result.alerts for result in results):
         return EXIT_LISTED
     if any(result.state not in KNOWN_STATES for result in results):
@@ -150,7 +188,7 @@ def _table(results: Sequence[ZoneResult]) -> Table:
             f"{code.address} {code.meaning} ({code.severity.value})"
             for code in result.codes
         )
-        state = Text(result.state.value, style=_STATE_STYLES[result.state])
+        state = Text(result.state.value, style=_STATE_STYLES[result.state.value])
         zone = result.zone + (" (informational)" if result.informational else "")
         table.add_row(
             literal_text(result.target),

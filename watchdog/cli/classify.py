@@ -7,19 +7,19 @@ import sys
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from watchdog.classify import Verdict, classify
-from watchdog.classify.rules import default_rules
 from watchdog.cli.db import ConfigOption
-from watchdog.config import Limits, load_settings
 from watchdog.errors import ConfigError, RulesError, SourceError
 from watchdog.rules_path import export_rules_dir
-from watchdog.sources.local import iter_messages
+
+if TYPE_CHECKING:
+    from watchdog.classify import Verdict
+    from watchdog.config import Limits
 
 _RECIPIENT_FIELDS = (
     "address",
@@ -62,11 +62,16 @@ def classify_command(
 
     Only the ``limits`` and ``rules_dir`` settings apply.
     """
+    from watchdog.config import load_settings  # noqa: PLC0415
+
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+    # The classifier is imported here so that --help starts fast.
+    from watchdog.classify.rules import default_rules  # noqa: PLC0415
+
     limits = settings.limits
     export_rules_dir(settings.rules_dir)
     try:
@@ -89,6 +94,9 @@ def classify_command(
 
 def _verdicts(paths: list[Path], limits: Limits) -> Iterator[dict[str, Any]]:
     """Classify each message under ``paths`` as it is read."""
+    from watchdog.classify import classify  # noqa: PLC0415
+    from watchdog.sources.local import iter_messages  # noqa: PLC0415
+
     for path in paths:
         for message in iter_messages(path, max_bytes=limits.max_message_bytes):
             if not message.raw:

@@ -8,16 +8,17 @@ copy that a test keeps identical.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from watchdog.cli.db import EXIT_USAGE, ConfigOption, fail
-from watchdog.config import Settings, TlsMode, load_settings
-from watchdog.daemon import safe_database_url
 from watchdog.errors import ConfigError, RulesError
-from watchdog.preflight import check_data
+
+if TYPE_CHECKING:
+    from watchdog.config import Settings
 
 app = typer.Typer(help="Validate the configuration.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -30,6 +31,11 @@ def check_command(config: ConfigOption = None) -> None:
     Connects to nothing. Exits with status 2 and the error when a setting is
     invalid or a password file is missing or readable by every user.
     """
+    # Imported here because the settings (pydantic) and the rule and catalogue
+    # loaders (the classifier, dnspython) would slow ``config example`` down.
+    from watchdog.config import load_settings  # noqa: PLC0415
+    from watchdog.preflight import check_data  # noqa: PLC0415
+
     try:
         settings = load_settings(config)
         for mailbox in settings.mailboxes.values():
@@ -49,6 +55,8 @@ def example_command() -> None:
 
 
 def _print_summary(settings: Settings) -> None:
+    from watchdog.daemon import safe_database_url  # noqa: PLC0415
+
     out.print(f"database:  {escape(safe_database_url(settings.database.url))}")
     http = settings.http
     if http.enabled:
@@ -71,6 +79,8 @@ def _limits(settings: Settings) -> str:
 
 
 def _print_sources(settings: Settings) -> None:
+    from watchdog.config import TlsMode  # noqa: PLC0415
+
     for name, box in settings.mailboxes.items():
         scheme = "imaps" if box.tls is TlsMode.IMPLICIT else "imap"
         where = (

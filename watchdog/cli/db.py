@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from watchdog.config import load_settings
 from watchdog.errors import ConfigError, WatchdogError
 
 if TYPE_CHECKING:
@@ -51,8 +50,9 @@ def open_store(
     with status 1 and the error on stderr when the settings or the database
     fail.
     """
-    # Imported here because SQLAlchemy and Alembic take longer to import than
-    # the rest of the command line together.
+    # Imported here because pydantic, SQLAlchemy and Alembic take longer to
+    # import than the rest of the command line together.
+    from watchdog.config import load_settings  # noqa: PLC0415
     from watchdog.store import Store  # noqa: PLC0415
 
     try:

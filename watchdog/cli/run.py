@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import structlog
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from watchdog import log as logging_setup
-from watchdog.classify.worker import ClassifierPool
+from watchdog.cli.choices import KindChoice
 from watchdog.cli.db import (
     EXIT_ERROR,
     EXIT_USAGE,
@@ -22,17 +19,16 @@ from watchdog.cli.db import (
     DatabaseOption,
     fail,
 )
-from watchdog.cli.scan_report import ScanTally, print_report
-from watchdog.config import MailboxKind, Settings, load_settings
-from watchdog.daemon import run_daemon, safe_database_url
 from watchdog.errors import ConfigError, RulesError, WatchdogError
-from watchdog.jobs.local import process_path
-from watchdog.pipeline import ClassifyFailed, Processor, Result
-from watchdog.sources.local import LocalMessage, count_messages
-from watchdog.store import Store
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from watchdog.cli.scan_report import ScanTally
+    from watchdog.config import Settings
+    from watchdog.store import Store
 
 out = Console(highlight=False)
-log = structlog.get_logger("watchdog.daemon")
 
 PathsArgument = Annotated[
     list[Path],
@@ -42,7 +38,7 @@ PathsArgument = Annotated[
     ),
 ]
 KindOption = Annotated[
-    MailboxKind,
+    KindChoice,
     typer.Option(
         "--kind",
         help="What the files hold, recorded as the source name scan-KIND; "
@@ -58,8 +54,18 @@ def run_command(database: DatabaseOption = None, config: ConfigOption = None) ->
     configuration and 1 when the database, the classifier workers or the
     HTTP listener fail to start, after logging daemon_failed.
     """
+    # The daemon's modules (SQLAlchemy, aioimaplib, APScheduler, the
+    # classifier) are imported here so that --help and light commands start
+    # fast.
+    import structlog  # noqa: PLC0415
+
+    from watchdog import log as logging_setup  # noqa: PLC0415
+    from watchdog.daemon import run_daemon  # noqa: PLC0415
+    from watchdog.pipeline import ClassifyFailed  # noqa: PLC0415
+
     settings = _settings(database, config)
     logging_setup.configure(settings.log.level, settings.log.format)
+    log = structlog.get_logger("watchdog.daemon")
     try:
         asyncio.run(run_daemon(settings))
     except (WatchdogError, OSError, ClassifyFailed) as exc:
@@ -72,13 +78,19 @@ def scan_command(
     paths: PathsArgument,
     database: DatabaseOption = None,
     config: ConfigOption = None,
-    kind: KindOption = MailboxKind.BOUNCES,
+    kind: KindOption = KindChoice.BOUNCES,
 ) -> None:
     """Classify local mail into the database and print a summary.
 
     Running it again on the same files records nothing twice: the database
     recognises each message by the SHA-256 of its bytes.
     """
+    from watchdog import log as logging_setup  # noqa: PLC0415
+    from watchdog.cli.scan_report import print_report  # noqa: PLC0415
+    from watchdog.daemon import safe_database_url  # noqa: PLC0415
+    from watchdog.pipeline import ClassifyFailed  # noqa: PLC0415
+    from watchdog.store import Store  # noqa: PLC0415
+
     settings = _settings(database, config)
     logging_setup.configure("warning", settings.log.format)
     for path in paths:
@@ -105,6 +117,8 @@ def scan_command(
 
 
 def _settings(database: str | None, config: Path | None) -> Settings:
+    from watchdog.config import load_settings  # noqa: PLC0415
+
     overrides = {"database.url": database} if database else {}
     try:
         return load_settings(config, **overrides)
@@ -113,10 +127,16 @@ def _settings(database: str | None, config: Path | None) -> Settings:
 
 
 async def _scan(
-    settings: Settings, store: Store, paths: list[Path], kind: MailboxKind
+    settings: Settings, store: Store, paths: list[Path], kind: KindChoice
 ) -> ScanTally:
     # NOTE: the pipeline classifies each message by its content; ``kind``
     # only names the source ("scan-bounces", "scan-feedback") in the database.
+    from watchdog.classify.worker import ClassifierPool  # noqa: PLC0415
+    from watchdog.cli.scan_report import ScanTally  # noqa: PLC0415
+    from watchdog.jobs.local import process_path  # noqa: PLC0415
+    from watchdog.pipeline import Processor, Result  # noqa: PLC0415
+    from watchdog.sources.local import LocalMessage, count_messages  # noqa: PLC0415
+
     source = f"scan-{kind.value}"
     tally = ScanTally()
     pool = ClassifierPool(
@@ -148,6 +168,13 @@ async def _scan(
 
 def _progress() -> Progress:
     """Build a progress bar that shows on a terminal and stays off in a pipe."""
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -16,30 +16,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from watchdog.cli.choices import ReasonChoice, TransferFormat
 from watchdog.cli.console import address_column, output_console, time_column
 from watchdog.cli.db import EXIT_USAGE, ConfigOption, DatabaseOption, fail, open_store
 from watchdog.errors import WatchdogError
-from watchdog.store import (
-    ImportRow,
-    InvalidAddress,
-    Store,
-    Suppression,
-    SuppressionReason,
-)
-from watchdog.store.listing import require_address
-from watchdog.store.transfer import (
-    FileFormat,
-    Rejected,
-    parse_time,
-    read_rows,
-    write_rows,
-)
+
+if TYPE_CHECKING:
+    from watchdog.store import ImportRow, Store, Suppression
+    from watchdog.store.transfer import Rejected
 
 EXIT_NOT_FOUND = 1
 EXIT_REJECTED_ROWS = 1
@@ -75,6 +65,8 @@ def _actor(actor: str | None) -> str:
 
 
 def _since(text: str | None) -> datetime | None:
+    from watchdog.store.transfer import parse_time  # noqa: PLC0415
+
     if text is None:
         return None
     try:
@@ -85,6 +77,9 @@ def _since(text: str | None) -> datetime | None:
 
 def _check_addresses(addresses: Iterable[str]) -> None:
     """Exit with status 2 on the first invalid address, before anything is written."""
+    from watchdog.store import InvalidAddress  # noqa: PLC0415
+    from watchdog.store.listing import require_address  # noqa: PLC0415
+
     for address in addresses:
         try:
             require_address(address)
@@ -96,6 +91,8 @@ def _check_addresses(addresses: Iterable[str]) -> None:
 def _opened(
     database: str | None, config: Path | None, *, create: bool = True
 ) -> Iterator[Store]:
+    from watchdog.store import InvalidAddress  # noqa: PLC0415
+
     store = open_store(database, config, create=create)
     try:
         yield store
@@ -111,7 +108,7 @@ def _opened(
 def list_command(
     *,
     reason: Annotated[
-        SuppressionReason | None, typer.Option("--reason", help="Only this reason.")
+        ReasonChoice | None, typer.Option("--reason", help="Only this reason.")
     ] = None,
     since: Annotated[
         str | None,
@@ -130,10 +127,14 @@ def list_command(
     config: ConfigOption = None,
 ) -> None:
     """List entries ordered by address."""
+    from watchdog.policy import SuppressionReason  # noqa: PLC0415
+    from watchdog.store.transfer import FileFormat, write_rows  # noqa: PLC0415
+
     updated_since = _since(since)
     with _opened(database, config, create=False) as store:
         entries: Iterable[Suppression] = store.iter_suppressions(
-            reason=reason, since=updated_since
+            reason=None if reason is None else SuppressionReason(reason),
+            since=updated_since,
         )
         if limit:
             entries = itertools.islice(entries, limit)
@@ -212,9 +213,9 @@ def add_command(
     addresses: Annotated[list[str], typer.Argument(metavar="ADDRESS...")],
     *,
     reason: Annotated[
-        SuppressionReason,
+        ReasonChoice,
         typer.Option("--reason", help="Reason recorded for the entries."),
-    ] = SuppressionReason.MANUAL,
+    ] = ReasonChoice.MANUAL,
     note: Annotated[
         str | None, typer.Option("--note", help="Why, for the audit history.")
     ] = None,
@@ -223,12 +224,17 @@ def add_command(
     config: ConfigOption = None,
 ) -> None:
     """Add addresses, overwriting any entry they have."""
+    from watchdog.policy import SuppressionReason  # noqa: PLC0415
+
     _check_addresses(addresses)
     actor_name = _actor(actor)
     with _opened(database, config) as store:
         for address in addresses:
             action = store.add_suppression(
-                address, actor=actor_name, reason=reason, note=note
+                address,
+                actor=actor_name,
+                reason=SuppressionReason(reason),
+                note=note,
             )
             out.print(f"{escape(address)}: {action or 'unchanged'}")
 
@@ -273,7 +279,7 @@ def import_command(
         typer.Argument(help="CSV, JSON Lines or one address per line; - reads stdin."),
     ],
     input_format: Annotated[
-        FileFormat | None,
+        TransferFormat | None,
         typer.Option("--format", help="csv or jsonl; default from the file name."),
     ] = None,
     actor: Annotated[
@@ -287,9 +293,14 @@ def import_command(
     Rejected rows are listed with their line numbers on stderr and the
     command exits with status 1; the valid rows are imported anyway.
     """
-    fmt = input_format or (
-        FileFormat.JSONL if file.suffix == ".jsonl" else FileFormat.CSV
-    )
+    from watchdog.store.transfer import FileFormat, read_rows  # noqa: PLC0415
+
+    if input_format is not None:
+        fmt = FileFormat(input_format)
+    elif file.suffix == ".jsonl":
+        fmt = FileFormat.JSONL
+    else:
+        fmt = FileFormat.CSV
     rejected = _Rejections()
     with _opened(database, config) as store, _open_input(file) as stream:
         rows = _collect_rejections(read_rows(stream, fmt), rejected)
@@ -307,8 +318,8 @@ def import_command(
 @app.command("export")
 def export_command(
     output_format: Annotated[
-        FileFormat, typer.Option("--format", help="csv or jsonl.")
-    ] = FileFormat.CSV,
+        TransferFormat, typer.Option("--format", help="csv or jsonl.")
+    ] = TransferFormat.CSV,
     output: Annotated[
         Path | None,
         typer.Option("-o", "--output", help="File to write; default stdout."),
@@ -317,14 +328,17 @@ def export_command(
     config: ConfigOption = None,
 ) -> None:
     """Export every entry ordered by address."""
+    from watchdog.store.transfer import FileFormat, write_rows  # noqa: PLC0415
+
+    file_format = FileFormat(output_format)
     if output is not None and not output.parent.is_dir():
         fail(f"cannot write {str(output)!r}: folder {str(output.parent)!r} not found")
     with _opened(database, config, create=False) as store:
         if output is None:
-            count = write_rows(sys.stdout, store.iter_suppressions(), output_format)
+            count = write_rows(sys.stdout, store.iter_suppressions(), file_format)
         else:
             with _open_output(output) as stream:
-                count = write_rows(stream, store.iter_suppressions(), output_format)
+                count = write_rows(stream, store.iter_suppressions(), file_format)
     err.print(f"exported {count} entries")
 
 
@@ -341,6 +355,8 @@ def _collect_rejections(
 ) -> Iterator[ImportRow]:
     # Only the printed rejections are kept, so a file of a million bad
     # lines needs no more memory than a good one.
+    from watchdog.store.transfer import Rejected  # noqa: PLC0415
+
     for item in items:
         if not isinstance(item, Rejected):
             yield item
