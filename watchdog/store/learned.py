@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 EXPIRY = timedelta(days=30)
 MAX_PER_DOMAIN = 50
-# Longest value stored: a domain name has at most 253 characters.
+# Maximum characters of a stored value: a domain name has at most 253.
 MAX_VALUE_CHARS = 253
 
 

@@ -44,7 +44,7 @@ _BODY_TYPES = ("text/plain", "text/html")
 
 
 class LearnedKind(StrEnum):
-    """What a learned value is, named as in the ``learned_identifier`` table.
+    """The kind of a learned value, named as in the ``learned_identifier`` table.
 
     ``dkim_selector``: ``domain`` is the ``d=`` domain, ``value`` the ``s=``
     selector. ``dkim_domain``, ``return_path`` and ``link_domain``:
@@ -201,7 +201,7 @@ def _name_or_none(text: str) -> str | None:
 
 @dataclass
 class _Budget:
-    """What is left of one message's link scan."""
+    """The characters and links the link scan of one message may still use."""
 
     chars: int
     links: int

@@ -22,7 +22,7 @@ MAX_LEARNED_LINK_TARGETS = 200
 
 
 class TargetSource(StrEnum):
-    """Why a target is checked.
+    """The reason a target is checked.
 
     ``sending``: a sending IP or domain, or a target named on the command
     line. ``link``: a domain our mail links to, from
