@@ -12,12 +12,15 @@ from tests.checks.auth.policy_server import Reply, run_policy_server
 from watchdog.checks.auth.findings import Finding, Status
 from watchdog.checks.auth.lookup import Lookup
 from watchdog.checks.auth.mta_sts import check_mta_sts
+from watchdog.checks.auth.mta_sts_drift import PolicyHistory, UnavailableHistory
 from watchdog.checks.auth.mta_sts_policy import (
     HttpsPolicyFetcher,
     PolicySyntaxError,
     mx_matches,
     parse_policy,
 )
+from watchdog.store import Store
+from watchdog.store.mta_sts_history import MtaStsHistory
 
 pytestmark = pytest.mark.dns
 
@@ -140,3 +143,55 @@ def test_policy_rejected(body: str) -> None:
 def test_mx_patterns(host: str, expected: bool) -> None:
     """'*.' covers exactly one leftmost label."""
     assert mx_matches(host, ["*.good.test", "mx.other.test"]) is expected
+
+
+async def _check_with_history(
+    resolver: dns.asyncresolver.Resolver,
+    fetcher: HttpsPolicyFetcher,
+    history: PolicyHistory | UnavailableHistory,
+) -> dict[str, Finding]:
+    findings = await check_mta_sts(
+        Lookup(resolver), fetcher, "good.test", ["mail.good.test"], history
+    )
+    return {finding.reason: finding for finding in findings}
+
+
+async def test_policy_drift_same_id(
+    resolver: dns.asyncresolver.Resolver, tmp_path: Path
+) -> None:
+    """A policy served anew under the same TXT id is an error on the next audit."""
+    store = Store(f"sqlite:///{tmp_path / 'watchdog.db'}")
+    store.upgrade()
+    history = MtaStsHistory.of(store)
+    replies = {"mta-sts.good.test": Reply(GOOD_POLICY)}
+    try:
+        with run_policy_server(replies, tmp_path) as (port, ca_file):
+            fetcher = HttpsPolicyFetcher(
+                base_url=f"https://127.0.0.1:{port}", ca_file=ca_file
+            )
+            first = await _check_with_history(resolver, fetcher, history)
+            again = await _check_with_history(resolver, fetcher, history)
+            changed = GOOD_POLICY.replace("enforce", "testing")
+            replies["mta-sts.good.test"] = Reply(changed.replace("604800", "86400"))
+            drifted = await _check_with_history(resolver, fetcher, history)
+    finally:
+        store.close()
+
+    assert set(first) == {"mta_sts_ok", "mta_sts_policy_stored"}
+    assert set(again) == {"mta_sts_ok"}
+    assert "mta_sts_changed_same_id" in drifted
+    error = drifted["mta_sts_changed_same_id"]
+    assert error.status is Status.ERROR
+    assert "mode enforce -> testing" in error.detail
+    assert "max_age 604800 -> 86400 s" in error.detail
+    assert "id=20260101T0000" in error.detail
+
+
+async def test_policy_drift_without_database(
+    resolver: dns.asyncresolver.Resolver, fetcher: HttpsPolicyFetcher
+) -> None:
+    """Without a database the check adds an ok note and still checks the policy."""
+    history = UnavailableHistory("database file 'mail-watchdog.db' not found")
+    found = await _check_with_history(resolver, fetcher, history)
+    assert set(found) == {"mta_sts_ok", "mta_sts_drift_not_checked"}
+    assert found["mta_sts_drift_not_checked"].status is Status.OK
