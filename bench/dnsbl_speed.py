@@ -112,9 +112,14 @@ def count_queries(monitor: BlocklistMonitor) -> list[int]:
 
 
 def queries_sent(monitor: BlocklistMonitor, counter: list[int]) -> int:
-    """Return the queries sent by dnspython and by the fast path."""
+    """Return the queries sent by dnspython, the fast path and its processes."""
     fast = monitor.lookup.fast
-    return counter[0] + (fast.sent if fast is not None else 0)
+    processes = monitor.lookup.processes
+    return (
+        counter[0]
+        + (fast.sent if fast is not None else 0)
+        + (processes.sent if processes is not None else 0)
+    )
 
 
 def checker_rate(
@@ -124,6 +129,8 @@ def checker_rate(
     counter[0] = 0
     if monitor.lookup.fast is not None:
         monitor.lookup.fast.sent = 0
+    if monitor.lookup.processes is not None:
+        monitor.lookup.processes.sent = 0
     monitor.lookup.forget()
     started = time.perf_counter()
     cpu_started = time.process_time()

@@ -1,10 +1,14 @@
 """Many fast-path queries driven by reply callbacks, without a task per query.
 
 An asyncio task and future per query cost more CPU than the query itself,
-so ``resolve_many`` keeps a window of queries in flight and sends the next
-one from the callback that receives a reply. It honours the same limits as
+so a ``Run`` keeps a window of queries in flight and sends the next one
+from the callback that receives a reply. It honours the same limits as
 ``Lookup``: at most ``limit`` queries in flight, ``per_zone`` to one zone,
 with the zones taken in turn.
+
+A ``Run`` does not read sockets itself. ``resolve_many`` drives one on the
+running event loop through a ``FastResolver``; ``burst.resolve_blocking``
+drives one with a selector in a worker process.
 """
 
 from __future__ import annotations
@@ -12,14 +16,29 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from watchdog.checks.dnsbl.fastquery import FastResolver, QueryTimeout
+from watchdog.checks.dnsbl.endpoint import Endpoint, QueryTimeout
+from watchdog.checks.dnsbl.fastquery import FastResolver
 from watchdog.checks.dnsbl.wire import Reply, Unusual, encode_question, parse_reply
 
 # One query: the name, the record type and the zone that counts it.
 Query = tuple[str, int, str]
 Outcome = Reply | Unusual | QueryTimeout
+
+
+class Sender(Protocol):
+    """The sockets a ``Run`` sends through, and the wait of each try."""
+
+    timeout: float
+    lifetime: float
+
+    def endpoint(self, attempt: int) -> Endpoint:
+        """Return the endpoint for try number ``attempt`` of a query."""
+
+    def timed_out(self) -> QueryTimeout:
+        """Return the error for a query without a reply within the lifetime."""
 
 
 async def resolve_many(
@@ -35,30 +54,50 @@ async def resolve_many(
     An outcome is the Reply, or the Unusual or QueryTimeout that
     ``FastResolver.resolve`` would have raised for that query.
     """
-    loop = await resolver.ready()
-    run = _Run(resolver, loop, queries, (limit, per_zone), default_ttl)
+    loop = resolver.ready()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def finish() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    run = Run(
+        resolver,
+        queries,
+        (limit, per_zone),
+        default_ttl=default_ttl,
+        clock=loop.time,
+        on_done=finish,
+    )
     if queries:
         run.fill()
-        await run.done
+        await done
     return run.results()
 
 
-class _Run:
-    """The state of one ``resolve_many`` call."""
+class Run:
+    """The state of one batch of queries, from the first send to the last reply.
+
+    ``clock`` gives the time the endpoints' deadlines are in, and
+    ``on_done`` is called once, when the last query has its outcome.
+    """
 
     def __init__(
         self,
-        resolver: FastResolver,
-        loop: asyncio.AbstractEventLoop,
+        sender: Sender,
         queries: Sequence[Query],
         limits: tuple[int, int],
+        *,
         default_ttl: float,
+        clock: Callable[[], float],
+        on_done: Callable[[], None],
     ) -> None:
-        self.resolver = resolver
-        self.loop = loop
+        self.sender = sender
+        self.clock = clock
         self.queries = queries
         self.limit, self.per_zone = limits
         self.default_ttl = default_ttl
+        self.on_done = on_done
         self.queues: dict[str, deque[int]] = {}
         for index, (_, _, zone) in enumerate(queries):
             self.queues.setdefault(zone, deque()).append(index)
@@ -72,10 +111,9 @@ class _Run:
         self.seconds = [0.0] * len(queries)
         self.questions: list[bytes] = [b""] * len(queries)
         self.attempts = [0] * len(queries)
-        self.done: asyncio.Future[None] = loop.create_future()
 
     def results(self) -> list[tuple[Outcome, float]]:
-        """Return each outcome with its seconds; call after ``done``."""
+        """Return each outcome with its seconds; call after ``on_done``."""
         pairs = []
         for outcome, seconds in zip(self.outcomes, self.seconds, strict=True):
             assert outcome is not None
@@ -102,7 +140,7 @@ class _Run:
         name, rdtype, zone = self.queries[index]
         self.busy[zone] += 1
         self.in_flight += 1
-        self.started[index] = self.loop.time()
+        self.started[index] = self.clock()
         try:
             self.questions[index] = encode_question(name, rdtype)
         except (ValueError, UnicodeError) as exc:
@@ -111,18 +149,19 @@ class _Run:
         self._send(index)
 
     def _send(self, index: int) -> None:
-        now = self.loop.time()
-        wait = self.started[index] + self.resolver.lifetime - now
-        wait = min(self.resolver.timeout, wait)
+        now = self.clock()
+        sender = self.sender
+        wait = min(sender.timeout, self.started[index] + sender.lifetime - now)
         if wait <= 0:
-            self._finish(index, self.resolver.timed_out())
+            self._finish(index, sender.timed_out())
             return
-        endpoint = self.resolver.endpoint(self.attempts[index])
+        endpoint = sender.endpoint(self.attempts[index])
         self.attempts[index] += 1
-        on_reply = functools.partial(self._on_reply, index)
+        on_reply = functools.partial(self.on_reply, index)
         endpoint.send(self.questions[index], now + wait, on_reply)
 
-    def _on_reply(self, index: int, data: bytes | None) -> None:
+    def on_reply(self, index: int, data: bytes | None) -> None:
+        """Take the reply of query ``index``, or resend it when its try timed out."""
         if data is None:
             self._send(index)
         else:
@@ -133,17 +172,14 @@ class _Run:
             except Unusual as exc:
                 outcome = exc
             self._finish(index, outcome)
-        if self.left == 0:
-            if not self.done.done():
-                self.done.set_result(None)
-        elif self.in_flight < self.limit:
+        if self.left and self.in_flight < self.limit:
             self.fill()
 
     def _finish(self, index: int, outcome: Outcome) -> None:
         self.outcomes[index] = outcome
-        self.seconds[index] = self.loop.time() - self.started[index]
+        self.seconds[index] = self.clock() - self.started[index]
         self.busy[self.queries[index][2]] -= 1
         self.in_flight -= 1
         self.left -= 1
-        if self.left == 0 and not self.done.done():
-            self.done.set_result(None)
+        if self.left == 0:
+            self.on_done()

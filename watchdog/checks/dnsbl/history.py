@@ -75,6 +75,12 @@ class History:
             return None
         key = (result.target, result.zone)
         old = self._entries.get(key)
+        if (
+            old is not None
+            and old.state is State.NOT_LISTED
+            and result.state is State.NOT_LISTED
+        ):
+            return None  # the common case: nothing changed
         codes = tuple(code.address for code in result.codes)
         entry = self._next_entry(old, result.state, now, codes)
         self._entries[key] = entry
@@ -96,8 +102,6 @@ class History:
     ) -> Entry:
         if old is None:
             old = Entry(state=state)
-        elif state is State.NOT_LISTED and old.state is State.NOT_LISTED:
-            return old  # the common case: nothing changed
         if state is State.LISTED:
             first = old.first_listed
             if old.state is not State.LISTED or first is None:

@@ -8,8 +8,10 @@ become ``DnsError``, which callers must never read as absent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import dns.asyncresolver
@@ -17,9 +19,11 @@ import dns.exception
 import dns.message
 import dns.rdatatype
 import dns.resolver
+import structlog
 
 from watchdog.checks.dnsbl.batch import Outcome, resolve_many
 from watchdog.checks.dnsbl.fastquery import FastResolver, QueryTimeout
+from watchdog.checks.dnsbl.processes import QueryProcesses
 from watchdog.checks.dnsbl.wire import TYPE_A, TYPE_TXT, Reply, Unusual
 from watchdog.errors import DnsError
 
@@ -27,6 +31,11 @@ MIN_CACHE_SECONDS = 60.0
 MAX_CACHE_SECONDS = 3600.0
 DEFAULT_RETRIES = 1
 RETRY_PAUSE_SECONDS = 0.2
+# Below this many names a prefetch is sent from the event loop, because
+# worker processes pay off only when the batch is large next to the cost
+# of handing it to them and pickling the outcomes back.
+PROCESS_MIN_QUERIES = 1000
+LOGGER_NAME = "watchdog.checks.dnsbl"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,13 @@ class Records:
 
 
 ABSENT = Records()
+
+
+@functools.lru_cache(maxsize=256)
+def _absent(ttl: float) -> Records:
+    # Most names of a cycle are absent with one of a few TTLs, so the
+    # records are shared rather than built per name.
+    return Records(ttl=ttl)
 
 
 def clamp_ttl(ttl: float) -> float:
@@ -56,7 +72,9 @@ class Lookup:
 
     With ``fast``, queries go through that FastResolver first, and only a
     reply it cannot handle (truncated, malformed, SERVFAIL, REFUSED, a
-    CNAME ...) is asked again through ``resolver``.
+    CNAME ...) is asked again through ``resolver``. With ``processes`` as
+    well, a prefetch of ``PROCESS_MIN_QUERIES`` names or more is sent from
+    those worker processes, to the same nameservers.
     """
 
     def __init__(
@@ -69,9 +87,11 @@ class Lookup:
         clock: Callable[[], float] = time.monotonic,
         on_query: Callable[[float], None] | None = None,
         fast: FastResolver | None = None,
+        processes: QueryProcesses | None = None,
     ) -> None:
         self.resolver = resolver
         self.fast = fast
+        self.processes = processes
         self.on_query = on_query
         self.retries = retries
         self._clock = clock
@@ -146,7 +166,7 @@ class Lookup:
             if not isinstance(outcome, Reply):
                 continue
             if outcome.negative:
-                self._remember(name, Records(ttl=outcome.ttl), seconds)
+                self._remember(name, _absent(outcome.ttl), seconds)
             else:
                 listed.append((name, zone, outcome, seconds))
 
@@ -166,9 +186,27 @@ class Lookup:
     async def _batch(
         self, queries: list[tuple[str, int, str]]
     ) -> list[tuple[Outcome, float]]:
-        assert self.fast is not None
+        fast = self.fast
+        assert fast is not None
+        if self.processes is not None and len(queries) >= PROCESS_MIN_QUERIES:
+            try:
+                return await self.processes.resolve(
+                    fast.nameservers,
+                    queries,
+                    timeouts=(fast.timeout, fast.lifetime),
+                    limits=(self._limit, self._per_zone_limit),
+                    default_ttl=MIN_CACHE_SECONDS,
+                )
+            except (BrokenProcessPool, OSError) as exc:
+                # The batch is sent again from the event loop below, so a
+                # failed worker costs time, not answers.
+                structlog.get_logger(LOGGER_NAME).warning(
+                    "dnsbl_query_processes_failed",
+                    error=str(exc) or exc.__class__.__name__,
+                    queries=len(queries),
+                )
         return await resolve_many(
-            self.fast,
+            fast,
             queries,
             limit=self._limit,
             per_zone=self._per_zone_limit,

@@ -32,7 +32,7 @@ class ZoneResult:
         """Build the result of ``target`` in ``zone`` from an interpreted answer."""
         return cls(
             target=target.value,
-            kind=str(target.kind),
+            kind=target.kind,  # a StrEnum, so a str
             zone=zone.name,
             state=answer.state,
             codes=answer.codes,

@@ -1,0 +1,65 @@
+"""A batch of fast-path queries run to the end without an event loop.
+
+``resolve_blocking`` drives a ``batch.Run`` with a selector over its own
+sockets. It is the function the blocklist query processes run (see
+``processes``), so it imports nothing beyond the standard library and the
+small wire modules, and returns only picklable values.
+"""
+
+from __future__ import annotations
+
+import selectors
+import time
+from collections.abc import Sequence
+
+from watchdog.checks.dnsbl.batch import Outcome, Query, Run
+from watchdog.checks.dnsbl.endpoint import EndpointPool
+
+SOCKETS = 2
+# Deadlines are checked this many times per ``timeout``, as in FastResolver.
+SWEEPS_PER_TIMEOUT = 4
+
+
+def resolve_blocking(
+    nameservers: Sequence[tuple[str, int]],
+    queries: Sequence[Query],
+    *,
+    timeouts: tuple[float, float],
+    limits: tuple[int, int],
+    default_ttl: float,
+) -> tuple[list[tuple[Outcome, float]], int]:
+    """Send ``queries``; return each outcome with its seconds, and the tries sent.
+
+    The outcomes are in the order of ``queries``.
+    ``timeouts`` is (try timeout, lifetime) and ``limits`` is (overall,
+    per zone) queries in flight, with the meanings of ``resolve_many``.
+    Fresh sockets on random ports are opened for the call and closed after.
+    """
+    timeout, lifetime = timeouts
+    pool = EndpointPool(nameservers, SOCKETS, timeout=timeout, lifetime=lifetime)
+    finished = []
+    run = Run(
+        pool,
+        queries,
+        limits,
+        default_ttl=default_ttl,
+        clock=time.monotonic,
+        on_done=lambda: finished.append(True),
+    )
+    with selectors.DefaultSelector() as selector:
+        try:
+            for endpoint in pool.endpoints():
+                selector.register(endpoint.fileno(), selectors.EVENT_READ, endpoint)
+            if queries:
+                run.fill()
+            sweep_every = timeout / SWEEPS_PER_TIMEOUT
+            next_sweep = time.monotonic() + sweep_every
+            while not finished:
+                for key, _ in selector.select(max(0.0, next_sweep - time.monotonic())):
+                    key.data.drain()
+                if time.monotonic() >= next_sweep:
+                    pool.expire(time.monotonic())
+                    next_sweep = time.monotonic() + sweep_every
+        finally:
+            pool.close()
+    return run.results(), pool.sent
