@@ -13,6 +13,7 @@ import pytest
 from tests.checks.dnsbl.conftest import FLIP_CLEAN, DnsServers
 from tests.servers.common import free_port, wait_until
 from tests.servers.dns import ask
+from watchdog.checks.dnsbl.fastquery import fast_resolver_for
 from watchdog.checks.dnsbl.lookup import Lookup, clamp_ttl
 from watchdog.checks.resolver import make_resolver
 from watchdog.config import Dns
@@ -130,3 +131,33 @@ async def test_txt_failure_keeps_listing(dns_servers: DnsServers) -> None:
     records = await lookup.records("10.2.0.192.zen.test", "zen.test")
     assert records.addresses == ("127.0.0.2", "127.0.0.4")
     assert records.reason == ""
+
+
+async def test_prefetch_timeout_not_asked_again() -> None:
+    """A name whose prefetch timed out fails at once, without more queries."""
+    dns_settings = Dns(
+        nameservers=[f"127.0.0.1:{free_port()}"],
+        timeout_seconds=0.2,
+        lifetime_seconds=0.5,
+    )
+    resolver = make_resolver(dns_settings)
+    fast = fast_resolver_for(resolver)
+    lookup = Lookup(resolver, concurrency=4, per_zone=2, retries=1, fast=fast)
+    asked = []
+
+    async def count(*args: Any, **kwargs: Any) -> Any:
+        asked.append(args)
+        raise AssertionError("dnspython must not be asked")
+
+    resolver.resolve = count  # type: ignore[method-assign]
+    names = ["2.0.0.127.zen.test", "1.0.0.127.zen.test"]
+    await lookup.prefetch([(name, "zen.test") for name in names])
+    assert fast is not None
+    sent = fast.sent
+
+    for name in names:
+        with pytest.raises(DnsError) as caught:
+            await lookup.records(name, "zen.test")
+        assert caught.value.reason == "timeout"
+    assert fast.sent == sent
+    assert asked == []

@@ -101,14 +101,19 @@ class Lookup:
         self._overall = asyncio.Semaphore(concurrency)
         self._per_zone: dict[str, asyncio.Semaphore] = {}
         self._cache: dict[str, tuple[float, Records]] = {}
+        # Names whose prefetch ran out of its lifetime, with the error
+        # ``records`` raises for them until the next prefetch.
+        self._timed_out: dict[str, DnsError] = {}
 
     def forget(self, names: Iterable[str] | None = None) -> None:
         """Drop the cached answers of ``names``, or every one without names."""
         if names is None:
             self._cache.clear()
+            self._timed_out.clear()
             return
         for name in names:
             self._cache.pop(name, None)
+            self._timed_out.pop(name, None)
 
     def cached(self, name: str) -> Records | None:
         """Return the cached records of ``name``, or None when absent or expired."""
@@ -121,11 +126,16 @@ class Lookup:
         """Return the A records (and TXT reason when listed) for ``name``.
 
         Raises DnsError after the retries when every try timed out or was
-        answered SERVFAIL or REFUSED.
+        answered SERVFAIL or REFUSED, and at once for a name whose prefetch
+        already timed out: that batch spent the whole lifetime on it, so a
+        dead resolver costs one lifetime per cycle, not three.
         """
         cached = self.cached(name)
         if cached is not None:
             return cached
+        failed = self._timed_out.get(name)
+        if failed is not None:
+            raise failed
 
         self._bind_to_running_loop()
         gate = self._per_zone.setdefault(zone, asyncio.Semaphore(self._per_zone_limit))
@@ -142,13 +152,15 @@ class Lookup:
     async def prefetch(self, requests: Sequence[tuple[str, str]]) -> None:
         """Fill the cache for (name, zone) pairs in one batch of fast queries.
 
-        Only answers the fast path reads completely are cached: a name whose
-        A or TXT query timed out or needed dnspython is left for
-        ``records``, which asks again with its retries and fallback. Does
-        nothing without a FastResolver.
+        Only answers the fast path reads completely are cached. A name whose
+        A query needed dnspython is left for ``records``, which asks again
+        with its retries and fallback; one whose A query timed out makes
+        ``records`` raise DnsError until the next prefetch. Does nothing
+        without a FastResolver.
         """
         if self.fast is None:
             return
+        self._timed_out = {}
         now = self._clock()
         pending: dict[str, str] = {}
         for name, zone in requests:
@@ -163,6 +175,9 @@ class Lookup:
         for (name, zone), (outcome, seconds) in zip(
             pending.items(), found, strict=True
         ):
+            if isinstance(outcome, QueryTimeout):
+                self._timed_out[name] = _error(name, "timeout", outcome)
+                continue
             if not isinstance(outcome, Reply):
                 continue
             if outcome.negative:
