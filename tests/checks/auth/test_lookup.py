@@ -85,6 +85,7 @@ async def test_unreachable_after_two_timeouts(blackhole: UdpResolver) -> None:
         with pytest.raises(DnsError) as caught:
             await lookup.query(name, "TXT")
         assert caught.value.reason == "timeout"
+        assert f"to {blackhole.nameserver} timed out after 0.4 s" in str(caught.value)
     sent = blackhole.count()
 
     started = time.monotonic()
@@ -158,3 +159,14 @@ async def test_unreachable_never_absent(blackhole: UdpResolver) -> None:
             await call
         assert caught.value.reason == "resolver_unreachable"
     assert blackhole.count() == 0
+
+
+async def test_failure_names_outcome(
+    direct: dns.asyncresolver.Resolver, nsd: Nsd
+) -> None:
+    """A failed lookup names the nameserver and its last response only."""
+    with pytest.raises(DnsError) as caught:
+        await Lookup(direct).query("example.org", "TXT")
+    message = str(caught.value)
+    assert f"{nsd.nameserver} answered REFUSED" in message
+    assert "All nameservers failed" not in message

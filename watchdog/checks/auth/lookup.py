@@ -21,6 +21,7 @@ from typing import Any
 import dns.asyncresolver
 import dns.exception
 import dns.name
+import dns.nameserver
 import dns.resolver
 import dns.reversename
 
@@ -141,10 +142,10 @@ class Lookup:
         if self.health.unreachable:
             msg = (
                 f"DNS query {name!r} {rdtype} not sent: the last "
-                f"{self.health.consecutive_timeouts} queries of this audit timed "
-                "out with no answer in between, so the resolver is taken as "
-                "unreachable: check that the resolver in dns.nameservers or "
-                "--nameserver answers"
+                f"{self.health.consecutive_timeouts} queries of this audit to "
+                f"{self._nameservers()} timed out with no answer in between, so "
+                "the resolver is taken as unreachable: check that the resolver "
+                "in dns.nameservers or --nameserver answers"
             )
             raise DnsError(msg, name=name, reason="resolver_unreachable")
         self.queries += 1
@@ -160,16 +161,17 @@ class Lookup:
             return absent_answer(name, rdtype, nxdomain=True)
         except dns.exception.Timeout as exc:
             self.health.record_timeout()
-            msg = f"DNS query {name!r} {rdtype} timed out: check dns.nameservers"
+            msg = (
+                f"DNS query {name!r} {rdtype} to {self._nameservers()} timed out "
+                f"after {self.resolver.lifetime:g} s: check that the resolver in "
+                "dns.nameservers or --nameserver answers"
+            )
             raise DnsError(msg, name=name, reason="timeout") from exc
         except dns.resolver.NoNameservers as exc:
             # SERVFAIL and REFUSED are responses, and a closed port fails
             # at once, so neither counts toward an unreachable resolver.
             self.health.record_answer()
-            msg = (
-                f"DNS query {name!r} {rdtype} failed on every nameserver "
-                f"(SERVFAIL or REFUSED): {exc}"
-            )
+            msg = f"DNS query {name!r} {rdtype} failed: {_failure_summary(exc)}"
             raise DnsError(msg, name=name, reason="servfail") from exc
         except dns.exception.DNSException as exc:
             msg = f"DNS query {name!r} {rdtype} failed: {exc}"
@@ -179,6 +181,17 @@ class Lookup:
         records = tuple(answer.rrset) if answer.rrset is not None else ()
         canonical = normalise(answer.canonical_name.to_text())
         return Answer(name, rdtype, records, canonical)
+
+    def _nameservers(self) -> str:
+        shown = []
+        for nameserver in self.resolver.nameservers:
+            if isinstance(nameserver, dns.nameserver.Nameserver):
+                address = nameserver.answer_nameserver()
+                port = nameserver.answer_port()
+            else:
+                address, port = str(nameserver), self.resolver.port
+            shown.append(_host_port(address, port))
+        return ", ".join(shown)
 
     async def txt(self, name: str) -> tuple[Answer, list[str]]:
         """Return the TXT answer and each record's strings joined with no separator.
@@ -206,6 +219,29 @@ class Lookup:
         """Return the PTR answer for an IPv4 or IPv6 address."""
         reverse = dns.reversename.from_address(str(ipaddress.ip_address(ip)))
         return await self.query(reverse.to_text(), "PTR")
+
+
+def _host_port(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _failure_summary(exc: dns.resolver.NoNameservers) -> str:
+    """Return the last outcome of each nameserver, such as ``127.0.0.1:53 SERVFAIL``.
+
+    dnspython's own message lists every attempt, timeouts before the final
+    SERVFAIL included, which buries the outcome that decided the lookup.
+    """
+    last: dict[str, str] = {}
+    for server, _tcp, port, error, *_rest in exc.kwargs.get("errors") or []:
+        # dnspython names a server "Do53:ADDRESS@PORT".
+        address = str(server).removeprefix("Do53:").rsplit("@", 1)[0]
+        # A response's rcode is text such as "SERVFAIL"; an I/O failure is
+        # the exception.
+        verb = "answered" if isinstance(error, str) else "failed:"
+        last[_host_port(address, port)] = f"{verb} {error}"
+    if not last:
+        return str(exc)
+    return "; ".join(f"{server} {outcome}" for server, outcome in last.items())
 
 
 def host_name(text: str) -> str:

@@ -12,6 +12,7 @@ from watchdog.checks.auth.mta_sts_drift import (
     check_drift,
 )
 from watchdog.checks.auth.mta_sts_policy import (
+    POLICY_PATH,
     Policy,
     PolicyFetcher,
     PolicyFetchError,
@@ -90,7 +91,9 @@ async def _fetch_policy(
         return None, [lookup_failed(domain, Check.MTA_STS, exc)]
     if response.status != 200:
         detail = (
-            f"policy fetch returned HTTP {response.status}; redirects are not followed"
+            f"policy fetch returned HTTP {response.status}, not 200, and senders "
+            "do not follow redirects: serve the policy at "
+            f"https://mta-sts.{domain}{POLICY_PATH}"
         )
         return None, [_finding(domain, Status.ERROR, "mta_sts_http_status", detail)]
     findings: list[Finding] = []
@@ -116,7 +119,11 @@ def _policy_findings(
         findings.append(_finding(domain, Status.OK, "mta_sts_mode_none", detail))
         return findings
     if policy.max_age < MIN_MAX_AGE:
-        detail = f"max_age {policy.max_age} s is under a day: senders re-fetch often"
+        detail = (
+            f"max_age {policy.max_age} s is under a day: a sender's cached copy "
+            "expires soon, and a sender that cannot fetch the policy again "
+            "then delivers without MTA-STS"
+        )
         findings.append(
             _finding(domain, Status.WARNING, "mta_sts_short_max_age", detail)
         )

@@ -111,7 +111,12 @@ class HttpsPolicyFetcher:
             lookup = Lookup(self.resolver)
         addresses = await lookup.addresses(host)
         if not addresses:
-            raise PolicyFetchError(f"policy host {host!r} has no A or AAAA record")
+            msg = (
+                f"policy host {host!r} has no A or AAAA record, so senders "
+                f"cannot fetch https://{host}{POLICY_PATH}, and those without a "
+                "cached policy deliver without MTA-STS: publish an address for it"
+            )
+            raise PolicyFetchError(msg)
         return addresses[0]
 
     def _fetch(
