@@ -163,11 +163,11 @@ def _drift_finding(
     until = stale_until.strftime("%Y-%m-%d %H:%M UTC")
     changed = snapshot.changed_at.strftime("%Y-%m-%d %H:%M UTC")
     detail = (
-        f"the policy changed ({snapshot.stale_changes}) while the _mta-sts TXT "
-        f"record kept id={snapshot.policy_id}, first seen {changed}. Senders "
-        "that cached the old policy keep using it until it expires, up to "
-        f"{until}. Publish a new id= in the _mta-sts.{domain} TXT record so "
-        "that they fetch the new policy now"
+        f"the policy changed ({snapshot.stale_changes}) but the _mta-sts TXT "
+        f"record still has id={snapshot.policy_id}. The new policy was first "
+        f"fetched {changed}. Senders that cached the old policy keep using it "
+        f"until it expires, at the latest {until}. Publish a new id= in the "
+        f"_mta-sts.{domain} TXT record so that they fetch the new policy now"
     )
     return _finding(domain, Status.ERROR, "mta_sts_changed_same_id", detail)
 
