@@ -145,7 +145,7 @@ def open_policy_history(
 ) -> Iterator[PolicyHistory | UnavailableHistory]:
     """Open the configured database for the drift check, without creating it.
 
-    Yields an ``UnavailableHistory`` that says why and what to do when the
+    Yields an ``UnavailableHistory`` that explains why and what to do when the
     SQLite file does not exist, the database cannot be reached, or its
     schema has no ``mta_sts_policy`` table yet.
     """

@@ -16,7 +16,7 @@ from watchdog.checks.auth.mta_sts_drift import (
     snapshot_of,
 )
 from watchdog.checks.auth.mta_sts_policy import parse_policy
-from watchdog.errors import StoreBusy
+from watchdog.errors import StoreBusy, StoreError
 
 POLICY = "version: STSv1\nmode: enforce\nmx: mx1.a.test\nmx: *.b.test\nmax_age: 86400\n"
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -34,16 +34,19 @@ def _reason(finding: Finding | None) -> str | None:
 class MemoryHistory:
     """A PolicyHistory in a dict, optionally failing like a locked database."""
 
-    def __init__(self, *, fail: bool = False) -> None:
+    def __init__(self, *, fail_load: bool = False, fail_save: bool = False) -> None:
         self.rows: dict[str, PolicySnapshot] = {}
-        self.fail = fail
+        self.fail_load = fail_load
+        self.fail_save = fail_save
 
     def load(self, domain: str) -> PolicySnapshot | None:
-        if self.fail:
+        if self.fail_load:
             raise StoreBusy("database is locked", reason="locked")
         return self.rows.get(domain)
 
     def save(self, domain: str, snapshot: PolicySnapshot) -> None:
+        if self.fail_save:
+            raise StoreError("attempt to write a readonly database")
         self.rows[domain] = snapshot
 
 
@@ -184,12 +187,26 @@ def test_check_drift_unavailable_note() -> None:
 
 def test_check_drift_store_error_warns() -> None:
     """A failing database gives a warning and stores nothing."""
-    history = MemoryHistory(fail=True)
+    history = MemoryHistory(fail_load=True)
     findings = check_drift(history, "a.test", "one", parse_policy(POLICY))
     assert [f.reason for f in findings] == ["mta_sts_drift_not_checked"]
     assert findings[0].status is Status.WARNING
     assert "locked" in findings[0].detail
     assert history.rows == {}
+
+
+def test_check_drift_save_error_keeps_result() -> None:
+    """A failed save still reports the drift found, then a warning."""
+    history = MemoryHistory()
+    check_drift(history, "a.test", "one", parse_policy(POLICY), START)
+    history.fail_save = True
+    changed = parse_policy(POLICY.replace("enforce", "testing"))
+    findings = check_drift(history, "a.test", "one", changed, START + DAY)
+    reasons = [f.reason for f in findings]
+    assert reasons == ["mta_sts_changed_same_id", "mta_sts_drift_not_checked"]
+    assert findings[1].status is Status.WARNING
+    assert "not stored" in findings[1].detail
+    assert history.rows["a.test"].mode == "enforce"
 
 
 def test_check_drift_round_trip() -> None:

@@ -1,8 +1,8 @@
 """MTA-STS policy drift: a policy body that changed while the TXT ``id=`` did not.
 
 Senders that cached a policy fetch it again when the ``id=`` of the
-``_mta-sts`` TXT record differs from the cached one (RFC 8461 sections 3.1
-and 5.1), or when the cached copy is older than its ``max_age``. A body
+``_mta-sts`` TXT record differs from the cached one (RFC 8461), or when
+the cached copy is older than its ``max_age``. A body
 changed under the same id therefore reaches such senders only when their
 copy expires, up to the old ``max_age`` after the change.
 
@@ -60,7 +60,7 @@ class PolicyHistory(Protocol):
 
 @dataclass(frozen=True)
 class UnavailableHistory:
-    """A stand-in for a database that cannot be used; ``reason`` says why.
+    """A stand-in for a database that cannot be used; ``reason`` explains why.
 
     The drift check reports ``reason`` as a note instead of comparing.
     """
@@ -145,14 +145,14 @@ def compare(
 def _unchanged(
     domain: str, previous: PolicySnapshot, current: PolicySnapshot
 ) -> tuple[PolicySnapshot, Finding | None]:
-    kept = replace(current, changed_at=previous.changed_at)
+    unchanged = replace(current, changed_at=previous.changed_at)
     stale_until = previous.stale_until
     if stale_until is None or stale_until <= current.fetched_at:
         # Every copy of a policy replaced under the same id has expired, so
         # the drift no longer matters.
-        return kept, None
+        return unchanged, None
     stored = replace(
-        kept, stale_until=stale_until, stale_changes=previous.stale_changes
+        unchanged, stale_until=stale_until, stale_changes=previous.stale_changes
     )
     return stored, _drift_finding(domain, stored, stale_until)
 
@@ -201,23 +201,33 @@ def check_drift(
     """Compare the policy fetched for ``domain`` with the stored one and store it.
 
     A database that is missing or fails gives a note instead of a drift
-    finding, because it says nothing about the domain.
+    finding, because the failure is no defect of the domain. When only the
+    save fails, the comparison still stands and the warning follows it.
     """
     if isinstance(history, UnavailableHistory):
         detail = f"policy drift not checked: {history.reason}"
         return [_finding(domain, Status.OK, "mta_sts_drift_not_checked", detail)]
     current = snapshot_of(policy_id, policy, now or datetime.now(UTC))
     try:
-        stored, finding = compare(domain, history.load(domain), current)
+        previous = history.load(domain)
+    except StoreError as exc:
+        return [_store_failed(domain, "policy drift not checked", exc)]
+    stored, finding = compare(domain, previous, current)
+    findings = [finding] if finding is not None else []
+    try:
         history.save(domain, stored)
     except StoreError as exc:
-        log.warning("mta_sts_history_failed", domain=domain, error=str(exc))
-        detail = (
-            f"policy drift not checked: the database failed: {exc}. "
-            "Check database.url and the database server"
-        )
-        return [_finding(domain, Status.WARNING, "mta_sts_drift_not_checked", detail)]
-    return [finding] if finding is not None else []
+        findings.append(_store_failed(domain, "fetched policy not stored", exc))
+    return findings
+
+
+def _store_failed(domain: str, effect: str, error: StoreError) -> Finding:
+    log.warning("mta_sts_history_failed", domain=domain, error=str(error))
+    detail = (
+        f"{effect}: the database failed: {error}. Check database.url and that "
+        "the database accepts writes"
+    )
+    return _finding(domain, Status.WARNING, "mta_sts_drift_not_checked", detail)
 
 
 def _finding(domain: str, status: Status, reason: str, detail: str) -> Finding:
