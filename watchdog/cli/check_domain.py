@@ -59,6 +59,7 @@ def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an opt
         list[str] | None,
         typer.Option(
             "--selector",
+            metavar="SELECTOR",
             help="DKIM selector to check, added to sending.dkim_selectors "
             "(repeatable). DNS cannot list selectors.",
         ),
@@ -67,13 +68,18 @@ def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an opt
         list[str] | None,
         typer.Option(
             "--ip",
+            metavar="IP",
             help="Sending IP for check_host and PTR, replacing sending.ips "
             "(repeatable).",
         ),
     ] = None,
     helo: Annotated[
         str | None,
-        typer.Option("--helo", help="HELO name the PTR names should match."),
+        typer.Option(
+            "--helo",
+            metavar="NAME",
+            help="HELO name the PTR names should match; default sending.helo.",
+        ),
     ] = None,
     nameserver: NameserverOption = None,
     output_format: OutputFormatOption = OutputFormat.TABLE,

@@ -61,6 +61,7 @@ def check_ip_command(
         list[str] | None,
         typer.Option(
             "--zone",
+            metavar="ZONE",
             help="Query only this zone (repeatable). A zone absent from the "
             "catalogue is checked at its RFC 5782 test points first.",
         ),

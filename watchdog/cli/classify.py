@@ -44,6 +44,7 @@ def classify_command(
     paths: Annotated[
         list[Path],
         typer.Argument(
+            metavar="PATH",
             help="Files, folders of .eml files, Maildirs or mbox files.",
             show_default=False,
         ),
@@ -53,14 +54,16 @@ def classify_command(
         typer.Option(
             "--format",
             "-f",
-            help="json prints JSON Lines, one object per message; table a summary.",
+            metavar="FORMAT",
+            help="table prints a summary; json prints JSON Lines, one object per "
+            "message.",
         ),
     ] = OutputFormat.TABLE,
     config: ConfigOption = None,
 ) -> None:
     """Classify messages and print one verdict per message.
 
-    Only the ``limits`` and ``rules_dir`` settings apply.
+    Only the limits and rules_dir settings apply.
     """
     from watchdog.config import load_settings  # noqa: PLC0415
 

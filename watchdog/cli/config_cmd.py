@@ -15,16 +15,21 @@ from rich.console import Console
 from rich.markup import escape
 
 from watchdog.cli.db import EXIT_USAGE, ConfigOption, fail
+from watchdog.cli.help_format import Command, Group
 from watchdog.errors import ConfigError, RulesError
 
 if TYPE_CHECKING:
     from watchdog.config import Settings
 
-app = typer.Typer(help="Validate the configuration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate the configuration or print a sample.",
+    no_args_is_help=True,
+    cls=Group,
+)
 out = Console(highlight=False, soft_wrap=True)
 
 
-@app.command("check")
+@app.command("check", cls=Command)
 def check_command(config: ConfigOption = None) -> None:
     """Validate the settings and password files, then print a summary.
 
@@ -48,7 +53,7 @@ def check_command(config: ConfigOption = None) -> None:
     _print_summary(settings)
 
 
-@app.command("example")
+@app.command("example", cls=Command)
 def example_command() -> None:
     """Print a sample configuration with every key and a comment for each."""
     typer.echo(EXAMPLE, nl=False)

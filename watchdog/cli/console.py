@@ -41,7 +41,8 @@ class OutputFormat(StrEnum):
 
 
 OutputFormatOption = Annotated[
-    OutputFormat, typer.Option("--format", help="table, or json for JSON Lines.")
+    OutputFormat,
+    typer.Option("--format", metavar="FORMAT", help="table, or json for JSON Lines."),
 ]
 NameserverOption = Annotated[
     list[str] | None,

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from watchdog.cli.help_format import Command, Group
 from watchdog.errors import ConfigError, WatchdogError
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
-app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+app = typer.Typer(help="Manage the database schema.", no_args_is_help=True, cls=Group)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 DatabaseOption = Annotated[
@@ -34,6 +35,7 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         envvar="WATCHDOG_CONFIG",
+        metavar="FILE",
         help="Settings file (TOML).",
         show_default=False,
     ),
@@ -88,7 +90,7 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
-@app.command("upgrade")
+@app.command("upgrade", cls=Command)
 def upgrade_command(
     database: DatabaseOption = None, config: ConfigOption = None
 ) -> None:
@@ -98,7 +100,7 @@ def upgrade_command(
     err.print("database schema is up to date", highlight=False)
 
 
-@app.command("check")
+@app.command("check", cls=Command)
 def check_command(database: DatabaseOption = None, config: ConfigOption = None) -> None:
     """Check that the database accepts queries and passes PRAGMA quick_check."""
     store = open_store(database, config, create=False)

@@ -33,6 +33,7 @@ out = Console(highlight=False)
 PathsArgument = Annotated[
     list[Path],
     typer.Argument(
+        metavar="PATH",
         help="Maildirs, mbox files, .eml files or folders of them.",
         show_default=False,
     ),
@@ -41,8 +42,9 @@ KindOption = Annotated[
     KindChoice,
     typer.Option(
         "--kind",
-        help="What the files hold, recorded as the source name scan-KIND; "
-        "each message is classified by its content either way.",
+        metavar="KIND",
+        help="bounces or feedback: what the files hold, recorded as the source "
+        "name scan-KIND. Each message is classified by its content either way.",
     ),
 ]
 

@@ -25,6 +25,7 @@ from rich.table import Table
 from watchdog.cli.choices import ReasonChoice, TransferFormat
 from watchdog.cli.console import address_column, output_console, time_column
 from watchdog.cli.db import EXIT_USAGE, ConfigOption, DatabaseOption, fail, open_store
+from watchdog.cli.help_format import Command, Group
 from watchdog.errors import WatchdogError
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ EXIT_REJECTED_ROWS = 1
 # Rejected import rows printed one by one; the rest are only counted.
 MAX_REPORTED_REJECTIONS = 100
 
-app = typer.Typer(help="Read and edit the suppression list.", no_args_is_help=True)
+app = typer.Typer(
+    help="Read and edit the suppression list.", no_args_is_help=True, cls=Group
+)
 out = output_console()
 err = output_console(stderr=True)
 
@@ -51,7 +54,11 @@ class ListFormat(StrEnum):
 
 ActorOption = Annotated[
     str | None,
-    typer.Option("--actor", help="Name recorded in the audit history; default $USER."),
+    typer.Option(
+        "--actor",
+        metavar="NAME",
+        help="Name recorded in the audit history; default $USER.",
+    ),
 ]
 
 
@@ -104,11 +111,17 @@ def _opened(
         store.close()
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 def list_command(
     *,
     reason: Annotated[
-        ReasonChoice | None, typer.Option("--reason", help="Only this reason.")
+        ReasonChoice | None,
+        typer.Option(
+            "--reason",
+            metavar="REASON",
+            help="Only entries with this reason: hard_bounce, soft_bounce, "
+            "complaint, manual or import.",
+        ),
     ] = None,
     since: Annotated[
         str | None,
@@ -118,10 +131,13 @@ def list_command(
     ] = None,
     limit: Annotated[
         int,
-        typer.Option("--limit", min=0, help="Print at most N entries; 0 prints all."),
+        typer.Option(
+            "--limit", min=0, metavar="N", help="Print at most N entries; 0 prints all."
+        ),
     ] = 100,
     output_format: Annotated[
-        ListFormat, typer.Option("--format", help="table, csv or jsonl.")
+        ListFormat,
+        typer.Option("--format", metavar="FORMAT", help="table, csv or jsonl."),
     ] = ListFormat.TABLE,
     database: DatabaseOption = None,
     config: ConfigOption = None,
@@ -144,9 +160,11 @@ def list_command(
             write_rows(sys.stdout, entries, FileFormat(output_format.value))
 
 
-@app.command("show")
+@app.command("show", cls=Command)
 def show_command(
-    address: Annotated[str, typer.Argument(help="The address to look up.")],
+    address: Annotated[
+        str, typer.Argument(metavar="ADDRESS", help="The address to look up.")
+    ],
     database: DatabaseOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -208,16 +226,27 @@ def show_command(
         raise typer.Exit(EXIT_NOT_FOUND)
 
 
-@app.command("add")
+@app.command("add", cls=Command)
 def add_command(
-    addresses: Annotated[list[str], typer.Argument(metavar="ADDRESS...")],
+    addresses: Annotated[
+        list[str],
+        typer.Argument(metavar="ADDRESS", help="One or more email addresses."),
+    ],
     *,
     reason: Annotated[
         ReasonChoice,
-        typer.Option("--reason", help="Reason recorded for the entries."),
+        typer.Option(
+            "--reason",
+            metavar="REASON",
+            help="Reason recorded for the entries: hard_bounce, soft_bounce, "
+            "complaint, manual or import.",
+        ),
     ] = ReasonChoice.MANUAL,
     note: Annotated[
-        str | None, typer.Option("--note", help="Why, for the audit history.")
+        str | None,
+        typer.Option(
+            "--note", metavar="TEXT", help="Why, recorded in the audit history."
+        ),
     ] = None,
     actor: ActorOption = None,
     database: DatabaseOption = None,
@@ -239,13 +268,19 @@ def add_command(
             out.print(f"{escape(address)}: {action or 'unchanged'}")
 
 
-@app.command("remove")
+@app.command("remove", cls=Command)
 def remove_command(
-    addresses: Annotated[list[str], typer.Argument(metavar="ADDRESS...")],
+    addresses: Annotated[
+        list[str],
+        typer.Argument(metavar="ADDRESS", help="One or more email addresses."),
+    ],
     note: Annotated[
         str,
         typer.Option(
-            "--note", help="Why the addresses may be mailed again (required)."
+            "--note",
+            metavar="TEXT",
+            help="Why the addresses may be mailed again, recorded in the audit "
+            "history.",
         ),
     ],
     actor: ActorOption = None,
@@ -272,18 +307,28 @@ def remove_command(
         raise typer.Exit(EXIT_NOT_FOUND)
 
 
-@app.command("import")
+@app.command("import", cls=Command)
 def import_command(
     file: Annotated[
         Path,
-        typer.Argument(help="CSV, JSON Lines or one address per line; - reads stdin."),
+        typer.Argument(
+            metavar="FILE",
+            help="CSV, JSON Lines or one address per line; - reads stdin.",
+        ),
     ],
     input_format: Annotated[
         TransferFormat | None,
-        typer.Option("--format", help="csv or jsonl; default from the file name."),
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="csv or jsonl; default jsonl for a .jsonl file, else csv.",
+        ),
     ] = None,
     actor: Annotated[
-        str, typer.Option("--actor", help="Name in the audit history.")
+        str,
+        typer.Option(
+            "--actor", metavar="NAME", help="Name recorded in the audit history."
+        ),
     ] = "import",
     database: DatabaseOption = None,
     config: ConfigOption = None,
@@ -315,14 +360,17 @@ def import_command(
         raise typer.Exit(EXIT_REJECTED_ROWS)
 
 
-@app.command("export")
+@app.command("export", cls=Command)
 def export_command(
     output_format: Annotated[
-        TransferFormat, typer.Option("--format", help="csv or jsonl.")
+        TransferFormat,
+        typer.Option("--format", metavar="FORMAT", help="csv or jsonl."),
     ] = TransferFormat.CSV,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="File to write; default stdout."),
+        typer.Option(
+            "-o", "--output", metavar="FILE", help="File to write; default stdout."
+        ),
     ] = None,
     database: DatabaseOption = None,
     config: ConfigOption = None,
