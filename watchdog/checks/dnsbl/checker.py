@@ -138,8 +138,9 @@ async def _answers(
     """
     answers: list[Answer | None] = []
     missing: list[int] = []
+    now = lookup.now()
     for index, target in enumerate(targets):
-        records = lookup.cached(query_name(target, zone))
+        records = lookup.cached(query_name(target, zone), now)
         if records is None:
             missing.append(index)
             answers.append(None)

@@ -115,12 +115,22 @@ class Lookup:
             self._cache.pop(name, None)
             self._timed_out.pop(name, None)
 
-    def cached(self, name: str) -> Records | None:
-        """Return the cached records of ``name``, or None when absent or expired."""
+    def cached(self, name: str, now: float | None = None) -> Records | None:
+        """Return the cached records of ``name``, or None when absent or expired.
+
+        ``now`` is the clock's current time, for callers that read many names
+        at once; without it the clock is read.
+        """
         cached = self._cache.get(name)
-        if cached is not None and cached[0] > self._clock():
+        if cached is None:
+            return None
+        if cached[0] > (self._clock() if now is None else now):
             return cached[1]
         return None
+
+    def now(self) -> float:
+        """Return the time of the clock that cache expiry is measured in."""
+        return self._clock()
 
     async def records(self, name: str, zone: str) -> Records:
         """Return the A records (and TXT reason when listed) for ``name``.
@@ -171,6 +181,7 @@ class Lookup:
         found = await self._batch(
             [(name, TYPE_A, zone) for name, zone in pending.items()]
         )
+        now = self._clock()
         listed: list[tuple[str, str, Reply, float]] = []
         for (name, zone), (outcome, seconds) in zip(
             pending.items(), found, strict=True
@@ -181,13 +192,14 @@ class Lookup:
             if not isinstance(outcome, Reply):
                 continue
             if outcome.negative:
-                self._remember(name, _absent(outcome.ttl), seconds)
+                self._remember(name, _absent(outcome.ttl), seconds, now)
             else:
                 listed.append((name, zone, outcome, seconds))
 
         texts = await self._batch(
             [(name, TYPE_TXT, zone) for name, zone, _, _ in listed]
         )
+        now = self._clock()
         for (name, _, reply, seconds), (text, more) in zip(listed, texts, strict=True):
             if isinstance(text, Unusual):
                 continue
@@ -196,7 +208,7 @@ class Lookup:
                 reason = " ".join(sorted(text.records))
             addresses = tuple(sorted(reply.records))
             records = Records(addresses=addresses, reason=reason, ttl=reply.ttl)
-            self._remember(name, records, seconds + more)
+            self._remember(name, records, seconds + more, now)
 
     async def _batch(
         self, queries: list[tuple[str, int, str]]
@@ -228,8 +240,10 @@ class Lookup:
             default_ttl=MIN_CACHE_SECONDS,
         )
 
-    def _remember(self, name: str, records: Records, seconds: float) -> None:
-        self._cache[name] = (self._clock() + clamp_ttl(records.ttl), records)
+    def _remember(
+        self, name: str, records: Records, seconds: float, now: float
+    ) -> None:
+        self._cache[name] = (now + clamp_ttl(records.ttl), records)
         if self.on_query is not None:
             self.on_query(seconds)
 

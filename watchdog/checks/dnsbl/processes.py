@@ -24,6 +24,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from watchdog.checks.dnsbl.batch import Outcome, Query
 from watchdog.checks.dnsbl.burst import resolve_blocking
+from watchdog.checks.dnsbl.endpoint import QueryTimeout
+from watchdog.checks.dnsbl.wire import Reply, Unusual
 
 
 class QueryProcesses:
@@ -74,10 +76,10 @@ class QueryProcesses:
             raise
 
         results: list[tuple[Outcome, float] | None] = [None] * len(queries)
-        for shard, (pairs, sent) in zip(shards, answered, strict=True):
+        for shard, (packed, sent) in zip(shards, answered, strict=True):
             self.sent += sent
-            for index, pair in zip(shard, pairs, strict=True):
-                results[index] = pair
+            for index, one in zip(shard, packed, strict=True):
+                results[index] = _unpack(one)
         return [pair for pair in results if pair is not None]
 
     def close(self) -> None:
@@ -108,12 +110,35 @@ def _deal(queries: Sequence[Query], count: int) -> list[list[int]]:
     return shards
 
 
+# An outcome as it crosses the process boundary: plain tuples pickle many
+# times faster than the Reply and exception objects they stand for.
+_REPLY, _UNUSUAL, _TIMEOUT = 0, 1, 2
+Packed = tuple[int, tuple[str, ...], float, bool, str, float]
+
+
 def _resolve_shard(
     nameservers: list[tuple[str, int]],
     queries: list[Query],
     settings: tuple[tuple[float, float], tuple[int, int], float],
-) -> tuple[list[tuple[Outcome, float]], int]:
+) -> tuple[list[Packed], int]:
     timeouts, limits, default_ttl = settings
-    return resolve_blocking(
+    pairs, sent = resolve_blocking(
         nameservers, queries, timeouts=timeouts, limits=limits, default_ttl=default_ttl
     )
+    return [_pack(outcome, seconds) for outcome, seconds in pairs], sent
+
+
+def _pack(outcome: Outcome, seconds: float) -> Packed:
+    if isinstance(outcome, Reply):
+        return (_REPLY, outcome.records, outcome.ttl, outcome.negative, "", seconds)
+    kind = _UNUSUAL if isinstance(outcome, Unusual) else _TIMEOUT
+    return (kind, (), 0.0, False, str(outcome), seconds)
+
+
+def _unpack(packed: Packed) -> tuple[Outcome, float]:
+    kind, records, ttl, negative, message, seconds = packed
+    if kind == _REPLY:
+        return Reply(records, ttl, negative), seconds
+    if kind == _UNUSUAL:
+        return Unusual(message), seconds
+    return QueryTimeout(message), seconds

@@ -13,7 +13,7 @@ decide a rare case.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 HEADER = struct.Struct("!HHHHHH")
 RR_FIXED = struct.Struct("!HHIH")
@@ -48,13 +48,15 @@ class Unusual(Exception):
     """A reply the minimal parser does not handle; ask the full resolver."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """The records of the asked type, their TTL, and whether none came back.
 
     ``records`` are dotted IPv4 addresses for A and the joined character
     strings of each record for TXT. ``ttl`` is the smallest record TTL, or
     for a negative answer the SOA minimum capped by the SOA's own TTL.
+    A named tuple rather than a dataclass, because a cycle builds one per
+    query and worker processes send them back pickled, and tuples are the
+    cheapest to build and to pickle.
     """
 
     records: tuple[str, ...]
