@@ -24,10 +24,11 @@ from watchdog.config import Audit, Dns, Sending, Settings
 
 pytestmark = pytest.mark.dns
 
-LIFETIME = 0.5
-# Without the cut-off, an audit of one domain waits for about five
-# lifetimes in a row (SPF/DMARC/MX, MTA-STS, TLS-RPT, BIMI, PTR).
-MAX_AUDIT_SECONDS = 3 * LIFETIME
+LIFETIME = 1.0
+# Without the cut-off, an audit of one domain waits for about four
+# lifetimes in a row (SPF/DMARC/MX/PTR, MTA-STS, TLS-RPT, BIMI). The
+# margin above one lifetime is for a loaded test machine.
+MAX_AUDIT_SECONDS = 2.5 * LIFETIME
 
 
 @pytest.fixture
@@ -74,13 +75,14 @@ async def test_blackhole_audit_fast(blackhole: UdpResolver) -> None:
     reasons = {f.reason for f in findings}
     assert reasons == {"lookup_failed", "resolver_unreachable"}
     unsent = [f for f in findings if f.reason == "resolver_unreachable"]
-    assert {f.check.value for f in unsent} >= {"mta_sts", "tls_rpt", "bimi", "ptr"}
+    assert {f.check.value for f in unsent} >= {"mta_sts", "tls_rpt", "bimi"}
     for finding in unsent:
         assert "not sent" in finding.detail
         assert "unknown, not absent" in finding.detail
-    # No query of the later steps (MTA-STS, TLS-RPT, BIMI, PTR) went out.
+    # No query of the later steps (MTA-STS, TLS-RPT, BIMI) went out.
     assert not any("_mta-sts" in name for name in blackhole.received)
-    assert not any("in-addr.arpa" in name for name in blackhole.received)
+    assert not any("_smtp._tls" in name for name in blackhole.received)
+    assert not any("_bimi" in name for name in blackhole.received)
 
 
 async def test_slow_resolver_answers(unbound: Unbound) -> None:
@@ -114,7 +116,7 @@ async def test_slow_resolver_one_dead_name(unbound: Unbound) -> None:
 
 
 def test_cli_blackhole(blackhole: UdpResolver, monkeypatch: pytest.MonkeyPatch) -> None:
-    """check domain against a blackhole exits 3 quickly with unsent lookups."""
+    """check domain against a blackhole exits 3 with unsent lookups."""
     monkeypatch.delenv("WATCHDOG_CONFIG", raising=False)
     monkeypatch.setenv("WATCHDOG_DNS__TIMEOUT_SECONDS", str(LIFETIME / 2))
     monkeypatch.setenv("WATCHDOG_DNS__LIFETIME_SECONDS", str(LIFETIME))
@@ -127,12 +129,33 @@ def test_cli_blackhole(blackhole: UdpResolver, monkeypatch: pytest.MonkeyPatch) 
         "--format",
         "json",
     ]
-    started = time.monotonic()
     result = CliRunner().invoke(app, command)
-    elapsed = time.monotonic() - started
 
+    # The run time is measured by test_blackhole_audit_fast, because here it
+    # includes the command's first imports.
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.exit_code == 3
-    assert elapsed < MAX_AUDIT_SECONDS
     assert "resolver_unreachable" in {row["reason"] for row in rows}
     assert not any(row["status"] == "ok" for row in rows)
+    assert not any("_mta-sts" in name for name in blackhole.received)
+
+
+async def test_lame_domain_spares_others(unbound: Unbound) -> None:
+    """A domain whose nameservers drop every query does not stop other lookups."""
+    drop = frozenset({"lame.test."})
+    with run_slow_forwarder(unbound.port, delay=0.0, drop=drop) as forwarder:
+        resolver = _resolver(forwarder.nameserver, LIFETIME / 2, LIFETIME)
+        findings = await run_audit(
+            _settings(), ["lame.test", "clean.test"], [], resolver
+        )
+
+    lame = [f for f in findings if f.domain == "lame.test"]
+    others = [f for f in findings if f.domain != "lame.test"]
+    assert lame
+    assert all(
+        f.status is Status.LOOKUP_FAILED for f in lame if f.check.value != "dkim"
+    )
+    assert others
+    assert not any(f.status is Status.LOOKUP_FAILED for f in others), others
+    ptr = [f for f in others if f.check.value == "ptr"]
+    assert {f.subject for f in ptr} == {GOOD_IP, UNCONFIRMED_IP}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -170,3 +171,22 @@ async def test_failure_names_outcome(
     message = str(caught.value)
     assert f"{nsd.nameserver} answered REFUSED" in message
     assert "All nameservers failed" not in message
+
+
+async def test_timeout_spanning_answer_ignored(nsd: Nsd) -> None:
+    """Timeouts of queries in flight while another got an answer do not count."""
+    drop = frozenset({"lost1.test.", "lost2.test."})
+    with run_slow_forwarder(nsd.port, delay=0.0, drop=drop) as forwarder:
+        lookup = Lookup(_quick(forwarder.nameserver))
+        lost1, lost2, answered = await asyncio.gather(
+            lookup.query("lost1.test", "TXT"),
+            lookup.query("lost2.test", "TXT"),
+            lookup.query("nothere.test", "TXT"),
+            return_exceptions=True,
+        )
+    assert isinstance(lost1, DnsError)
+    assert isinstance(lost2, DnsError)
+    assert not isinstance(answered, BaseException)
+    assert answered.nxdomain
+    assert lookup.health.consecutive_timeouts == 0
+    assert not lookup.health.unreachable

@@ -85,7 +85,7 @@ def run_slow_forwarder(
     """Forward UDP queries to ``127.0.0.1:upstream_port`` and reply ``delay`` s late.
 
     Queries for a name in ``drop`` (absolute, lower case, with the final
-    dot) get no reply, as if the upstream of that one name were down.
+    dot) or below it get no reply, as if that zone's nameservers were down.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -117,7 +117,8 @@ def run_slow_forwarder(
             query = resolver.note(data)
             if query is None or not query.question:
                 continue
-            if query.question[0].name.to_text().lower() in drop:
+            name = query.question[0].name.to_text().lower()
+            if any(name == zone or name.endswith("." + zone) for zone in drop):
                 continue
             worker = threading.Thread(target=answer, args=(data, client), daemon=True)
             worker.start()

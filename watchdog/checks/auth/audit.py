@@ -101,8 +101,11 @@ async def run_audit(
         for domain in domains
     ]
     ptr_runs = [check_ptr(Lookup(resolver, health), ip, helo) for ip in ips]
-    domain_results = await asyncio.gather(*domain_runs)
-    ptr_reports = await asyncio.gather(*ptr_runs)
+    # PTR lookups run beside the domains, so that the timeouts of a domain
+    # whose nameservers are down cannot mark the resolver unreachable first.
+    domain_results, ptr_reports = await asyncio.gather(
+        asyncio.gather(*domain_runs), asyncio.gather(*ptr_runs)
+    )
 
     findings = [finding for result in domain_results for finding in result]
     for report in ptr_reports:

@@ -5,16 +5,17 @@ findings. A timeout, SERVFAIL or REFUSED from every nameserver raises
 ``DnsError``, which the checks report as ``lookup_failed``.
 
 The lookups of one audit share a ``ResolverHealth``. Once it has seen
-``UNREACHABLE_AFTER_TIMEOUTS`` timeouts in a row, later queries are not
-sent: they raise DnsError with reason ``resolver_unreachable`` at once, so
-a resolver that drops every packet costs one lookup lifetime instead of
-one per lookup.
+``UNREACHABLE_AFTER_TIMEOUTS`` timeouts in a row with no response during
+their lifetimes, later queries are not sent: they raise DnsError with
+reason ``resolver_unreachable`` at once, so a resolver that drops every
+packet costs one lookup lifetime instead of one per lookup.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,13 +90,17 @@ class ResolverHealth:
 
     Any answer, NXDOMAIN, SERVFAIL and REFUSED included, proves that the
     resolver responds and resets the count, even when it arrives after the
-    resolver was taken as unreachable. Timeouts of queries that were in
-    flight together count one each.
+    resolver was taken as unreachable. A timeout counts only when no
+    response arrived while that query was in flight, so the timeouts of one
+    domain whose nameservers are down do not count while the lookups of
+    other domains, sent at the same time, get answers.
     """
 
     def __init__(self, limit: int = UNREACHABLE_AFTER_TIMEOUTS) -> None:
         self.limit = limit
         self.consecutive_timeouts = 0
+        # time.monotonic() of the last response, -inf before the first one.
+        self.last_response = float("-inf")
 
     @property
     def unreachable(self) -> bool:
@@ -105,10 +110,12 @@ class ResolverHealth:
     def record_answer(self) -> None:
         """Note a response from the resolver."""
         self.consecutive_timeouts = 0
+        self.last_response = time.monotonic()
 
-    def record_timeout(self) -> None:
-        """Note a query that got no response within its lifetime."""
-        self.consecutive_timeouts += 1
+    def record_timeout(self, sent_at: float) -> None:
+        """Note a query sent at ``sent_at`` (monotonic) that timed out."""
+        if self.last_response < sent_at:
+            self.consecutive_timeouts += 1
 
 
 class Lookup:
@@ -149,6 +156,7 @@ class Lookup:
             )
             raise DnsError(msg, name=name, reason="resolver_unreachable")
         self.queries += 1
+        sent_at = time.monotonic()
         try:
             answer = await self.resolver.resolve(
                 name, rdtype, search=False, raise_on_no_answer=False
@@ -160,7 +168,7 @@ class Lookup:
             # No query is sent, and no record can exist at such a name.
             return absent_answer(name, rdtype, nxdomain=True)
         except dns.exception.Timeout as exc:
-            self.health.record_timeout()
+            self.health.record_timeout(sent_at)
             msg = (
                 f"DNS query {name!r} {rdtype} to {self._nameservers()} timed out "
                 f"after {self.resolver.lifetime:g} s: check that the resolver in "
