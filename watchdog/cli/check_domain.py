@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from watchdog.cli.console import (
     NameserverOption,
     OutputFormat,
     OutputFormatOption,
     literal_text,
+    output_console,
 )
 from watchdog.cli.db import ConfigOption
 from watchdog.errors import ConfigError
@@ -119,7 +119,7 @@ def check_domain_command(  # noqa: PLR0917 - Typer maps each parameter to an opt
         for finding in findings:
             sys.stdout.write(json.dumps(finding.as_dict()) + "\n")
     else:
-        Console().print(_table(findings))
+        output_console().print(_table(findings))
     raise typer.Exit(exit_status(findings))
 
 
@@ -234,7 +234,14 @@ def exit_status(findings: Sequence[Finding]) -> int:
 
 
 def _table(findings: Sequence[Finding]) -> Table:
-    table = Table("domain", "check", "status", "subject", "detail")
+    # Names such as lookup_failed are never split across lines.
+    table = Table(
+        Column("domain", overflow="fold"),
+        Column("check", no_wrap=True),
+        Column("status", no_wrap=True),
+        Column("subject", overflow="fold"),
+        "detail",
+    )
     for finding in findings:
         style = _STATUS_STYLES[finding.status.value]
         status = f"[{style}]{finding.status.value}[/]"
