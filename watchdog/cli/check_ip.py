@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -20,6 +19,7 @@ from watchdog.cli.console import (
     OutputFormat,
     OutputFormatOption,
     literal_text,
+    output_console,
 )
 from watchdog.cli.db import ConfigOption
 from watchdog.errors import ConfigError, RulesError
@@ -95,19 +95,42 @@ def check_ip_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from exc
     if not results:
-        typer.echo(
-            "error: no selected zone lists targets of this kind: add a --zone "
-            "that lists IPv4, IPv6 or domain targets as needed",
-            err=True,
-        )
+        typer.echo(f"error: {_no_zone_message(parsed)}", err=True)
         raise typer.Exit(EXIT_CONFIG)
 
     if output_format is OutputFormat.JSON:
         for result in results:
             sys.stdout.write(json.dumps(result.to_json()) + "\n")
     else:
-        Console().print(_table(results))
+        output_console().print(_table(results))
+        _print_failure_hint(results)
     raise typer.Exit(exit_status(results))
+
+
+_KIND_NAMES = {"ip4": "IPv4 addresses", "ip6": "IPv6 addresses", "domain": "domains"}
+
+
+def _no_zone_message(targets: Sequence[Target]) -> str:
+    kinds = " or ".join(dict.fromkeys(_KIND_NAMES[t.kind.value] for t in targets))
+    return (
+        f"no selected blocklist zone lists {kinds}: pass --zone with a zone "
+        "that does, or add one to blocklists.enable"
+    )
+
+
+def _print_failure_hint(results: Sequence[ZoneResult]) -> None:
+    """Explain on stderr what to check when some lookups gave no answer."""
+    failed = [result for result in results if result.state.value == "dns_error"]
+    if not failed:
+        return
+    zones = ", ".join(dict.fromkeys(result.zone for result in failed))
+    output_console(stderr=True).print(
+        literal_text(
+            f"{len(failed)} of {len(results)} lookups failed ({zones}): check "
+            "that the resolver in dns.nameservers or --nameserver answers for "
+            "these zones"
+        )
+    )
 
 
 def _target_texts(
