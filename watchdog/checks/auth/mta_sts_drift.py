@@ -208,6 +208,8 @@ def check_drift(
         detail = f"policy drift not checked: {history.reason}"
         return [_finding(domain, Status.OK, "mta_sts_drift_not_checked", detail)]
     current = snapshot_of(policy_id, policy, now or datetime.now(UTC))
+    # NOTE: load and save are synchronous, so each blocks the event loop for
+    # one database round trip, or up to the busy timeout when SQLite is locked.
     try:
         previous = history.load(domain)
     except StoreError as exc:
