@@ -63,7 +63,7 @@ async def _audit(resolver: dns.asyncresolver.Resolver) -> list[Finding]:
 
 
 async def test_blackhole_audit_fast(blackhole: UdpResolver) -> None:
-    """The audit stops sending after the first timeouts and ends in one lifetime."""
+    """The audit stops sending after the first timeouts, about one lifetime in."""
     resolver = _resolver(blackhole.nameserver, LIFETIME / 2, LIFETIME)
     started = time.monotonic()
     findings = await _audit(resolver)
