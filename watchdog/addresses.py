@@ -74,6 +74,18 @@ def normalise_address(text: str) -> str | None:
     return address
 
 
+def address_key(address: str) -> str:
+    """Return the key that the suppression list and events store for ``address``.
+
+    ``address`` is a result of ``normalise_address``, whose domain is
+    already lower-case. The key lower-cases the local part too, so
+    ``Alice@example.com`` and ``alice@example.com`` are one entry. RFC 5321
+    lets a server treat local parts as case-sensitive, but mailbox providers
+    do not, and a bounce for one spelling means the other bounces too.
+    """
+    return address.lower()
+
+
 def _strip_wrapping(value: str) -> str:
     """Strip quotes and punctuation that reports put around an address.
 

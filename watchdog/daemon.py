@@ -243,10 +243,9 @@ def _local_poll(
 
 
 async def _probe(store: Store) -> None:
-    # NOTE: the store is synchronous, so a database that hangs blocks the
-    # event loop here: up to the connect timeout when PostgreSQL is
-    # unreachable, and without bound when an open connection stops answering.
-    store.is_recorded(_PROBE_DIGEST)
+    # Runs on the store thread behind any call in progress, so a database
+    # call that hangs makes the probe time out rather than block the loop.
+    await store.call(store.is_recorded, _PROBE_DIGEST)
 
 
 class _Signals:

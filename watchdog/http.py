@@ -94,27 +94,37 @@ class _DatabaseProbe:
     """Run the database check and log when its result changes.
 
     Orchestrators probe every few seconds, so a failure is logged once when
-    it starts and once when it ends, not on every request.
+    it starts and once when it ends, not on every request. A check that has
+    not returned is awaited again by the next request instead of starting
+    another, so checks stuck behind a hung database call do not pile up.
     """
 
     def __init__(self, check: DatabaseCheck) -> None:
         self._check = check
         self._failing = False
+        self._running: asyncio.Task[None] | None = None
 
     async def __call__(self) -> bool:
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self._check())
         try:
             async with asyncio.timeout(DATABASE_CHECK_SECONDS):
-                await self._check()
+                await asyncio.shield(self._running)
+        except TimeoutError:
+            error = f"database check did not return within {DATABASE_CHECK_SECONDS:g} s"
+            return self._failed(error)
         except Exception as exc:  # every failure means "not healthy"
-            if not self._failing:
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("health_database_failed", error=error)
-            self._failing = True
-            return False
+            return self._failed(f"{type(exc).__name__}: {exc}")
         if self._failing:
             log.info("health_database_recovered")
         self._failing = False
         return True
+
+    def _failed(self, error: str) -> bool:
+        if not self._failing:
+            log.warning("health_database_failed", error=error)
+        self._failing = True
+        return False
 
 
 async def _health_body(

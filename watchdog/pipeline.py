@@ -10,7 +10,7 @@ Processing is two steps. ``classify`` waits for the worker pool and touches
 the database only to read, so many messages can be classified at once
 outside any transaction. ``record`` writes one classified message and never
 awaits, so a batch of them fits in one short ``Store.batch()``. ``process``
-runs both for one message.
+runs both for one message, with the store calls on the store's thread.
 """
 
 from __future__ import annotations
@@ -169,13 +169,21 @@ class Processor:
         self._our_domains = {d.lower().rstrip(".") for d in settings.sending.domains}
 
     async def process(self, ref: MessageRef, raw: bytes) -> Result:
-        """Classify ``raw`` and record the verdict; return where it goes next."""
-        return self.record(await self.classify(ref, raw))
+        """Classify ``raw`` and record the verdict; return where it goes next.
+
+        The store reads and writes run on the store's thread.
+        """
+        classified = await self.classify(ref, raw)
+        return await self._store.call(self.record, classified)
 
     async def classify(self, ref: MessageRef, raw: bytes) -> Classified:
         """Classify one message; see ``prepare`` and ``classify_pending``."""
-        (pending,) = self.prepare([(ref, raw)])
+        (pending,) = await self._store.call(self.prepare, [(ref, raw)])
         return await self.classify_pending(pending)
+
+    async def quarantine_file(self, ref: MessageRef, size: int, digest: str) -> Result:
+        """Run ``quarantine_oversize`` on the store's thread."""
+        return await self._store.call(self.quarantine_oversize, ref, size, digest)
 
     def prepare(self, items: Sequence[tuple[MessageRef, bytes]]) -> list[Pending]:
         """Hash each message and look up earlier copies, in one read of the store."""

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from structlog.testing import capture_logs
 
@@ -31,6 +32,7 @@ from tests.jobs.mailbox_support import (
     settings_for,
     unique,
 )
+from tests.servers import postgres
 from tests.servers.dovecot import Dovecot, running_dovecot
 from tests.servers.faultproxy import Fault, FaultProxy, Mode
 from watchdog.classify.verdict import Verdict
@@ -614,3 +616,59 @@ async def test_idle_wakes_on_waiting(
     await asyncio.wait_for(watcher, 10)
 
     assert woken.is_set()
+
+
+class LockKiller:
+    """Classify in process, but first end the session holding the consumer lock."""
+
+    def __init__(self, limits: Limits, url: str) -> None:
+        self._classify = InProcessClassifier(limits)
+        self._database = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        self.killed = 0
+
+    async def __call__(self, raw: bytes) -> Verdict:
+        if self.killed == 0:
+            self.killed = await asyncio.to_thread(self._terminate_lock_session)
+        return await self._classify(raw)
+
+    def _terminate_lock_session(self) -> int:
+        query = (
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND a.datname = %s"
+        )
+        with psycopg.connect(postgres.admin_url(), autocommit=True) as conn:
+            return len(conn.execute(query, (self._database,)).fetchall())
+
+
+@pytest.mark.postgres
+async def test_lock_session_terminated(dovecot: Dovecot, user: str) -> None:
+    """A terminated lock session stops the poll before it records anything."""
+    if not postgres.available():
+        pytest.skip(f"no PostgreSQL at {postgres.admin_url()}")
+    raws = make_bounces(5, user)
+    fill(dovecot, user, raws)
+    settings = settings_for(dovecot, user)
+    with postgres.fresh_database() as url:
+        killer = LockKiller(settings.limits, url)
+        rig = make_rig(settings, url, classifier=killer)
+        with capture_logs() as logs:
+            lost = await rig.worker.poll()
+        after_loss = audit(dovecot, user, raws, url)
+        summaries = await drain(rig)
+        await rig.worker.close()
+        report = audit(dovecot, user, raws, url)
+        rig.store.close()
+
+    failures = [entry for entry in logs if entry["event"] == "poll_failed"]
+    assert killer.killed == 1
+    assert lost.state is CycleState.FAILED
+    assert "consumer lock lost" in str(lost.error)
+    assert len(failures) == 1
+    assert "consumer lock lost" in failures[0]["error"]
+    assert after_loss.rows_missing == 5, "nothing is recorded without the lock"
+    assert after_loss.where["INBOX"] == 5
+    assert summaries[0].state is CycleState.DONE
+    assert summaries[0].messages == 5
+    assert_clean(report, 5)
+    assert report.where["INBOX"] == 0

@@ -223,9 +223,12 @@ async def test_metrics_after_poll() -> None:
 class Outcome:
     """A poll result shaped like the mailbox worker's CycleSummary."""
 
-    def __init__(self, state: str, error: str | None = None) -> None:
+    def __init__(
+        self, state: str, error: str | None = None, retry: float | None = None
+    ) -> None:
         self.state = state
         self.error = error
+        self.retry_in_seconds = retry
 
 
 def returning(*outcomes: Outcome):

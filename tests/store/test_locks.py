@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import psycopg
+import pytest
+
+from tests.servers import postgres
 from watchdog.store import Store
-from watchdog.store.locks import lock_key
+from watchdog.store.locks import ConsumerLockLost, PostgresLock, lock_key
 
 
 def test_second_holder_refused(store: Store) -> None:
@@ -62,3 +66,40 @@ def test_key_stable() -> None:
     assert key == lock_key("bounces", "INBOX")
     assert key != lock_key("bounces", "INBOX2")
     assert -(2**63) <= key < 2**63
+
+
+def terminate_backend(pid: int) -> None:
+    """End one PostgreSQL session as an operator or a failover would."""
+    with psycopg.connect(postgres.admin_url(), autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_check_passes_while_held(store: Store) -> None:
+    """check() returns quietly while the lock is held."""
+    lock = store.take_consumer_lock("bounces", "INBOX")
+    try:
+        assert lock.won
+        lock.check()
+    finally:
+        lock.release()
+
+
+def test_backend_terminated_detected(postgres_url: str) -> None:
+    """Terminating the lock's session makes check() raise; the lock is free."""
+    store = Store(postgres_url)
+    store.upgrade()
+    lock = store.take_consumer_lock("bounces", "INBOX")
+    try:
+        assert isinstance(lock, PostgresLock)
+        assert lock.won
+        assert lock.backend_pid is not None
+        terminate_backend(lock.backend_pid)
+        with pytest.raises(ConsumerLockLost, match="consumer lock lost") as caught:
+            lock.check()
+        with store.consumer_lock("bounces", "INBOX") as again:
+            retaken = again
+    finally:
+        lock.release()
+        store.close()
+    assert str(lock.backend_pid) in str(caught.value)
+    assert retaken

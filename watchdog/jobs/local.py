@@ -73,7 +73,7 @@ async def _process_one(
         return await processor.process(ref, message.raw)
     # iter_messages leaves ``raw`` empty for a file over the size limit.
     digest = _file_sha256(message.path)
-    return processor.quarantine_oversize(ref, message.size, digest)
+    return await processor.quarantine_file(ref, message.size, digest)
 
 
 def _file_sha256(path: Path) -> str:

@@ -6,6 +6,11 @@ timeout, protocol error or lost connection drops the connection, and later
 polls are skipped until the backoff delay has passed. ``watch`` keeps a
 second connection in IDLE and calls ``wake`` when new mail arrives. IDLE is
 only a wake-up hint, so polling goes on when IDLE fails.
+
+Each failure is logged once, here: ``poll_failed`` for the polling
+connection, ``idle_failed`` for the IDLE connection while polling works.
+While polls fail, IDLE failures are part of the same fault and are logged
+at debug level only.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import enum
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,6 +46,8 @@ from watchdog.sources.imap.cycle import (
 )
 from watchdog.sources.imap.idle import IdleSettings, IdleWatcher
 from watchdog.sources.imap.session import Endpoint, ImapSession, tls_context
+from watchdog.store.locks import ConsumerLock
+from watchdog.store.records import Counted
 
 log = structlog.get_logger("watchdog.jobs.mailbox")
 
@@ -48,9 +55,8 @@ log = structlog.get_logger("watchdog.jobs.mailbox")
 class MailboxStore(CycleStore, Protocol):
     """The store calls of the worker: the cycle's plus the consumer lock."""
 
-    def consumer_lock(
-        self, source: str, folder: str
-    ) -> contextlib.AbstractContextManager[bool]: ...
+    def take_consumer_lock(self, source: str, folder: str) -> ConsumerLock: ...
+    def submit(self, function: Callable[[], object]) -> object: ...
 
 
 class CycleState(enum.StrEnum):
@@ -65,7 +71,11 @@ class CycleState(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CycleSummary:
-    """The result of one poll; ``error`` is set when ``state`` is failed."""
+    """The result of one poll.
+
+    ``error`` is set when ``state`` is failed, and ``retry_in_seconds`` is
+    then the backoff delay before the next poll may run.
+    """
 
     mailbox: str
     state: CycleState
@@ -74,6 +84,7 @@ class CycleSummary:
     uidvalidity_changed: bool = False
     seconds: float = 0.0
     error: str | None = None
+    retry_in_seconds: float | None = None
 
     @property
     def messages(self) -> int:
@@ -158,13 +169,19 @@ class MailboxWorker:
 
         began = time.monotonic()
         try:
-            with self._store.consumer_lock(self.name, self._mailbox.folder) as won:
-                if not won:
+            lock = await self._take_lock()
+        except StoreError as exc:
+            summary = self._failed(exc, began)
+        else:
+            try:
+                if not lock.won:
                     self._log.info("poll_skipped", reason="consumer_lock_held")
                     return CycleSummary(self.name, CycleState.LOCKED)
-                summary = await self._guarded_cycle(began)
-        except StoreError as exc:  # taking or releasing the lock failed
-            summary = self._failed(exc, began)
+                summary = await self._guarded_cycle(began, lock)
+            finally:
+                # Queued, not awaited: a cancelled poll must not wait for a
+                # store thread that a hung database call holds.
+                self._store.submit(lock.release)
 
         succeeded = summary.state is not CycleState.FAILED
         self._metrics.poll_done(
@@ -214,10 +231,30 @@ class MailboxWorker:
         if self._wake is not None:
             self._wake()
 
-    async def _guarded_cycle(self, began: float) -> CycleSummary:
+    async def _take_lock(self) -> ConsumerLock:
+        """Take the consumer lock on the store thread.
+
+        When the poll is cancelled while the store thread takes the lock,
+        the lock is released as soon as it has been taken.
+        """
+        store = self._store
+        taking = asyncio.ensure_future(
+            store.call(store.take_consumer_lock, self.name, self._mailbox.folder)
+        )
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            taking.add_done_callback(self._release_taken)
+            raise
+
+    def _release_taken(self, taking: asyncio.Future[ConsumerLock]) -> None:
+        if not taking.cancelled() and taking.exception() is None:
+            self._store.submit(taking.result().release)
+
+    async def _guarded_cycle(self, began: float, lock: ConsumerLock) -> CycleSummary:
         """Run the cycle under its deadline and turn failures into a summary."""
         self._lost = False
-        self._cycle_task = asyncio.create_task(self._cycle(began))
+        self._cycle_task = asyncio.create_task(self._cycle(began, lock))
         try:
             async with asyncio.timeout(self._mailbox.cycle_timeout_seconds):
                 summary = await asyncio.shield(self._cycle_task)
@@ -247,7 +284,8 @@ class MailboxWorker:
         self._backoff.record_success()
         return summary
 
-    async def _cycle(self, began: float) -> CycleSummary:
+    async def _cycle(self, began: float, lock: ConsumerLock) -> CycleSummary:
+        await self._store.call(lock.check)
         session = await self._connected()
         folder_pass = FolderPass(
             self._plan,
@@ -256,8 +294,17 @@ class MailboxWorker:
             stop=self._stop,
             left=self._left,
             concurrency=self._concurrency,
+            check_lock=lock.check,
+            count=self._count,
         )
         start = await folder_pass.start(session)
+        if start.confirmed:
+            self._log.info(
+                "moves_confirmed",
+                folder=self._mailbox.folder,
+                messages=len(start.confirmed),
+                reason="recorded messages left the folder without a MOVE reply",
+            )
         self._metrics.backlog.labels(self.name).set(len(start.uids))
         if start.uidvalidity_changed:
             self._metrics.uidvalidity_changes.labels(self.name).inc()
@@ -309,11 +356,13 @@ class MailboxWorker:
             timeout=mailbox.timeout_seconds,
         )
 
-    def _idle_failed(self, error: Exception, delay: float) -> None:
-        self._log.warning(
+    def _idle_failed(self, error: Exception, delay: float, attempt: int) -> None:
+        """Log an IDLE failure, at debug level while polls fail as well."""
+        level = self._log.debug if self._backoff.failures else self._log.warning
+        level(
             "idle_failed",
             error=str(error),
-            error_type=type(error).__name__,
+            attempt=attempt,
             retry_in_seconds=round(delay, 1),
         )
 
@@ -323,10 +372,15 @@ class MailboxWorker:
         if self._cycle_task is not None and not self._cycle_task.done():
             self._cycle_task.cancel()
 
+    def _count(self, counted: Sequence[Counted]) -> None:
+        # Also runs on the store thread; prometheus_client counters are
+        # thread-safe.
+        for item in counted:
+            self._metrics.message(self.name, item.kind, item.outcome)
+
     def _report(self, report: BatchReport) -> None:
         for message in report.messages:
             result = message.result
-            self._metrics.message(self.name, result.kind.value, result.outcome.value)
             if result.error is not None:
                 self._log.warning(
                     "message_not_processed",
@@ -347,7 +401,11 @@ class MailboxWorker:
         )
 
     def _failed(self, error: Exception, began: float) -> CycleSummary:
-        """Drop the connection when it is at fault, back off and log once."""
+        """Drop the connection when it is at fault, back off and log once.
+
+        The scheduler runs the next poll when the backoff delay ends, so
+        the logged delay is the one used.
+        """
         kind = (
             FailureKind.AUTH
             if isinstance(error, ImapAuthError | ConfigError)
@@ -366,15 +424,15 @@ class MailboxWorker:
         self._log.error(
             "poll_failed",
             error=str(error),
-            error_type=type(error).__name__,
+            attempt=self._backoff.failures,
             retry_in_seconds=round(delay, 1),
-            failures=self._backoff.failures,
         )
         return CycleSummary(
             self.name,
             CycleState.FAILED,
             seconds=time.monotonic() - began,
             error=str(error),
+            retry_in_seconds=delay,
         )
 
 

@@ -4,7 +4,10 @@ Each source (an IMAP mailbox or a local Maildir, mbox file or folder) is one
 interval job with ``coalesce=True`` and ``max_instances=1``, so missed runs
 collapse into one and two polls of one source never overlap. ``wake(name)``
 runs a job now, which is how an IMAP IDLE push shortens the wait. A poll that
-raises is logged with the source name and retried at the next interval.
+raises is logged with the source name and retried at the next interval. A
+source that reports its own failures logs them itself, and its next poll is
+moved to the end of the backoff delay it reports, so the delay it logs is
+the delay used.
 
 APScheduler has no way to end a job that hangs, and with ``max_instances=1``
 a hung job blocks every later run of that source. Each mailbox poll therefore
@@ -19,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -65,6 +68,11 @@ class PollOutcome(Protocol):
 
     @property
     def error(self) -> str | None: ...
+
+    @property
+    def retry_in_seconds(self) -> float | None:
+        """Seconds until the source may be polled again after a failure."""
+        ...
 
 
 Poll = Callable[[], Awaitable[PollOutcome | None]]
@@ -274,6 +282,7 @@ class Scheduler:
         state = outcome.state if outcome is not None else "done"
         if outcome is not None and state == "failed":
             self._failed(source, started, outcome.error or "failed", reported=True)
+            self._retry_after(source, outcome.retry_in_seconds)
         elif state in ("done", "locked"):
             self._succeeded(source, started, locked=state == "locked")
         # A poll skipped for backoff or stop changes nothing.
@@ -291,6 +300,14 @@ class Scheduler:
         if not source.reports_itself and not source.background:
             self._metrics.poll_done(source.name, now - started, succeeded=True)
 
+    def _retry_after(self, source: _Source, delay: float | None) -> None:
+        """Run the next poll of ``source`` when its backoff delay ends."""
+        if delay is None or self._stopping:
+            return
+        when = datetime.now(UTC) + timedelta(seconds=delay)
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.modify_job(source.name, next_run_time=when)
+
     def _failed(
         self, source: _Source, started: float, error: str, *, reported: bool
     ) -> None:
@@ -306,6 +323,6 @@ class Scheduler:
             "poll_failed",
             source=source.name,
             error=error,
-            failures=source.failures,
+            attempt=source.failures,
             retry_in_seconds=source.interval,
         )

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from watchdog.addresses import address_key
+from watchdog.pipeline import Outcome
 from watchdog.policy import Entry, SuppressionReason
 
 
@@ -36,7 +38,12 @@ NOT_RECORDED = Recorded(inserted=False)
 
 @dataclass(frozen=True, slots=True)
 class Suppression:
-    """An entry of the suppression list."""
+    """An entry of the suppression list.
+
+    ``address`` is spelled as it was first added. ``key`` is the address
+    with its local part lower-cased, which lookups match on; None means
+    the key of ``address``.
+    """
 
     address: str
     reason: SuppressionReason
@@ -45,6 +52,12 @@ class Suppression:
     expires_at: datetime | None = None
     first_event_id: int | None = None
     last_event_id: int | None = None
+    key: str | None = None
+
+    @property
+    def lookup_key(self) -> str:
+        """The key lookups and paging match on."""
+        return self.key if self.key is not None else address_key(self.address)
 
     def is_active(self, now: datetime) -> bool:
         """Tell whether the entry still suppresses at ``now``."""
@@ -122,3 +135,21 @@ class Stats:
     messages: Mapping[str, int] = field(default_factory=dict)
     events: Mapping[str, int] = field(default_factory=dict)
     suppressions: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Unmoved:
+    """A recorded IMAP message whose move out of the source folder is unconfirmed."""
+
+    sha256: str
+    uid: int
+    kind: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """The kind and outcome stored for a message, as the message counter labels it."""
+
+    kind: str
+    outcome: str

@@ -4,16 +4,24 @@ Each public method runs in its own transaction, or in the transaction of an
 enclosing ``batch()``. Database errors leave as StoreBusy (locked, disk
 full, disconnected: retry later) or StoreError, chained to the driver's
 exception, and the transaction is rolled back.
+
+The methods block. Code on the event loop runs them through ``call``, which
+hands them to the store's single thread, so a database that stops responding
+stalls that thread and not the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+import contextvars
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.engine import make_url
@@ -30,9 +38,10 @@ from watchdog.store.engine import (
     translated,
 )
 from watchdog.store.listing import SuppressionList
+from watchdog.store.locks import ConsumerLock
 from watchdog.store.migrate import upgrade as run_upgrade
 from watchdog.store.models import clean, mailbox_table, message_table
-from watchdog.store.records import Recorded
+from watchdog.store.records import Counted, Recorded, Unmoved
 from watchdog.store.transactions import Batch, utcnow
 
 M = message_table.c
@@ -40,6 +49,9 @@ B = mailbox_table.c
 
 KEYS_PER_STATEMENT = 500
 """Keys bound in one IN list, well under SQLite's bound-parameter cap."""
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Store(SuppressionList):
@@ -57,13 +69,14 @@ class Store(SuppressionList):
             f"watchdog_store_batch_{id(self)}", default=None
         )
         self._writer_turn: asyncio.Lock | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
         parsed = make_url(database_url(url))
         self._sqlite_path: Path | None = None
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (
-            None,
-            "",
-            ":memory:",
-        ):
+        self._in_memory = parsed.get_backend_name() == "sqlite" and (
+            parsed.database in (None, "", ":memory:")
+        )
+        if parsed.get_backend_name() == "sqlite" and not self._in_memory:
             self._sqlite_path = Path(parsed.database or "").resolve()
 
     @property
@@ -110,8 +123,59 @@ class Store(SuppressionList):
             raise StoreError(msg)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Stop the store thread and close every pooled connection.
+
+        Queued calls that have not started are cancelled, and the call in
+        progress is waited for. A call that never returns (a database that
+        stopped responding) therefore blocks here; the daemon's shutdown
+        deadline ends the process then.
+        """
+        self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
         self._engine.dispose()
+
+    # -- calls from the event loop -----------------------------------------
+
+    async def call(
+        self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``function`` on the store thread and return its result.
+
+        One thread runs the calls of this store in the order they were made,
+        so their transactions never overlap. The call runs in a copy of the
+        caller's context, so it joins a ``batch()`` the caller has open.
+        Cancelling the awaiting task does not stop a call that has started.
+        An in-memory SQLite database belongs to the connection of one
+        thread, so there the call runs inline.
+        """
+        bound = functools.partial(function, *args, **kwargs)
+        if self._in_memory:
+            return bound()
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._thread(), context.run, bound)
+
+    def submit(self, function: Callable[[], object]) -> Future[object] | None:
+        """Queue ``function`` on the store thread without waiting for it.
+
+        For cleanup that must not hold up a cancelled task, such as
+        releasing the consumer lock. Returns None when the store is closed.
+        """
+        if self._in_memory:
+            function()
+            return None
+        if self._closed:
+            return None
+        return self._thread().submit(function)
+
+    def _thread(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="watchdog-store"
+            )
+        return self._executor
 
     # -- transactions ------------------------------------------------------
 
@@ -343,17 +407,59 @@ class Store(SuppressionList):
                 .values(moved_to=clean(folder, 1000), moved_at=utcnow())
             )
 
-    def mark_moved_many(self, sha256s: Sequence[str], folder: str) -> None:
+    def mark_moved_many(
+        self, sha256s: Sequence[str], folder: str
+    ) -> dict[str, Counted]:
         """Note that the messages with these bytes now sit in ``folder``.
 
-        One UPDATE per ``KEYS_PER_STATEMENT`` keys, all in one transaction.
+        Only rows not yet marked moved change. Returns the kind and outcome
+        of each row this call marked, so the caller counts each message
+        once, however often it is moved or confirmed. One SELECT and one
+        UPDATE per ``KEYS_PER_STATEMENT`` keys, all in one transaction.
         """
         values = {"moved_to": clean(folder, 1000), "moved_at": utcnow()}
+        marked: dict[str, Counted] = {}
         with self._write("marking messages moved") as conn:
-            for chunk in _chunks(sha256s):
-                conn.execute(
-                    update(message_table).where(M.sha256.in_(chunk)).values(**values)
+            for chunk in _chunks(list(dict.fromkeys(sha256s))):
+                pending = M.sha256.in_(chunk) & M.moved_to.is_(None)
+                query = select(M.sha256, M.kind, M.outcome).where(pending)
+                for row in conn.execute(query.with_for_update()):
+                    marked[row.sha256] = Counted(row.kind or "unknown", row.outcome)
+                conn.execute(update(message_table).where(pending).values(**values))
+        return marked
+
+    def unmoved(
+        self,
+        source: str,
+        folder: str,
+        uidvalidity: int,
+        outcomes: Sequence[Outcome],
+    ) -> list[Unmoved]:
+        """Return the messages of a folder recorded with ``outcomes`` but not moved.
+
+        These are committed messages whose MOVE never reported success,
+        for instance because the connection dropped before the server's
+        reply. Rows whose UID was cleared by a UIDVALIDITY change are left
+        out, because their UIDs no longer name them.
+        """
+        query = select(M.sha256, M.uid, M.kind, M.outcome).where(
+            M.source == source,
+            M.folder == folder,
+            M.uidvalidity == uidvalidity,
+            M.uid.is_not(None),
+            M.moved_to.is_(None),
+            M.outcome.in_([outcome.value for outcome in outcomes]),
+        )
+        with self._read("listing unmoved messages") as conn:
+            return [
+                Unmoved(
+                    row.sha256,
+                    int(row.uid),
+                    row.kind or "unknown",
+                    Outcome(row.outcome),
                 )
+                for row in conn.execute(query)
+            ]
 
     @contextlib.contextmanager
     def consumer_lock(self, source: str, folder: str) -> Iterator[bool]:
@@ -362,15 +468,23 @@ class Store(SuppressionList):
         Yields False, holding nothing, when another process has it. An
         in-memory SQLite database cannot be shared, so there it always wins.
         """
+        lock = self.take_consumer_lock(source, folder)
+        try:
+            yield lock.won
+        finally:
+            lock.release()
+
+    def take_consumer_lock(self, source: str, folder: str) -> ConsumerLock:
+        """Try to take the folder's consumer lock; see ``consumer_lock``.
+
+        The caller must call ``release`` on the result, won or not.
+        """
         key = locks.lock_key(source, folder)
         if self.dialect == "postgresql":
-            with locks.postgres_lock(self._engine, key) as won:
-                yield won
-        elif self._sqlite_path is not None:
-            with locks.file_lock(self._sqlite_path, key) as won:
-                yield won
-        else:
-            yield True
+            return locks.PostgresLock.take(self._engine, key)
+        if self._sqlite_path is not None:
+            return locks.FileLock.take(self._sqlite_path, key)
+        return locks.ConsumerLock(won=True)
 
 
 def _chunks(keys: Sequence[str]) -> Iterator[list[str]]:

@@ -7,6 +7,16 @@ before the commit leaves them unrecorded in the source folder, and a crash
 after it leaves them recorded there, so the next pass finds them as
 duplicates by SHA-256 and only moves them.
 
+A message is counted when its row is first marked moved, never at the
+commit. If the connection drops after the server moved a batch but before
+its reply arrived, the next pass finds the recorded messages gone from the
+source folder, marks them moved then and counts them. If the MOVE never
+ran, the next pass moves the duplicates and counts them under the outcome
+stored for the first copy. Either way each message is counted once.
+
+Every store call runs on the store's thread through ``store.call``, so a
+database that stops responding never blocks the event loop.
+
 This module does no logging: it returns a report per batch and the mailbox
 worker logs it and updates the metrics.
 """
@@ -18,14 +28,18 @@ import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence, Set
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from watchdog.pipeline import Classified, MessageRef, Outcome, Pending, Result
 from watchdog.sources.imap.faults import fault_point
 from watchdog.sources.imap.session import ImapSession, MoveMethod
 from watchdog.sources.imap.uidset import chunks
+from watchdog.store.records import Counted, Unmoved
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 BODY_GROUP_UIDS = 20
 """UIDs per ``BODY.PEEK[]`` FETCH: small, because aioimaplib buffers each whole."""
@@ -37,9 +51,21 @@ BATCH_BODY_BYTES = 32_000_000
 class CycleStore(Protocol):
     """The part of ``watchdog.store.Store`` the cycle uses."""
 
+    async def call(
+        self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T: ...
     def uidvalidity(self, source: str, folder: str) -> int | None: ...
     def set_uidvalidity(self, source: str, folder: str, value: int) -> bool: ...
-    def mark_moved_many(self, sha256s: Sequence[str], folder: str) -> None: ...
+    def mark_moved_many(
+        self, sha256s: Sequence[str], folder: str
+    ) -> dict[str, Counted]: ...
+    def unmoved(
+        self,
+        source: str,
+        folder: str,
+        uidvalidity: int,
+        outcomes: Sequence[Outcome],
+    ) -> list[Unmoved]: ...
     def batch(self) -> contextlib.AbstractContextManager[None]: ...
 
 
@@ -69,11 +95,17 @@ class FolderPlan:
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """The folder's state when the pass began."""
+    """The folder's state when the pass began.
+
+    ``confirmed`` lists the messages an earlier pass recorded and moved
+    without seeing the server's reply, found gone from the folder and
+    counted now.
+    """
 
     uidvalidity: int
     uidvalidity_changed: bool
     uids: tuple[int, ...]
+    confirmed: tuple[Counted, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +132,8 @@ class BatchReport:
     moved: tuple[tuple[str, int], ...]
     method: MoveMethod | None
     seconds: float
+    counted: tuple[Counted, ...] = ()
+    """The kind and outcome to count for each message counted in this batch."""
 
     def outcomes(self) -> dict[str, int]:
         """Count the messages of the batch by outcome."""
@@ -125,6 +159,11 @@ def destination(result: Result, plan: FolderPlan) -> str | None:
     outcome = result.outcome
     if outcome is Outcome.DUPLICATE and result.earlier is not None:
         outcome = result.earlier
+    return outcome_destination(outcome, plan)
+
+
+def outcome_destination(outcome: Outcome, plan: FolderPlan) -> str | None:
+    """Return the folder a message with ``outcome`` goes to, or None to leave it."""
     if outcome is Outcome.FAILED:
         return None
     if outcome is Outcome.QUARANTINED:
@@ -145,6 +184,11 @@ class FolderPass:
     ``left`` contains UIDs left in place during earlier passes of this
     process, which are not fetched again until UIDVALIDITY changes. ``concurrency``
     messages are classified at once, to keep a worker pool busy.
+    ``check_lock`` raises when the consumer lock was lost; it runs on the
+    store thread before each batch is recorded. ``count`` receives the
+    messages to count. For moved messages it runs on the store thread right
+    after the rows are marked moved, so a cycle cancelled meanwhile (a lost
+    connection cancels it) cannot mark a message without counting it.
     """
 
     def __init__(
@@ -156,6 +200,8 @@ class FolderPass:
         stop: asyncio.Event,
         left: set[int],
         concurrency: int = 1,
+        check_lock: Callable[[], None] | None = None,
+        count: Callable[[Sequence[Counted]], None] | None = None,
     ) -> None:
         if concurrency < 1:
             msg = f"concurrency must be at least 1, not {concurrency!r}"
@@ -166,20 +212,58 @@ class FolderPass:
         self._processor = processor
         self._stop = stop
         self._left = left
+        self._check_lock = check_lock
+        self._count = count if count is not None else _ignore
 
     async def start(self, session: ImapSession) -> Start:
         """Select the folder, check UIDVALIDITY and list the UIDs to process."""
-        plan = self._plan
+        plan, store = self._plan, self._store
         selected = await session.select(plan.folder)
+        uidvalidity = selected.uidvalidity
         changed = False
-        if self._store.uidvalidity(plan.source, plan.folder) != selected.uidvalidity:
-            changed = self._store.set_uidvalidity(
-                plan.source, plan.folder, selected.uidvalidity
+        stored = await store.call(store.uidvalidity, plan.source, plan.folder)
+        if stored != uidvalidity:
+            changed = await store.call(
+                store.set_uidvalidity, plan.source, plan.folder, uidvalidity
             )
         if changed:
             self._left.clear()
-        uids = [uid for uid in await session.search_uids() if uid not in self._left]
-        return Start(selected.uidvalidity, changed, tuple(uids))
+        present = await session.search_uids()
+        confirmed = await self._confirm_moves(uidvalidity, set(present))
+        uids = [uid for uid in present if uid not in self._left]
+        return Start(uidvalidity, changed, tuple(uids), confirmed)
+
+    async def _confirm_moves(
+        self, uidvalidity: int, present: Set[int]
+    ) -> tuple[Counted, ...]:
+        """Mark moved the recorded messages that left the folder unconfirmed.
+
+        A recorded message bound for another folder that is no longer in
+        the source folder was taken out by a MOVE whose reply never
+        arrived. NOTE: a message that another client expunged after the
+        commit and before the MOVE is marked moved and counted the same way.
+        """
+        plan, store = self._plan, self._store
+        movable = [o for o in Outcome if outcome_destination(o, plan) is not None]
+        unmoved = await store.call(
+            store.unmoved, plan.source, plan.folder, uidvalidity, movable
+        )
+        by_folder: dict[str, list[str]] = {}
+        for row in unmoved:
+            folder = outcome_destination(row.outcome, plan)
+            if row.uid not in present and folder is not None:
+                by_folder.setdefault(folder, []).append(row.sha256)
+        confirmed: list[Counted] = []
+        for folder, digests in by_folder.items():
+            marked = await store.call(self._mark_confirmed, digests, folder)
+            confirmed.extend(marked)
+        return tuple(confirmed)
+
+    def _mark_confirmed(self, digests: Sequence[str], folder: str) -> list[Counted]:
+        """Mark confirmed moves and count them, on the store thread."""
+        counted = list(self._store.mark_moved_many(digests, folder).values())
+        self._count(counted)
+        return counted
 
     async def batches(
         self, session: ImapSession, start: Start
@@ -205,9 +289,11 @@ class FolderPass:
         began: float,
     ) -> BatchReport:
         classified = await self._classify_all(session, uidvalidity, uids, sizes)
-        reports = self._record_all(uidvalidity, uids, sizes, classified)
+        reports = await self._store.call(
+            self._record_all, uidvalidity, uids, sizes, classified
+        )
         fault_point("after_commit")
-        moved, method = await self._move(session, reports)
+        moved, method, counted = await self._move(session, reports)
         fault_point("after_move")
         return BatchReport(
             uidvalidity=uidvalidity,
@@ -215,6 +301,7 @@ class FolderPass:
             moved=moved,
             method=method,
             seconds=time.monotonic() - began,
+            counted=counted,
         )
 
     async def _classify_all(
@@ -242,7 +329,7 @@ class FolderPass:
                 bodies = await fetching
                 fault_point("after_fetch")
                 fetching = None if self._stop.is_set() else _fetch_next(session, groups)
-                tasks |= self._start_group(turns, uidvalidity, bodies)
+                tasks |= await self._start_group(turns, uidvalidity, bodies)
             await asyncio.gather(*tasks.values())
         finally:
             if fetching is not None and not fetching.done():
@@ -252,7 +339,7 @@ class FolderPass:
             await _cancel_all(set(tasks.values()))
         return {uid: item for uid, task in tasks.items() if (item := task.result())}
 
-    def _start_group(
+    async def _start_group(
         self, turns: asyncio.Semaphore, uidvalidity: int, bodies: dict[int, bytes]
     ) -> dict[int, asyncio.Task[Classified | None]]:
         """Look up one group's earlier copies, then start classifying each."""
@@ -262,7 +349,7 @@ class FolderPass:
             (MessageRef(plan.source, plan.folder, uidvalidity, uid), bodies[uid])
             for uid in fetched
         ]
-        prepared = self._processor.prepare(items)
+        prepared = await self._store.call(self._processor.prepare, items)
         return {
             uid: asyncio.create_task(self._classify(turns, pending))
             for uid, pending in zip(fetched, prepared, strict=True)
@@ -284,13 +371,16 @@ class FolderPass:
         sizes: dict[int, int],
         classified: dict[int, Classified],
     ) -> list[MessageReport]:
-        """Record the batch in one transaction, in UID order, without awaiting.
+        """Record the batch in one transaction, in UID order, on the store thread.
 
         If one record raises, the whole transaction rolls back and nothing
-        of the batch moves.
+        of the batch moves. A lost consumer lock raises before anything is
+        written, because another process may be working on the folder.
         """
         plan = self._plan
         reports: list[MessageReport] = []
+        if self._check_lock is not None:
+            self._check_lock()
         with self._store.batch():
             for uid in uids:
                 if sizes[uid] > plan.max_message_bytes:
@@ -310,27 +400,67 @@ class FolderPass:
 
     async def _move(
         self, session: ImapSession, reports: Sequence[MessageReport]
-    ) -> tuple[tuple[tuple[str, int], ...], MoveMethod | None]:
-        """Move committed messages by destination, then note where they went."""
+    ) -> tuple[tuple[tuple[str, int], ...], MoveMethod | None, tuple[Counted, ...]]:
+        """Move committed messages by destination, mark them moved and count them.
+
+        Returns the folders with how many went to each, the method used and
+        the counts. A message that stays in place is counted now. A moved
+        one is counted under its stored outcome when this batch is first to
+        mark it moved, and as a duplicate otherwise.
+        """
         by_folder: dict[str, list[MessageReport]] = {}
+        staying: list[Counted] = []
         for report in reports:
             if report.result.outcome is Outcome.FAILED:
-                continue  # retried by the next pass until its attempts run out
+                # Retried by the next pass until its attempts run out.
+                staying.append(_as_counted(report.result))
+                continue
             if report.destination is None:
                 self._left.add(report.uid)
+                staying.append(_as_counted(report.result))
             else:
                 by_folder.setdefault(report.destination, []).append(report)
+        self._count(staying)
 
         method: MoveMethod | None = None
         moved: list[tuple[str, int]] = []
+        counted = list(staying)
         for folder, group in by_folder.items():
             method = await session.move([r.uid for r in group], folder)
             moved.append((folder, len(group)))
             if method is MoveMethod.FLAGGED:
                 self._left.update(r.uid for r in group)
+                flagged = [_as_counted(r.result) for r in group]
+                self._count(flagged)
+                counted.extend(flagged)
                 continue
-            self._store.mark_moved_many([r.result.sha256 for r in group], folder)
-        return tuple(moved), method
+            counted.extend(await self._store.call(self._mark_moved, group, folder))
+        return tuple(moved), method, tuple(counted)
+
+    def _mark_moved(self, group: Sequence[MessageReport], folder: str) -> list[Counted]:
+        """Mark a moved group and count it, on the store thread.
+
+        A message is counted under its stored outcome by the first call
+        that marks it moved, and as a duplicate by any later one.
+        """
+        digests = [r.result.sha256 for r in group]
+        marked = self._store.mark_moved_many(digests, folder)
+        counted: list[Counted] = []
+        for report in group:
+            first = marked.pop(report.result.sha256, None)
+            if first is None:
+                first = Counted(report.result.kind.value, Outcome.DUPLICATE.value)
+            counted.append(first)
+        self._count(counted)
+        return counted
+
+
+def _as_counted(result: Result) -> Counted:
+    return Counted(result.kind.value, result.outcome.value)
+
+
+def _ignore(counted: Sequence[Counted]) -> None:
+    del counted
 
 
 def _budget_groups(

@@ -32,8 +32,9 @@ class IdleWatcher:
     """Hold IDLE on ``settings.folder`` and call ``wake`` for each new arrival.
 
     IDLE is re-issued every ``renew_seconds``. A failed connection is dropped
-    and re-opened after the backoff delay; ``on_failure`` receives the error
-    and that delay so the caller can log it. The watcher returns when
+    and re-opened after the backoff delay. ``on_failure`` receives the error,
+    that delay and the number of consecutive failures, so the caller can log
+    it. The watcher returns when
     ``stop`` is set, or at once when the server does not offer IDLE.
     """
 
@@ -43,7 +44,7 @@ class IdleWatcher:
         *,
         password: Callable[[], str],
         wake: Callable[[], None],
-        on_failure: Callable[[Exception, float], None],
+        on_failure: Callable[[Exception, float, int], None],
         backoff: Backoff | None = None,
     ) -> None:
         self._settings = settings
@@ -70,7 +71,8 @@ class IdleWatcher:
                     if isinstance(exc, ImapAuthError | ConfigError)
                     else FailureKind.TRANSIENT
                 )
-                self._on_failure(exc, self._backoff.record_failure(kind))
+                delay = self._backoff.record_failure(kind)
+                self._on_failure(exc, delay, self._backoff.failures)
             finally:
                 await _close(session)
 

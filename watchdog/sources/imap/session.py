@@ -341,7 +341,8 @@ class ImapSession:
             raise ImapTimeout(msg, mailbox=self._mailbox) from exc
         except _LIBRARY_ERRORS as exc:
             self._healthy = False
-            msg = f"IMAP {name} on mailbox {self._mailbox!r} failed: {exc!r}"
+            reason = describe_error(exc, self._endpoint)
+            msg = f"IMAP {name} on mailbox {self._mailbox!r} failed: {reason}"
             raise ImapError(msg, mailbox=self._mailbox) from exc
 
     def _connection_lost(self, exc: Exception | None) -> None:
@@ -389,6 +390,33 @@ class ImapSession:
             f"{response.result} {text}"
         )
         return ImapError(msg, mailbox=self._mailbox)
+
+
+def describe_error(exc: BaseException, endpoint: Endpoint) -> str:
+    """Return a connection or library error as a sentence naming the server.
+
+    ``ConnectionRefusedError(111, ...)`` becomes ``connection to HOST:PORT
+    refused``, and a failed certificate check keeps OpenSSL's reason.
+    """
+    where = f"{endpoint.host}:{endpoint.port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = exc.verify_message or exc.reason or "verification failed"
+        return f"TLS certificate of {where} not trusted: {reason}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake with {where} failed: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection to {where} refused"
+    if isinstance(exc, ConnectionResetError):
+        return f"connection to {where} reset by the server"
+    if isinstance(exc, ConnectionAbortedError | BrokenPipeError | EOFError):
+        return f"connection to {where} closed by the server"
+    if isinstance(exc, socket.gaierror):
+        return f"host name {endpoint.host!r} not resolved: {exc.strerror}"
+    if isinstance(exc, OSError):
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        return f"connection to {where} failed: {detail}"
+    text = str(exc).strip()
+    return text or f"{type(exc).__name__} from aioimaplib"
 
 
 def _search_uids(lines: Sequence[bytes]) -> list[int]:
