@@ -10,7 +10,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
-from watchdog.addresses import normalise_address
+from watchdog.addresses import address_key, normalise_address
 from watchdog.policy import Entry, SuppressionReason, replaces
 from watchdog.store import suppressions
 from watchdog.store.records import (
@@ -56,12 +56,15 @@ class SuppressionList:
     """Methods on the suppression list, mixed into ``Store``."""
 
     def suppression(self: _Transactions, address: str) -> Suppression | None:
-        """Return the entry of ``address`` (any spelling), expired or not, or None."""
+        """Return the entry of ``address`` (any spelling), expired or not, or None.
+
+        Matching ignores the case of the whole address.
+        """
         normalised = normalise_address(address)
         if normalised is None:
             return None
         with self._read("looking up a suppression") as conn:
-            return suppressions.get(conn, normalised)
+            return suppressions.get(conn, address_key(normalised))
 
     def iter_suppressions(
         self: _Transactions,
@@ -84,7 +87,7 @@ class SuppressionList:
             yield from rows
             if len(rows) < chunk:
                 return
-            after = rows[-1].address
+            after = rows[-1].lookup_key
 
     def list_suppressions(
         self,
@@ -109,14 +112,18 @@ class SuppressionList:
     ) -> AuditAction | None:
         """Put ``address`` on the list, overwriting any entry, and audit it.
 
-        Raises InvalidAddress when the address does not normalise.
+        An entry for another spelling of the address (any case) is the same
+        entry and keeps its spelling. Raises InvalidAddress when the address
+        does not normalise.
         """
         normalised = require_address(address)
+        key = address_key(normalised)
         with self._write("adding a suppression") as conn:
             return suppressions.write(
                 conn,
-                normalised,
-                current=suppressions.get(conn, normalised, for_update=True),
+                key,
+                display=normalised,
+                current=suppressions.get(conn, key, for_update=True),
                 reason=reason,
                 expires_at=expires_at,
                 actor=actor,
@@ -128,10 +135,10 @@ class SuppressionList:
         self: _Transactions, address: str, *, actor: str, note: str | None = None
     ) -> bool:
         """Take ``address`` off the list and audit it; False when it was absent."""
-        normalised = require_address(address)
+        key = address_key(require_address(address))
         with self._write("removing a suppression") as conn:
             return suppressions.remove(
-                conn, normalised, actor=actor, now=datetime.now(UTC), note=note
+                conn, key, actor=actor, now=datetime.now(UTC), note=note
             )
 
     def import_suppressions(
@@ -145,6 +152,7 @@ class SuppressionList:
 
         A row replaces an entry only as the policy allows: never a manual
         entry with an imported one, never a complaint with a soft bounce.
+        Rows whose addresses differ only in case write one entry.
         """
         total = ImportResult()
         iterator = iter(rows)
@@ -155,17 +163,17 @@ class SuppressionList:
 
     def suppression_history(self: _Transactions, address: str) -> list[AuditRecord]:
         """Return the audit rows of ``address``, oldest first."""
-        normalised = require_address(address)
+        key = address_key(require_address(address))
         with self._read("reading suppression history") as conn:
-            return suppressions.history(conn, normalised)
+            return suppressions.history(conn, key)
 
     def events_for(
         self: _Transactions, address: str, *, limit: int = 100
     ) -> list[EventRecord]:
         """Return the newest events of ``address``, newest first."""
-        normalised = require_address(address)
+        key = address_key(require_address(address))
         with self._read("reading events") as conn:
-            return suppressions.events_for(conn, normalised, limit=limit)
+            return suppressions.events_for(conn, key, limit=limit)
 
     def stats(self: _Transactions) -> Stats:
         """Count messages by outcome, events and suppressions by reason."""
@@ -177,14 +185,16 @@ def _import_chunk(conn: Connection, rows: list[ImportRow], actor: str) -> Import
     now = datetime.now(UTC)
     added = updated = unchanged = 0
     for row in rows:
-        current = suppressions.get(conn, row.address, for_update=True)
+        key = address_key(row.address)
+        current = suppressions.get(conn, key, for_update=True)
         entry = None if current is None else current.entry()
         if not replaces(entry, row.reason, now) or _same(entry, row, now):
             unchanged += 1
             continue
         action = suppressions.write(
             conn,
-            row.address,
+            key,
+            display=row.address,
             current=current,
             reason=row.reason,
             expires_at=row.expires_at,

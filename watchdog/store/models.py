@@ -106,7 +106,8 @@ class Event(SQLModel, table=True):
     """One recipient verdict of one message.
 
     ``message_id`` here is the ``message`` row id. ``recipient`` is the
-    normalised address; ``original_recipient`` as the report wrote it.
+    normalised address with its local part lower-cased, the suppression
+    key; ``original_recipient`` is as the report wrote it.
     """
 
     __tablename__ = "event"
@@ -132,11 +133,17 @@ class Event(SQLModel, table=True):
 
 
 class SuppressionRow(SQLModel, table=True):
-    """An address that must not be mailed, with the events behind it."""
+    """An address that must not be mailed, with the events behind it.
+
+    ``address`` is the key: the normalised address with its local part
+    lower-cased (``watchdog.addresses.address_key``). ``display_address`` is
+    the spelling first seen, shown in listings and exports.
+    """
 
     __tablename__ = "suppression"
 
     address: str = Field(primary_key=True)
+    display_address: str | None = None
     reason: str = Field(index=True)
     first_event_id: int | None = None
     last_event_id: int | None = None
@@ -147,6 +154,8 @@ class SuppressionRow(SQLModel, table=True):
 
 class SuppressionAudit(SQLModel, table=True):
     """One change to the suppression list: who, when, why.
+
+    ``address`` is the entry's key, so every spelling shares one history.
 
     ``action`` is ``add``, ``update`` or ``remove``; ``actor`` is
     ``daemon``, ``import`` or the person who ran the command.

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
-from watchdog.addresses import normalise_address
+from watchdog.addresses import address_key, normalise_address
 from watchdog.classify.verdict import Category, RecipientVerdict, Verdict
 from watchdog.config import Policy
 from watchdog.pipeline import MessageRef, Outcome
@@ -45,8 +45,11 @@ _POLICY_CATEGORIES = frozenset({Category.ADDRESS, Category.COMPLAINT, Category.M
 
 @dataclass(frozen=True, slots=True)
 class _NewEvent:
+    """A stored event: ``recipient`` is the key, ``display`` the spelling seen."""
+
     id: int
     recipient: str
+    display: str
     category: Category
 
 
@@ -79,7 +82,7 @@ def record(
     added = _insert_events(conn, message_id, verdict, verified, now)
     suppressed: list[str] = []
     if verified and outcome is Outcome.PROCESSED:
-        suppressed = [e.recipient for e in added if _apply_policy(conn, e, policy, now)]
+        suppressed = [e.display for e in added if _apply_policy(conn, e, policy, now)]
     return Recorded(True, len(added), tuple(suppressed))
 
 
@@ -128,16 +131,17 @@ def _insert_events(
 ) -> list[_NewEvent]:
     added: list[_NewEvent] = []
     for item in verdict.recipients:
-        recipient = normalise_address(item.address)
-        if recipient is None:
+        display = normalise_address(item.address)
+        if display is None:
             continue
+        recipient = address_key(display)
         values = _event_values(item, recipient, verdict, verified, now)
         values["message_id"] = message_id
         event_id = suppressions.insert_ignoring_conflict(
             conn, event_table, values, ("message_id", "recipient")
         )
         if event_id is not None:
-            added.append(_NewEvent(int(event_id), recipient, item.category))
+            added.append(_NewEvent(int(event_id), recipient, display, item.category))
     return added
 
 
@@ -194,6 +198,7 @@ def _apply_policy(
     action = suppressions.write(
         conn,
         event.recipient,
+        display=event.display,
         current=current,
         reason=change.reason,
         expires_at=change.expires_at,

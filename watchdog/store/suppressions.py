@@ -1,7 +1,8 @@
 """Statements on the suppression list and its audit history.
 
 Every function takes a connection inside an open transaction; ``Store``
-owns the transactions.
+owns the transactions. Every ``address`` argument is a key from
+``watchdog.addresses.address_key``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def _insert_statement(dialect: str, table: Table, keys: tuple[str, ...]) -> Inse
 def get(
     conn: Connection, address: str, *, for_update: bool = False
 ) -> Suppression | None:
-    """Return the entry of ``address`` (normalised), or None."""
+    """Return the entry with key ``address``, or None."""
     query = _LOCKING_GET if for_update else _GET
     row = conn.execute(query, {"match_address": address}).first()
     return None if row is None else _suppression(row._mapping)
@@ -95,8 +96,12 @@ def write(
     event_id: int | None = None,
     created_at: datetime | None = None,
     respect_rank: bool = False,
+    display: str | None = None,
 ) -> AuditAction | None:
     """Add or overwrite the entry of ``address`` and audit the change.
+
+    ``display`` is the spelling stored with a new entry; an existing entry
+    keeps the spelling it was first added with.
 
     ``current`` is the entry as read with ``get(..., for_update=True)`` in
     the same transaction. Another transaction may insert the entry after
@@ -108,6 +113,7 @@ def write(
     if current is None:
         values = {
             "address": address,
+            "display_address": display if display is not None else address,
             "reason": reason.value,
             "first_event_id": event_id,
             "last_event_id": event_id,
@@ -287,7 +293,8 @@ def _audit(
 
 def _suppression(row: RowMapping) -> Suppression:
     return Suppression(
-        address=row["address"],
+        address=row["display_address"] or row["address"],
+        key=row["address"],
         reason=SuppressionReason(row["reason"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
