@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
+from watchdog.cli.console import address_column, literal_text, output_console
 from watchdog.cli.db import ConfigOption
 from watchdog.errors import ConfigError, RulesError, SourceError
 from watchdog.rules_path import export_rules_dir
@@ -73,8 +73,12 @@ def classify_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     # The classifier is imported here so that --help starts fast.
+    from watchdog import log as logging_setup  # noqa: PLC0415
     from watchdog.classify.rules import default_rules  # noqa: PLC0415
 
+    # Besides the format, this holds flufl.bounce's logger at CRITICAL: it
+    # logs a traceback for every message its heuristic detectors fail on.
+    logging_setup.configure("warning", settings.log.format)
     limits = settings.limits
     export_rules_dir(settings.rules_dir)
     try:
@@ -144,17 +148,27 @@ def _plain(value: object) -> object:
 
 
 def _print_table(rows: Iterator[dict[str, Any]]) -> None:
-    table = Table("path", "kind", "detector", "recipient", "reason", "hard", "status")
+    table = Table(
+        Column("path", overflow="fold"),
+        "kind",
+        "detector",
+        address_column("recipient"),
+        "reason",
+        "hard",
+        "status",
+    )
     for row in rows:
         recipients = row["recipients"] or [{}]
         for recipient in recipients:
+            # Addresses and status codes come from the message, so they are
+            # printed as literal text, never as Rich markup or escapes.
             table.add_row(
-                row["path"],
+                literal_text(row["path"]),
                 row["kind"],
                 row["detector"],
-                recipient.get("address") or "",
+                literal_text(recipient.get("address") or ""),
                 recipient.get("reason") or "",
                 "yes" if recipient.get("hard") else "",
-                recipient.get("status") or "",
+                literal_text(recipient.get("status") or ""),
             )
-    Console().print(table)
+    output_console().print(table)

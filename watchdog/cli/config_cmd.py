@@ -43,11 +43,15 @@ def check_command(config: ConfigOption = None) -> None:
 
     try:
         settings = load_settings(config)
-        for mailbox in settings.mailboxes.values():
-            mailbox.read_password()
         check_data(settings)
     except (ConfigError, RulesError) as exc:
         fail(str(exc), EXIT_USAGE)
+    for name, mailbox in settings.mailboxes.items():
+        try:
+            mailbox.read_password()
+        except ConfigError as exc:
+            # The password error names the file but not the mailbox it is for.
+            fail(f"mailboxes.{name}: {exc}", EXIT_USAGE)
     where = str(config) if config is not None else "defaults and environment"
     out.print(f"[green]configuration is valid[/green] ({escape(where)})")
     _print_summary(settings)

@@ -55,6 +55,19 @@ NameserverOption = Annotated[
 ]
 
 
+def error_text(exc: BaseException) -> str:
+    """Return the message of ``exc`` for a user, without Python's decorations.
+
+    ``str(OSError)`` starts with ``[Errno N]`` and an exception without a
+    message prints as nothing, so those get the strerror or the class name.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        if exc.filename is not None:
+            return f"{exc.strerror}: {str(exc.filename)!r}"
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 def literal_text(text: str) -> Text:
     """Return text from the network (DNS, HTTP, mail) as literal terminal text.
 

@@ -13,6 +13,7 @@ from watchdog.cli.help_format import Command, Group
 from watchdog.errors import ConfigError, WatchdogError
 
 if TYPE_CHECKING:
+    from watchdog.config import Settings
     from watchdog.store import Store
 
 EXIT_ERROR = 1
@@ -55,33 +56,68 @@ def open_store(
     # Imported here because pydantic, SQLAlchemy and Alembic take longer to
     # import than the rest of the command line together.
     from watchdog.config import load_settings  # noqa: PLC0415
-    from watchdog.store import Store  # noqa: PLC0415
 
+    overrides = {"database.url": database} if database else {}
     try:
-        overrides = {"database.url": database} if database else {}
         settings = load_settings(config, **overrides)
-        if not create:
-            _require_sqlite_file(settings.database.url)
-        store = Store(
-            settings.database.url,
-            busy_timeout=settings.database.busy_timeout_seconds,
-        )
-        store.upgrade()
     except WatchdogError as exc:
         fail(str(exc))
+    return open_database(settings, create=create)
+
+
+def open_database(settings: Settings, *, create: bool = True) -> Store:
+    """Open ``settings.database`` and bring its schema up to date.
+
+    ``create`` is as in ``open_store``. Exits with status 1 and the error,
+    which names the database, on stderr when the database fails.
+    """
+    from watchdog.store import Store  # noqa: PLC0415
+
+    url = settings.database.url
+    try:
+        if create:
+            _require_sqlite_folder(url)
+        else:
+            _require_sqlite_file(url)
+        store = Store(url, busy_timeout=settings.database.busy_timeout_seconds)
+        store.upgrade()
+    except ConfigError as exc:
+        fail(str(exc))
+    except WatchdogError as exc:
+        # The store's messages say what failed but not on which database.
+        from watchdog.daemon import safe_database_url  # noqa: PLC0415
+
+        fail(f"database {safe_database_url(url)}: {exc}")
     return store
 
 
-def _require_sqlite_file(url: str) -> None:
+def _sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
+        return None
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def _require_sqlite_folder(url: str) -> None:
+    # SQLite reports a missing folder as "unable to open database file".
+    path = _sqlite_path(url)
+    if path is None or path.parent.is_dir():
         return
-    path = Path(url.removeprefix("sqlite:///"))
-    if not path.exists():
-        msg = (
-            f"database file {str(path)!r} not found: check --database, or create "
-            f"it with mail-watchdog db upgrade --database {url}"
-        )
-        raise ConfigError(msg, key="database.url")
+    msg = (
+        f"folder {str(path.parent)!r} of database file {str(path)!r} not found: "
+        "create the folder, or check --database"
+    )
+    raise ConfigError(msg, key="database.url")
+
+
+def _require_sqlite_file(url: str) -> None:
+    path = _sqlite_path(url)
+    if path is None or path.exists():
+        return
+    msg = (
+        f"database file {str(path)!r} not found: check --database, or create "
+        f"it with mail-watchdog db upgrade --database {url}"
+    )
+    raise ConfigError(msg, key="database.url")
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

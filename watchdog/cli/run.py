@@ -12,12 +12,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from watchdog.cli.choices import KindChoice
+from watchdog.cli.console import error_text
 from watchdog.cli.db import (
     EXIT_ERROR,
     EXIT_USAGE,
     ConfigOption,
     DatabaseOption,
     fail,
+    open_database,
 )
 from watchdog.errors import ConfigError, RulesError, WatchdogError
 
@@ -71,7 +73,7 @@ def run_command(database: DatabaseOption = None, config: ConfigOption = None) ->
     try:
         asyncio.run(run_daemon(settings))
     except (WatchdogError, OSError, ClassifyFailed) as exc:
-        log.error("daemon_failed", error=str(exc), error_type=type(exc).__name__)
+        log.error("daemon_failed", error=error_text(exc), error_type=type(exc).__name__)
         code = EXIT_USAGE if isinstance(exc, ConfigError | RulesError) else EXIT_ERROR
         raise typer.Exit(code) from None
 
@@ -91,7 +93,6 @@ def scan_command(
     from watchdog.cli.scan_report import print_report  # noqa: PLC0415
     from watchdog.daemon import safe_database_url  # noqa: PLC0415
     from watchdog.pipeline import ClassifyFailed  # noqa: PLC0415
-    from watchdog.store import Store  # noqa: PLC0415
 
     settings = _settings(database, config)
     logging_setup.configure("warning", settings.log.format)
@@ -99,13 +100,7 @@ def scan_command(
         if not path.exists():
             fail(f"mail source {str(path)!r} not found: check the path", EXIT_USAGE)
     started = time.monotonic()
-    try:
-        store = Store(
-            settings.database.url, busy_timeout=settings.database.busy_timeout_seconds
-        )
-        store.upgrade()
-    except WatchdogError as exc:
-        fail(str(exc))
+    store = open_database(settings)
     try:
         tally = asyncio.run(_scan(settings, store, paths, kind))
         print_report(out, store, tally)

@@ -451,7 +451,7 @@ def _entries_table(entries: Iterable[Suppression]) -> Table:
             entry.reason,
             _time(entry.created_at),
             _time(entry.updated_at),
-            _time(entry.expires_at),
+            "never" if entry.expires_at is None else _time(entry.expires_at),
         )
     return table
 
