@@ -70,7 +70,7 @@ async def resolve_many(
         on_done=finish,
     )
     if queries:
-        run.fill()
+        run.fill(loop.time())
         await done
     return run.results()
 
@@ -120,8 +120,12 @@ class Run:
             pairs.append((outcome, seconds))
         return pairs
 
-    def fill(self) -> None:
-        """Send queries until the window or every zone's share is full."""
+    def fill(self, now: float) -> None:
+        """Send queries until the window or every zone's share is full.
+
+        ``now`` is the clock's time, read once by the caller for the whole
+        burst of sends.
+        """
         blocked = 0
         while self.in_flight < self.limit and blocked < len(self.turns):
             zone = self.turns[0]
@@ -134,26 +138,25 @@ class Run:
             index = queue.popleft()
             if not queue:
                 self.turns.pop()
-            self._start(index)
+            self._start(index, now)
 
-    def _start(self, index: int) -> None:
+    def _start(self, index: int, now: float) -> None:
         name, rdtype, zone = self.queries[index]
         self.busy[zone] += 1
         self.in_flight += 1
-        self.started[index] = self.clock()
+        self.started[index] = now
         try:
             self.questions[index] = encode_question(name, rdtype)
         except (ValueError, UnicodeError) as exc:
-            self._finish(index, Unusual(str(exc)))
+            self._finish(index, Unusual(str(exc)), now)
             return
-        self._send(index)
+        self._send(index, now)
 
-    def _send(self, index: int) -> None:
-        now = self.clock()
+    def _send(self, index: int, now: float) -> None:
         sender = self.sender
         wait = min(sender.timeout, self.started[index] + sender.lifetime - now)
         if wait <= 0:
-            self._finish(index, sender.timed_out())
+            self._finish(index, sender.timed_out(), now)
             return
         endpoint = sender.endpoint(self.attempts[index])
         self.attempts[index] += 1
@@ -162,8 +165,9 @@ class Run:
 
     def on_reply(self, index: int, data: bytes | None) -> None:
         """Take the reply of query ``index``, or resend it when its try timed out."""
+        now = self.clock()
         if data is None:
-            self._send(index)
+            self._send(index, now)
         else:
             _, rdtype, _ = self.queries[index]
             question = self.questions[index]
@@ -171,13 +175,13 @@ class Run:
                 outcome: Outcome = parse_reply(data, question, rdtype, self.default_ttl)
             except Unusual as exc:
                 outcome = exc
-            self._finish(index, outcome)
+            self._finish(index, outcome, now)
         if self.left and self.in_flight < self.limit:
-            self.fill()
+            self.fill(now)
 
-    def _finish(self, index: int, outcome: Outcome) -> None:
+    def _finish(self, index: int, outcome: Outcome, now: float) -> None:
         self.outcomes[index] = outcome
-        self.seconds[index] = self.clock() - self.started[index]
+        self.seconds[index] = now - self.started[index]
         self.busy[self.queries[index][2]] -= 1
         self.in_flight -= 1
         self.left -= 1

@@ -130,7 +130,8 @@ class Endpoint:
         if waiter is None:
             return
         on_reply, question, _ = waiter
-        if data[HEADER_SIZE : HEADER_SIZE + len(question)].lower() != question:
+        echoed = data[HEADER_SIZE : HEADER_SIZE + len(question)]
+        if echoed != question and echoed.lower() != question:
             return
         del self.waiters[query_id]
         on_reply(data)

@@ -72,7 +72,9 @@ def encode_question(name: str, rdtype: int) -> bytes:
     """
     labels = name.lower().rstrip(".").encode("ascii").split(b".")
     try:
-        wire = b"".join([_label_wire(label) for label in labels]) + b"\0"
+        known = _LABEL_WIRE.get
+        wire = b"".join([known(label) or _label_wire(label) for label in labels])
+        wire += b"\0"
     except ValueError:
         msg = f"invalid DNS name {name!r}: empty label or label over 63 octets"
         raise ValueError(msg) from None
