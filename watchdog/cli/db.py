@@ -85,10 +85,20 @@ def open_database(settings: Settings, *, create: bool = True) -> Store:
         fail(str(exc))
     except WatchdogError as exc:
         # The store's messages say what failed but not on which database.
-        from watchdog.daemon import safe_database_url  # noqa: PLC0415
-
-        fail(f"database {safe_database_url(url)}: {exc}")
+        fail(f"database {_shown_url(url)}: {exc}")
     return store
+
+
+def _shown_url(url: str) -> str:
+    """Return ``url`` without its password, also when it does not parse."""
+    from watchdog.daemon import safe_database_url  # noqa: PLC0415
+
+    try:
+        return safe_database_url(url)
+    except ValueError:
+        # SQLAlchemy 2.1's make_url raises ValueError, not ArgumentError, for
+        # a bad port such as "[::1/x", which safe_database_url lets through.
+        return url.rsplit("@", 1)[-1]
 
 
 def _sqlite_path(url: str) -> Path | None:
