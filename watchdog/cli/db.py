@@ -84,21 +84,27 @@ def open_database(settings: Settings, *, create: bool = True) -> Store:
     except ConfigError as exc:
         fail(str(exc))
     except WatchdogError as exc:
-        # The store's messages say what failed but not on which database.
-        fail(f"database {_shown_url(url)}: {exc}")
+        # The store's messages say what failed but not on which database,
+        # except for a URL that does not parse, which they quote.
+        shown = _parsed_url(url)
+        fail(str(exc) if shown is None else f"database {shown}: {exc}")
     return store
 
 
-def _shown_url(url: str) -> str:
-    """Return ``url`` without its password, also when it does not parse."""
+def _parsed_url(url: str) -> str | None:
+    """Return ``url`` without its password, or None if it does not parse."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
     from watchdog.daemon import safe_database_url  # noqa: PLC0415
 
+    # SQLAlchemy 2.1 raises ValueError, not ArgumentError, for a bad port
+    # such as "[::1/x".
     try:
-        return safe_database_url(url)
-    except ValueError:
-        # SQLAlchemy 2.1's make_url raises ValueError, not ArgumentError, for
-        # a bad port such as "[::1/x", which safe_database_url lets through.
-        return url.rsplit("@", 1)[-1]
+        make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    return safe_database_url(url)
 
 
 def _sqlite_path(url: str) -> Path | None:
