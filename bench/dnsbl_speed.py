@@ -11,7 +11,8 @@ The bench starts its own rbldnsd on 127.0.0.1 (in a /tmp directory) serving
 test point. dnsperf (Debian package ``dnsperf``) sends the same A queries
 at several client and in-flight settings, and the best rate is its maximum.
 Our checker then runs whole cycles (test points, A queries, TXT queries for
-listings) straight against rbldnsd with an empty cache each round, through
+listings, history and the Prometheus export, as in the daemon) straight
+against rbldnsd with an empty cache each round, through
 the fast path (``fastquery`` and ``batch``) unless ``--no-fast-path`` sends
 every query through dnspython's Resolver. The
 figure reported is our best queries per second divided by dnsperf's
@@ -45,6 +46,7 @@ from watchdog.checks.dnsbl.cycle import BlocklistMonitor
 from watchdog.checks.dnsbl.targets import Target, parse_target
 from watchdog.checks.resolver import make_resolver
 from watchdog.config import Blocklists, Dns, Settings
+from watchdog.metrics import Metrics
 
 FIRST_TARGET = ipaddress.IPv4Address("198.18.0.1")  # RFC 2544 benchmark range
 DNSPERF_SETTINGS = [(1, 100), (4, 100), (4, 500), (8, 1000)]  # (clients, in flight)
@@ -95,10 +97,22 @@ def worker_cpu_seconds() -> float:
     return total
 
 
+def pss_mb(pid: str) -> float:
+    """Return the proportional set size of ``pid`` in MB, from /proc.
+
+    Workers forked from one forkserver share most of their pages, which RSS
+    would count once per process; PSS divides each shared page among them.
+    """
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def checkpoint(label: str) -> None:
-    """Print the RSS of this process and of its workers at a named point."""
-    workers = sum(rss_mb(pid) for pid in worker_pids())
-    print(f"rss {label}: {rss_mb():.1f} MB, worker processes {workers:.1f} MB")
+    """Print the RSS of this process and the PSS of its workers at a point."""
+    workers = sum(pss_mb(pid) for pid in worker_pids())
+    print(f"rss {label}: {rss_mb():.1f} MB, worker processes (PSS) {workers:.1f} MB")
 
 
 def make_targets(count: int) -> list[Target]:
@@ -250,6 +264,7 @@ def main() -> int:
             settings,
             zones=zones,
             resolver=make_resolver(settings.dns),
+            metrics=Metrics(),  # exported as in the daemon, to a private registry
             fast_path=not options.no_fast_path,
         )
         counter = count_queries(monitor)

@@ -32,14 +32,15 @@ class ZoneResult:
         """Build the result of ``target`` in ``zone`` from an interpreted answer."""
         return cls(
             target=target.value,
-            kind=target.kind,  # a StrEnum, so a str
+            # Both are StrEnum members, so they are str values already.
+            kind=target.kind,
             zone=zone.name,
             state=answer.state,
             codes=answer.codes,
             reason=answer.reason,
             informational=zone.informational,
             delist_url=zone.delist_url,
-            source=target.source.value,
+            source=target.source,
         )
 
     @property
