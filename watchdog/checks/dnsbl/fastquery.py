@@ -143,7 +143,12 @@ class FastResolver:
         try:
             return await future
         finally:
-            endpoint.waiters.pop(query_id, None)
+            # Once this query was settled its ID is free, and another query
+            # may have drawn it before this task resumed: remove the waiter
+            # only if it is still this query's.
+            waiter = endpoint.waiters.get(query_id)
+            if waiter is not None and waiter[0] is settle:
+                del endpoint.waiters[query_id]
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         # Runs while queries are pending, so an idle daemon schedules nothing.
