@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dns.asyncresolver
+import dns.resolver
 import pytest
+import spf
 
+from tests.checks.auth.udp_resolvers import run_blackhole
 from tests.checks.auth.zones import GOOD_IP, GOOD_IPV6
 from watchdog.checks.auth.findings import Status
-from watchdog.checks.auth.lookup import Lookup
+from watchdog.checks.auth.lookup import Lookup, ResolverHealth
 from watchdog.checks.auth.spf import SpfReport, check_spf
+from watchdog.checks.auth.spf_eval import resolver_lookup
 from watchdog.checks.auth.spf_record import SpfSyntaxError, parse_record
 
 pytestmark = pytest.mark.dns
@@ -157,3 +161,25 @@ def test_unknown_modifier_ignored() -> None:
     """Unknown modifiers are legal and kept as terms."""
     terms = parse_record("v=spf1 moo=bar -all")
     assert [t.name for t in terms] == ["moo", "all"]
+
+
+def test_check_host_follows_cutoff() -> None:
+    """Once the audit counts the resolver unreachable, pyspf sends nothing."""
+    with run_blackhole() as blackhole:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = blackhole.port
+        resolver.timeout = resolver.lifetime = 0.3
+        health = ResolverHealth(limit=2)
+        lookup = resolver_lookup(resolver, health)
+
+        for _ in range(2):
+            with pytest.raises(spf.TempError):
+                lookup("example.test", "TXT")
+        sent = blackhole.count()
+        with pytest.raises(spf.TempError, match="unreachable"):
+            lookup("example.test", "TXT")
+
+    assert health.unreachable
+    assert sent >= 2
+    assert blackhole.count() == sent

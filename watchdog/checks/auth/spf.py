@@ -79,7 +79,10 @@ async def check_spf(
         return SpfReport(findings, record=record)
     findings += _walk_findings(domain, walked)
 
-    results = [await spf_eval.check_host(resolver, ip, domain, helo) for ip in ips]
+    results = [
+        await spf_eval.check_host(resolver, ip, domain, helo, lookup.health)
+        for ip in ips
+    ]
     findings += [_host_finding(domain, result) for result in results]
     if not findings:
         findings.append(Finding(domain, Check.SPF, Status.OK, "spf_ok", record))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 import spf
+
+from watchdog.checks.auth.lookup import ResolverHealth
 
 # One row of pyspf's lookup contract: ((name, type), value).
 SpfRow = tuple[tuple[str, str], Any]
@@ -79,23 +82,38 @@ def evaluate(
     return HostResult(ip, result, explanation, query.lookups, query.void_lookups)
 
 
-def resolver_lookup(resolver: dns.resolver.Resolver) -> SpfLookupFunction:
+def resolver_lookup(
+    resolver: dns.resolver.Resolver, health: ResolverHealth | None = None
+) -> SpfLookupFunction:
     """Return a pyspf lookup function that queries ``resolver``.
 
     NXDOMAIN and NODATA return no rows, which pyspf counts as void lookups.
     A timeout, SERVFAIL or REFUSED raises ``spf.TempError``, which pyspf turns
-    into the ``temperror`` result.
+    into the ``temperror`` result. With ``health`` (the audit run's), every
+    response and timeout is counted there, and once it counts the resolver
+    as unreachable a lookup raises ``spf.TempError`` without being sent.
     """
 
     def lookup(name: str, qtype: str) -> list[SpfRow]:
+        if health is not None and health.unreachable:
+            raise spf.TempError(f"DNS {name} {qtype}: resolver unreachable")
+        sent_at = time.monotonic()
         try:
             answer = resolver.resolve(
                 name, qtype, search=False, raise_on_no_answer=False
             )
         except dns.resolver.NXDOMAIN:
+            if health is not None:
+                health.record_answer()
             return []
+        except dns.resolver.LifetimeTimeout as exc:
+            if health is not None:
+                health.record_timeout(sent_at)
+            raise spf.TempError(f"DNS {name} {qtype}: {exc}") from exc
         except dns.exception.DNSException as exc:
             raise spf.TempError(f"DNS {name} {qtype}: {exc}") from exc
+        if health is not None:
+            health.record_answer()
         if answer.rrset is None:
             return []
         return [((name, qtype), _row_value(qtype, rdata)) for rdata in answer.rrset]
@@ -128,7 +146,12 @@ async def check_host(
     ip: str,
     domain: str,
     helo: str | None = None,
+    health: ResolverHealth | None = None,
 ) -> HostResult:
-    """Evaluate ``check_host(ip, domain)`` in a worker thread against ``resolver``."""
-    lookup = resolver_lookup(sync_resolver(resolver))
+    """Evaluate ``check_host(ip, domain)`` in a worker thread against ``resolver``.
+
+    ``health`` is the audit run's count of resolver timeouts; see
+    ``resolver_lookup``.
+    """
+    lookup = resolver_lookup(sync_resolver(resolver), health)
     return await asyncio.to_thread(run_check_host, lookup, ip, domain, helo)
