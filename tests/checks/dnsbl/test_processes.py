@@ -12,14 +12,18 @@ import pytest
 
 from tests.checks.dnsbl.conftest import DnsServers
 from tests.servers.common import free_port
+from watchdog.checks.dnsbl.answer import State
 from watchdog.checks.dnsbl.batch import resolve_many
 from watchdog.checks.dnsbl.burst import resolve_blocking
+from watchdog.checks.dnsbl.catalogue import Zone
+from watchdog.checks.dnsbl.cycle import BlocklistMonitor
 from watchdog.checks.dnsbl.fastquery import FastResolver, QueryTimeout
 from watchdog.checks.dnsbl.lookup import PROCESS_MIN_QUERIES, Lookup
 from watchdog.checks.dnsbl.processes import QueryProcesses, _deal
+from watchdog.checks.dnsbl.targets import parse_target
 from watchdog.checks.dnsbl.wire import TYPE_A, TYPE_TXT, Reply, Unusual
 from watchdog.checks.resolver import make_resolver
-from watchdog.config import Dns
+from watchdog.config import Blocklists, Dns, Settings
 
 pytestmark = pytest.mark.dns
 
@@ -182,3 +186,35 @@ def _kill_workers(processes: QueryProcesses) -> None:
     assert executor is not None
     for pid in list(executor._processes):
         os.kill(pid, signal.SIGKILL)
+
+
+async def test_cycle_same_with_processes(
+    settings: Settings, dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """A cycle large enough for the workers gives the event loop's results."""
+    zones = [test_zones[name] for name in ("zen.test", "bogus.test", "refuse.test")]
+    targets = [parse_target(f"192.0.2.{n}") for n in range(1, 255)]
+    targets += [parse_target(f"198.18.{n // 250}.{n % 250}") for n in range(200)]
+    direct = settings.model_copy(
+        update={"dns": Dns(nameservers=[f"127.0.0.1:{dns_servers.rbldnsd.port}"])}
+    )
+    by_workers = BlocklistMonitor(
+        direct.model_copy(update={"blocklists": Blocklists(query_processes=2)}),
+        zones=zones,
+    )
+    on_loop = BlocklistMonitor(
+        direct.model_copy(update={"blocklists": Blocklists(query_processes=0)}),
+        zones=zones,
+    )
+    try:
+        from_workers = await by_workers.run(targets)
+    finally:
+        by_workers.close()
+    from_loop = await on_loop.run(targets)
+
+    assert by_workers.lookup.processes is not None
+    assert by_workers.lookup.processes.sent >= PROCESS_MIN_QUERIES
+    assert on_loop.lookup.processes is None
+    assert from_workers == from_loop
+    states = {result.state for result in from_workers}
+    assert {State.LISTED, State.NOT_LISTED, State.BOGUS} <= states
