@@ -1,9 +1,12 @@
 """A batch of fast-path queries run to the end without an event loop.
 
-``resolve_blocking`` drives a ``batch.Run`` with epoll (Linux) over its
-own socket. It is the function the blocklist query processes run (see
-``processes``), so it imports nothing beyond the standard library and the
-small wire modules, and returns only picklable values.
+``resolve_blocking`` drives a ``batch.Run`` with epoll over its own
+socket. It is the function the blocklist query processes run (see
+``processes``), so it returns only picklable values.
+
+NOTE: epoll makes this Linux only, like the rest of the daemon's
+deployment; the event-loop path in ``batch.resolve_many`` has no such
+limit.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Sequence
 from watchdog.checks.dnsbl.batch import Outcome, Query, Run
 from watchdog.checks.dnsbl.endpoint import EndpointPool
 
+# One socket per worker: replies arrive while the worker sends, so one
+# drain reads many of them, and more sockets would only add wakeups.
 SOCKETS = 1
 # Deadlines are checked this many times per ``timeout``, as in FastResolver.
 SWEEPS_PER_TIMEOUT = 4

@@ -8,7 +8,7 @@ Anything else is dropped and the query keeps waiting.
 
 Query IDs come from ``secrets`` and source ports from
 ``random.SystemRandom``. Who reads the socket is the caller's choice: an
-asyncio reader (``fastquery``) or a selector in a worker process
+asyncio reader (``fastquery``) or epoll in a worker process
 (``burst``), each calling ``drain`` when the socket is readable and
 ``expire`` from time to time.
 """
