@@ -104,9 +104,7 @@ def test_check_ip_argument_replaces_sending_ips(
     assert [row["target"] for row in json_rows(result)] == ["192.0.2.99"]
 
 
-def test_check_ip_without_any_ip_says_what_to_pass(
-    rbldnsd: Rbldnsd, tmp_path: Path
-) -> None:
+def test_check_ip_without_targets(rbldnsd: Rbldnsd, tmp_path: Path) -> None:
     config = write_config(tmp_path, "ips = []")
 
     result = invoke(rbldnsd, config, "check", "ip")
@@ -151,7 +149,7 @@ def test_check_ip_names_unlisted_target_kind(rbldnsd: Rbldnsd, tmp_path: Path) -
 def test_check_ip_explains_failed_lookups(rbldnsd: Rbldnsd, tmp_path: Path) -> None:
     config = write_config(tmp_path, "")
 
-    # rbldnsd answers REFUSED for a zone it does not serve.
+    # rbldnsd returns REFUSED for a zone it does not serve.
     result = invoke(
         rbldnsd, config, "check", "ip", "192.0.2.99", "--zone", "absent.test"
     )
@@ -175,9 +173,7 @@ def test_check_domain_defaults_to_sending_domains(
     assert domains == {"one.test", "two.test"}
 
 
-def test_check_domain_without_any_domain_says_what_to_pass(
-    rbldnsd: Rbldnsd, tmp_path: Path
-) -> None:
+def test_check_domain_without_targets(rbldnsd: Rbldnsd, tmp_path: Path) -> None:
     config = write_config(tmp_path, "domains = []")
 
     result = invoke(rbldnsd, config, "check", "domain")

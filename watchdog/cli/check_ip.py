@@ -119,7 +119,7 @@ def _no_zone_message(targets: Sequence[Target]) -> str:
 
 
 def _print_failure_hint(results: Sequence[ZoneResult]) -> None:
-    """Explain on stderr what to check when some lookups gave no answer."""
+    """Print on stderr what to check when some lookups failed."""
     failed = [result for result in results if result.state.value == "dns_error"]
     if not failed:
         return
@@ -136,7 +136,10 @@ def _print_failure_hint(results: Sequence[ZoneResult]) -> None:
 def _target_texts(
     targets: list[str] | None, settings: Settings, config: Path | None
 ) -> list[str]:
-    """Return the IPs given on the command line, or else ``sending.ips``."""
+    """Return the IPs given on the command line, or else ``sending.ips``.
+
+    Raises ConfigError, which says what to pass, when both are empty.
+    """
     if targets:
         return targets
     if settings.sending.ips:

@@ -76,8 +76,8 @@ def classify_command(
     from watchdog import log as logging_setup  # noqa: PLC0415
     from watchdog.classify.rules import default_rules  # noqa: PLC0415
 
-    # Besides the format, this holds flufl.bounce's logger at CRITICAL: it
-    # logs a traceback for every message its heuristic detectors fail on.
+    # Besides the format, this sets flufl.bounce's logger to CRITICAL,
+    # because it logs a traceback for each message its detectors fail on.
     logging_setup.configure("warning", settings.log.format)
     limits = settings.limits
     export_rules_dir(settings.rules_dir)

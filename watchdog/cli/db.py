@@ -84,10 +84,10 @@ def open_database(settings: Settings, *, create: bool = True) -> Store:
     except ConfigError as exc:
         fail(str(exc))
     except WatchdogError as exc:
-        # The store's messages say what failed but not on which database,
+        # The store's messages state what failed but not on which database,
         # except for a URL that does not parse, which they quote.
-        shown = _parsed_url(url)
-        fail(str(exc) if shown is None else f"database {shown}: {exc}")
+        safe_url = _parsed_url(url)
+        fail(str(exc) if safe_url is None else f"database {safe_url}: {exc}")
     return store
 
 

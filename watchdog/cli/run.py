@@ -45,7 +45,7 @@ KindOption = Annotated[
     typer.Option(
         "--kind",
         metavar="KIND",
-        help="bounces or feedback: what the files hold, recorded as the source "
+        help="bounces or feedback: what the files contain, recorded as the source "
         "name scan-KIND. Each message is classified by its content either way.",
     ),
 ]
