@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
 from watchdog.checks.dnsbl.fastquery import FastResolver
+from watchdog.checks.dnsbl.processes import QueryProcesses
 from watchdog.checks.dnsbl.wire import TYPE_A, Reply
 
 pytestmark = pytest.mark.dns
@@ -89,3 +93,41 @@ async def test_reused_query_id_not_dropped() -> None:
 
     assert first_reply == Reply((), 60.0, negative=True)
     assert second_reply == Reply((), 60.0, negative=True)
+
+
+async def test_idle_killed_worker_replaced() -> None:
+    """A worker killed between batches fails one batch; the next gets new workers.
+
+    The pool notices the death while idle, so the next ``submit`` raises
+    BrokenProcessPool before any call runs. Without closing the pool then,
+    every later batch failed the same way and fell back to the event loop.
+    """
+    processes = QueryProcesses(1)
+    with scripted_server(nxdomain) as port:
+        nameservers = [("127.0.0.1", port)]
+        queries = [("2.0.0.127.zen.test", TYPE_A, "zen.test")]
+
+        async def resolve() -> list[tuple[object, float]]:
+            pairs = await processes.resolve(
+                nameservers,
+                queries,
+                timeouts=(0.5, 1.0),
+                limits=(8, 4),
+                default_ttl=60.0,
+            )
+            return list(pairs)
+
+        try:
+            await resolve()
+            executor = processes._executor
+            assert executor is not None
+            for pid in list(executor._processes):
+                os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(1.0)
+            with pytest.raises(BrokenProcessPool):
+                await resolve()
+            again = await resolve()
+        finally:
+            processes.close()
+
+    assert [outcome for outcome, _ in again] == [Reply((), 60.0, negative=True)]

@@ -59,17 +59,19 @@ class QueryProcesses:
         shard_limits = (max(1, limit // len(shards)), per_zone) if shards else limits
         loop = asyncio.get_running_loop()
         executor = self._start()
-        calls = [
-            loop.run_in_executor(
-                executor,
-                _resolve_shard,
-                list(nameservers),
-                [queries[index] for index in shard],
-                (timeouts, shard_limits, default_ttl),
-            )
-            for shard in shards
-        ]
         try:
+            # A worker that died while the pool was idle makes ``submit``
+            # raise here, before any call runs.
+            calls = [
+                loop.run_in_executor(
+                    executor,
+                    _resolve_shard,
+                    list(nameservers),
+                    [queries[index] for index in shard],
+                    (timeouts, shard_limits, default_ttl),
+                )
+                for shard in shards
+            ]
             answered = await asyncio.gather(*calls)
         except BrokenProcessPool:
             self.close()
