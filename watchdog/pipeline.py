@@ -16,9 +16,12 @@ runs both for one message, with the store calls on the store's thread.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -26,6 +29,7 @@ import structlog
 
 from watchdog.classify.verdict import Kind, Verdict
 from watchdog.outcomes import count_verdict
+from watchdog.policy import arrival_time
 from watchdog.providers import default_provider_map
 
 if TYPE_CHECKING:
@@ -35,6 +39,12 @@ if TYPE_CHECKING:
     from watchdog.store import Store
 
 log = structlog.get_logger("watchdog.pipeline")
+
+HEADER_DATE_BYTES = 65_536
+"""Bytes of a message searched for its Date header."""
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_DATE_FIELD = re.compile(rb"(?im)^Date:[ \t]*(.*(?:\r?\n[ \t].*)*)")
+_FOLD = re.compile(rb"\r?\n[ \t]+")
 
 # Kinds of message whose quoted original may teach us our own identifiers,
 # and those sent to the original's envelope sender (RFC 3464).
@@ -48,6 +58,8 @@ class MessageRef:
 
     ``source`` is the configured mailbox or local source name; ``uid`` and
     ``uidvalidity`` are set for IMAP, ``path`` for files on disk.
+    ``received_at`` is when the source received the message, if known: the
+    IMAP INTERNALDATE or the file's modification time.
     """
 
     source: str
@@ -55,6 +67,7 @@ class MessageRef:
     uidvalidity: int | None = None
     uid: int | None = None
     path: str | None = None
+    received_at: datetime | None = None
 
 
 class Outcome(StrEnum):
@@ -87,6 +100,29 @@ class Result:
     error: str | None = None
     earlier: Outcome | None = None
     """For a duplicate, the outcome stored for the first copy, if known."""
+
+
+def header_date(raw: bytes) -> datetime | None:
+    """Return the top-level Date header of ``raw`` as an aware datetime, or None.
+
+    Reads at most the first HEADER_DATE_BYTES bytes. A date without a zone
+    (``-0000``) is taken as UTC.
+    """
+    head = raw[:HEADER_DATE_BYTES]
+    end = _HEADER_END.search(head)
+    if end is not None:
+        head = head[: end.start()]
+    match = _DATE_FIELD.search(head)
+    if match is None:
+        return None
+    text = _FOLD.sub(b" ", match.group(1)).decode("ascii", "replace").strip()
+    try:
+        value = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 def sha256_hex(raw: bytes) -> str:
@@ -137,6 +173,8 @@ class Classified:
     failure: ClassifyFailed | None = None
     earlier: Outcome | None = None
     learned: frozenset[Learned] = frozenset()
+    dated: datetime | None = None
+    """The message's own Date header, if it parses."""
 
 
 class Classifier(Protocol):
@@ -211,7 +249,10 @@ class Processor:
         except ClassifyFailed as exc:
             return Classified(ref, digest, size, failure=exc)
         learned = await self._learn(pending, verdict)
-        return Classified(ref, digest, size, verdict=verdict, learned=learned)
+        dated = header_date(pending.raw)
+        return Classified(
+            ref, digest, size, verdict=verdict, learned=learned, dated=dated
+        )
 
     async def _learn(self, pending: Pending, verdict: Verdict) -> frozenset[Learned]:
         """Extract our identifiers from the quoted original, off the event loop.
@@ -257,6 +298,7 @@ class Processor:
 
     def _record_verdict(self, item: Classified, verdict: Verdict) -> Result:
         outcome, verified = self._decide(verdict)
+        arrived = arrival_time(item.dated, item.ref.received_at, datetime.now(UTC))
         recorded = self._store.record(
             item.ref,
             sha256=item.sha256,
@@ -265,6 +307,7 @@ class Processor:
             outcome=outcome,
             verified=verified,
             policy=self._settings.policy,
+            arrived_at=arrived,
         )
         if not recorded.inserted:
             # Another copy of these bytes was recorded since ``classify``

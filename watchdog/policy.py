@@ -7,8 +7,9 @@ database. The rules:
 - category ``address`` (a hard bounce) and ``complaint`` suppress at once,
   with no expiry;
 - category ``mailbox`` (``mailboxfull``, ``suspend``) suppresses once the
-  stored verified events of that category for the address within
-  ``soft_bounce_window_days`` reach ``soft_bounce_threshold``, for
+  stored verified events of that category for the address that arrived
+  within ``soft_bounce_window_days`` up to this one's arrival (see
+  ``arrival_time``) reach ``soft_bounce_threshold``, for
   ``soft_suppression_days`` (0 keeps the entry until someone removes it).
   The store counts no events from before the address's last removal;
 - ``reputation``, ``transient``, ``auto_reply`` and ``delivered`` never
@@ -127,3 +128,31 @@ def soft_expiry(policy: Policy, now: datetime) -> datetime | None:
 def soft_window_start(policy: Policy, now: datetime) -> datetime:
     """Return the start of the window in which soft bounces are counted."""
     return now - timedelta(days=policy.soft_bounce_window_days)
+
+
+MAX_DATE_LAG = timedelta(days=7)
+"""How much older than its receipt a Date header may be and still be believed.
+
+MTAs stop retrying after a few days (Postfix's ``maximal_queue_lifetime``
+is 5 days by default), so a bounce dated earlier than this before it was
+received has a wrong clock or a forged header.
+"""
+
+
+def arrival_time(
+    dated: datetime | None, received: datetime | None, now: datetime
+) -> datetime:
+    """Return when a bounce arrived, for counting it in the soft-bounce window.
+
+    ``dated`` is the bounce's Date header and ``received`` the IMAP
+    INTERNALDATE or file modification time. The earlier of the two is used,
+    and never a time after ``now``. A Date header more than MAX_DATE_LAG
+    before ``received`` is ignored. Counting by arrival keeps the backlog of
+    a long outage, recorded in a few minutes, from falling into one window.
+    """
+    arrived = now
+    if received is not None:
+        arrived = min(arrived, received)
+    if dated is not None and (received is None or dated >= received - MAX_DATE_LAG):
+        arrived = min(arrived, dated)
+    return arrived

@@ -9,16 +9,19 @@ counted twice.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import itertools
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import create_engine, select
 from structlog.testing import capture_logs
 
 from tests.jobs.mailbox_support import (
@@ -41,6 +44,8 @@ from watchdog.jobs.mailbox import CycleState
 from watchdog.pipeline import ClassifyFailed
 from watchdog.sources.imap.cycle import FolderPlan, oversize_digest
 from watchdog.sources.imap.faults import reset_fault_points
+from watchdog.store.engine import database_url as sqlalchemy_url
+from watchdog.store.models import event_table
 
 pytestmark = pytest.mark.dovecot
 
@@ -672,3 +677,55 @@ async def test_lock_session_terminated(dovecot: Dovecot, user: str) -> None:
     assert summaries[0].messages == 5
     assert_clean(report, 5)
     assert report.where["INBOX"] == 0
+
+
+def soft_bounce(number: int, recipient: str, dated: datetime) -> bytes:
+    """Build a minimal RFC 3464 mailbox-full bounce with the given Date header."""
+    date = email.utils.format_datetime(dated)
+    return (
+        f"From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@example.org\r\n"
+        f"Subject: Undelivered\r\nMessage-ID: <soft-{number}@mx.example.net>\r\n"
+        f"Date: {date}\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: multipart/report; report-type=delivery-status; "
+        f'boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nfull\r\n'
+        f"--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\n"
+        f"Status: 5.2.2\r\n"
+        f"Diagnostic-Code: smtp; 552 5.2.2 <{recipient}>: mailbox full\r\n--b--\r\n"
+    ).encode()
+
+
+async def test_backlog_counted_by_arrival(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """Soft bounces received 10 days apart, drained at once, suppress nobody."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    received = [now - timedelta(days=days) for days in (30, 20, 10)]
+    with dovecot.client(user) as conn:
+        for number, when in enumerate(received):
+            raw = soft_bounce(number, "Late@x.test", when - timedelta(hours=1))
+            typ, data = conn.append("INBOX", "", when, raw)
+            assert typ == "OK", data
+    rig = make_rig(settings_for(dovecot, user), database_url)
+
+    summaries = await drain(rig)
+    await rig.worker.close()
+    entry = rig.store.suppression("late@x.test")
+    events = rig.store.events_for("late@x.test")
+    rig.store.close()
+
+    assert summaries[0].messages == 3
+    assert entry is None, "three soft bounces in 30 days are not three in 7"
+    assert len(events) == 3
+    arrivals = sorted(_arrived(database_url))
+    assert arrivals == [when - timedelta(hours=1) for when in received]
+
+
+def _arrived(url: str) -> list[datetime]:
+    engine = create_engine(sqlalchemy_url(url))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(event_table.c.arrived_at)).scalars())
+    finally:
+        engine.dispose()

@@ -420,3 +420,65 @@ async def test_abatch_takes_turns(store: Store) -> None:
 
     assert await asyncio.gather(cycle("a"), cycle("b")) == [3, 3]
     assert store.stats().messages == {"processed": 6}
+
+
+def test_backlog_spread_not_one_window(store: Store) -> None:
+    """Soft bounces recorded together but arriving 10 days apart do not add up."""
+    verdict = bounce("late@example.com", category=Category.MAILBOX)
+    results = [
+        store.record(
+            REF,
+            sha256=digest(),
+            size=100,
+            verdict=verdict,
+            outcome=Outcome.PROCESSED,
+            verified=True,
+            policy=POLICY,
+            now=NOW,
+            arrived_at=NOW - timedelta(days=10 * n),
+        )
+        for n in (3, 2, 1)
+    ]
+    assert [r.suppressed for r in results] == [(), (), ()]
+    assert store.suppression("late@example.com") is None
+
+
+def test_backlog_within_window_counts(store: Store) -> None:
+    """Soft bounces that arrived within the window suppress when recorded later."""
+    verdict = bounce("close@example.com", category=Category.MAILBOX)
+    arrivals = [NOW - timedelta(days=20, hours=n) for n in (3, 2, 1)]
+    results = [
+        store.record(
+            REF,
+            sha256=digest(),
+            size=100,
+            verdict=verdict,
+            outcome=Outcome.PROCESSED,
+            verified=True,
+            policy=POLICY,
+            now=NOW,
+            arrived_at=arrived,
+        )
+        for arrived in arrivals
+    ]
+    rows = event_rows(store)
+    assert results[2].suppressed == ("close@example.com",)
+    assert sorted(row["arrived_at"] for row in rows) == arrivals
+
+
+def test_arrival_never_after_recording(store: Store) -> None:
+    """An arrival time later than the recording time is stored as the recording time."""
+    record_time = NOW
+    store.record(
+        REF,
+        sha256=digest(),
+        size=100,
+        verdict=bounce("soon@example.com", category=Category.MAILBOX),
+        outcome=Outcome.PROCESSED,
+        verified=True,
+        policy=POLICY,
+        now=record_time,
+        arrived_at=record_time + timedelta(days=2),
+    )
+    [row] = event_rows(store)
+    assert row["arrived_at"] == record_time

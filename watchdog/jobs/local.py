@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from watchdog.config import LocalFormat
@@ -68,12 +69,25 @@ def _take(messages: Iterator[LocalMessage], size: int | None) -> Iterator[LocalM
 async def _process_one(
     processor: Processor, source: str, root: Path, message: LocalMessage
 ) -> Result:
-    ref = MessageRef(source=source, folder=str(root), path=message.key)
+    ref = MessageRef(
+        source=source,
+        folder=str(root),
+        path=message.key,
+        received_at=_modified(message.path),
+    )
     if message.raw or message.size == 0:
         return await processor.process(ref, message.raw)
     # iter_messages leaves ``raw`` empty for a file over the size limit.
     digest = _file_sha256(message.path)
     return await processor.quarantine_file(ref, message.size, digest)
+
+
+def _modified(path: Path) -> datetime | None:
+    """Return the file's modification time, which bounds its messages' arrival."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None
 
 
 def _file_sha256(path: Path) -> str:

@@ -114,6 +114,7 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("message_id", "recipient", name="uq_event_message_recipient"),
         Index("ix_event_recipient_time", "recipient", "created_at"),
+        Index("ix_event_recipient_arrived", "recipient", "arrived_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -130,6 +131,9 @@ class Event(SQLModel, table=True):
     remote_mta: str | None = None
     verified: bool
     created_at: datetime = _time()
+    # When the message arrived (policy.arrival_time); soft-bounce windows
+    # count by it. Rows from before revision 0006 have their created_at.
+    arrived_at: datetime | None = _time(nullable=True)
 
 
 class SuppressionRow(SQLModel, table=True):

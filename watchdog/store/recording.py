@@ -34,7 +34,8 @@ _COUNT_SOFT = select(func.count()).where(
     E.recipient == bindparam("match_recipient"),
     E.category == Category.MAILBOX.value,
     E.verified.is_(True),
-    E.created_at >= bindparam("since", type_=UtcDateTime()),
+    E.arrived_at >= bindparam("since", type_=UtcDateTime()),
+    E.arrived_at <= bindparam("until", type_=UtcDateTime()),
 )
 
 _ADDRESS_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
@@ -64,8 +65,13 @@ def record(
     verified: bool,
     policy: Policy,
     now: datetime,
+    arrived: datetime | None = None,
 ) -> Recorded:
-    """Write one classified message; see ``Store.record``."""
+    """Write one classified message; see ``Store.record``.
+
+    ``arrived`` is when the message arrived, ``now`` when it is recorded.
+    """
+    arrived = arrived or now
     values = message_values(ref, sha256=sha256, size=size, outcome=outcome, now=now)
     values |= {
         "kind": verdict.kind.value,
@@ -79,10 +85,14 @@ def record(
     if outcome is Outcome.QUARANTINED:
         return Recorded(inserted=True)
 
-    added = _insert_events(conn, message_id, verdict, verified, now)
+    added = _insert_events(
+        conn, message_id, verdict, verified, now=now, arrived=arrived
+    )
     suppressed: list[str] = []
     if verified and outcome is Outcome.PROCESSED:
-        suppressed = [e.display for e in added if _apply_policy(conn, e, policy, now)]
+        suppressed = [
+            e.display for e in added if _apply_policy(conn, e, policy, now, arrived)
+        ]
     return Recorded(True, len(added), tuple(suppressed))
 
 
@@ -127,7 +137,13 @@ def claim_message(conn: Connection, values: dict[str, object]) -> int | None:
 
 
 def _insert_events(
-    conn: Connection, message_id: int, verdict: Verdict, verified: bool, now: datetime
+    conn: Connection,
+    message_id: int,
+    verdict: Verdict,
+    verified: bool,
+    *,
+    now: datetime,
+    arrived: datetime,
 ) -> list[_NewEvent]:
     added: list[_NewEvent] = []
     for item in verdict.recipients:
@@ -137,6 +153,7 @@ def _insert_events(
         recipient = address_key(display)
         values = _event_values(item, recipient, verdict, verified, now)
         values["message_id"] = message_id
+        values["arrived_at"] = arrived
         event_id = suppressions.insert_ignoring_conflict(
             conn, event_table, values, ("message_id", "recipient")
         )
@@ -169,21 +186,29 @@ def _event_values(
 
 
 def _apply_policy(
-    conn: Connection, event: _NewEvent, policy: Policy, now: datetime
+    conn: Connection,
+    event: _NewEvent,
+    policy: Policy,
+    now: datetime,
+    arrived: datetime,
 ) -> bool:
-    """Apply the policy to one new event; True when it newly suppresses."""
+    """Apply the policy to one new event; True when it newly suppresses.
+
+    Soft bounces are counted by arrival: those that arrived within the
+    window up to this event's arrival.
+    """
     if event.category not in _POLICY_CATEGORIES:
         return False
     _lock_address(conn, event.recipient)
     soft = 0
     if event.category is Category.MAILBOX:
-        since = soft_window_start(policy, now)
+        since = soft_window_start(policy, arrived)
         removed = suppressions.last_removed(conn, event.recipient)
         if removed is not None and removed > since:
             # Removing the entry marks the address as mailable again, so
             # bounces from before the removal no longer count.
             since = removed
-        soft = count_soft_bounces(conn, event.recipient, since)
+        soft = count_soft_bounces(conn, event.recipient, since, arrived)
     current = suppressions.get(conn, event.recipient, for_update=True)
     change = decide(
         event.category,
@@ -225,7 +250,16 @@ def _lock_address(conn: Connection, recipient: str) -> None:
         conn.execute(_ADDRESS_LOCK, {"k": key})
 
 
-def count_soft_bounces(conn: Connection, recipient: str, since: datetime) -> int:
-    """Count verified ``mailbox`` events of ``recipient`` since ``since``."""
-    params = {"match_recipient": recipient, "since": since}
+def count_soft_bounces(
+    conn: Connection, recipient: str, since: datetime, until: datetime
+) -> int:
+    """Count the verified ``mailbox`` events of ``recipient`` that arrived in a span.
+
+    The span runs from ``since`` to ``until``, both included.
+
+    NOTE: bounces processed out of arrival order are missed. An event
+    that arrived after ``until`` but was recorded earlier does not count for
+    this one, and this one did not exist when that one was counted.
+    """
+    params = {"match_recipient": recipient, "since": since, "until": until}
     return int(conn.execute(_COUNT_SOFT, params).scalar_one())

@@ -298,12 +298,14 @@ class Store(SuppressionList):
         verified: bool,
         policy: Policy,
         now: datetime | None = None,
+        arrived_at: datetime | None = None,
     ) -> Recorded:
         """Record a classified message, its events and the suppressions they cause.
 
         One transaction: the message row (ON CONFLICT on sha256 DO NOTHING,
         or taking over a failed row), one event per recipient, then the
-        policy for verified, processed messages. Returns
+        policy for verified, processed messages. ``arrived_at`` places the
+        events in the soft-bounce window and defaults to ``now``. Returns
         ``Recorded(inserted=False)`` when these bytes were already final.
         """
         when = now or utcnow()
@@ -318,6 +320,7 @@ class Store(SuppressionList):
                 verified=verified,
                 policy=policy,
                 now=when,
+                arrived=min(arrived_at or when, when),
             )
 
     def record_failure(

@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence, Set
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from watchdog.pipeline import Classified, MessageRef, Outcome, Pending, Result
@@ -214,6 +215,9 @@ class FolderPass:
         self._left = left
         self._check_lock = check_lock
         self._count = count if count is not None else _ignore
+        # INTERNALDATE by UID for the current batch, which bounds the
+        # arrival time the soft-bounce window uses.
+        self._received: dict[int, datetime | None] = {}
 
     async def start(self, session: ImapSession) -> Start:
         """Select the folder, check UIDVALIDITY and list the UIDs to process."""
@@ -273,7 +277,9 @@ class FolderPass:
             if self._stop.is_set():
                 return
             began = time.monotonic()
-            sizes = await session.fetch_sizes(batch)
+            info = await session.fetch_info(batch)
+            sizes = {uid: item.size or 0 for uid, item in info.items()}
+            self._received = {uid: item.internal_date for uid, item in info.items()}
             for group in _budget_groups(batch, sizes, self._plan.max_message_bytes):
                 if self._stop.is_set():
                     return
@@ -343,17 +349,20 @@ class FolderPass:
         self, turns: asyncio.Semaphore, uidvalidity: int, bodies: dict[int, bytes]
     ) -> dict[int, asyncio.Task[Classified | None]]:
         """Look up one group's earlier copies, then start classifying each."""
-        plan = self._plan
         fetched = list(bodies)
-        items = [
-            (MessageRef(plan.source, plan.folder, uidvalidity, uid), bodies[uid])
-            for uid in fetched
-        ]
+        items = [(self._ref(uidvalidity, uid), bodies[uid]) for uid in fetched]
         prepared = await self._store.call(self._processor.prepare, items)
         return {
             uid: asyncio.create_task(self._classify(turns, pending))
             for uid, pending in zip(fetched, prepared, strict=True)
         }
+
+    def _ref(self, uidvalidity: int, uid: int) -> MessageRef:
+        plan = self._plan
+        received = self._received.get(uid)
+        return MessageRef(
+            plan.source, plan.folder, uidvalidity, uid, received_at=received
+        )
 
     async def _classify(
         self, turns: asyncio.Semaphore, pending: Pending
@@ -384,7 +393,7 @@ class FolderPass:
         with self._store.batch():
             for uid in uids:
                 if sizes[uid] > plan.max_message_bytes:
-                    ref = MessageRef(plan.source, plan.folder, uidvalidity, uid)
+                    ref = self._ref(uidvalidity, uid)
                     digest = oversize_digest(plan, uidvalidity, uid)
                     result = self._processor.quarantine_oversize(
                         ref, sizes[uid], digest

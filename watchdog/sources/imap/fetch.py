@@ -14,11 +14,37 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 _FETCH_START = re.compile(rb"^(\d+) FETCH \(")
 _UID = re.compile(rb"[(\s]UID (\d+)")
 _SIZE = re.compile(rb"[(\s]RFC822\.SIZE (\d+)")
 _BODY_LITERAL = re.compile(rb"[(\s]BODY\[\](?:<\d+>)? \{(\d+)\}$")
+# RFC 3501 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz", the day may be space-padded.
+_INTERNALDATE = re.compile(
+    rb'[(\s]INTERNALDATE "\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) '
+    rb'(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})"'
+)
+_MONTHS = {
+    name.encode(): number
+    for number, name in enumerate(
+        [
+            "jan",
+            "feb",
+            "mar",
+            "apr",
+            "may",
+            "jun",
+            "jul",
+            "aug",
+            "sep",
+            "oct",
+            "nov",
+            "dec",
+        ],
+        start=1,
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +52,14 @@ class FetchItem:
     """One ``* n FETCH`` response: the fields we request, when present.
 
     ``body`` is the literal that followed ``BODY[]``; it is None when the
-    response carried no body.
+    response carried no body. ``internal_date`` is the time the server
+    received the message (INTERNALDATE), aware.
     """
 
     uid: int | None
     size: int | None = None
     body: bytes | None = None
+    internal_date: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -46,6 +74,7 @@ class _Pending:
             uid=_int_or_none(_UID.search(joined)),
             size=_int_or_none(_SIZE.search(joined)),
             body=self.body,
+            internal_date=parse_internal_date(joined),
         )
 
 
@@ -102,6 +131,30 @@ def _paren_balance(line: bytes) -> int:
         elif byte == 0x29:
             balance -= 1
     return balance
+
+
+def parse_internal_date(text: bytes) -> datetime | None:
+    """Return the INTERNALDATE in a FETCH response, or None if absent or invalid."""
+    match = _INTERNALDATE.search(text)
+    if match is None:
+        return None
+    day, month, year, hour, minute, second, sign, zone_h, zone_m = match.groups()
+    number = _MONTHS.get(month.lower())
+    if number is None:
+        return None
+    offset = timedelta(hours=int(zone_h), minutes=int(zone_m))
+    try:
+        return datetime(
+            int(year),
+            number,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=timezone(-offset if sign == b"-" else offset),
+        )
+    except ValueError:
+        return None
 
 
 def _int_or_none(match: re.Match[bytes] | None) -> int | None:

@@ -167,10 +167,20 @@ class ImapSession:
 
     async def fetch_sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """Return RFC822.SIZE by UID for the requested UIDs that still exist."""
-        items = await self._fetch(uids, "(UID RFC822.SIZE)")
-        return {
-            i.uid: i.size for i in items if i.uid is not None and i.size is not None
-        }
+        sizes: dict[int, int] = {}
+        for uid, item in (await self.fetch_info(uids)).items():
+            if item.size is not None:
+                sizes[uid] = item.size
+        return sizes
+
+    async def fetch_info(self, uids: Sequence[int]) -> dict[int, FetchItem]:
+        """Return the size and INTERNALDATE by UID for the UIDs that still exist.
+
+        Every returned item has a size; ``internal_date`` is None when the
+        server sent none that parses.
+        """
+        items = await self._fetch(uids, "(UID RFC822.SIZE INTERNALDATE)")
+        return {i.uid: i for i in items if i.uid is not None and i.size is not None}
 
     async def fetch_bodies(self, uids: Sequence[int]) -> dict[int, bytes]:
         """Return the raw bytes by UID, without setting ``\\Seen``."""
