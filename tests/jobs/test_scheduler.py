@@ -306,3 +306,20 @@ async def test_background_job_not_a_source(scheduler) -> None:
         "mailwatchdog_mailbox_poll_interval_seconds", {"mailbox": "check-audit"}
     )
     assert interval is None
+
+
+async def test_failure_retried_after_reported_delay(scheduler) -> None:
+    """A reported failure runs the next poll when its backoff delay ends."""
+    calls: list[float] = []
+    outcomes = [Outcome("failed", "refused", retry=0.3), Outcome("done")]
+
+    async def poll() -> Outcome:
+        calls.append(asyncio.get_running_loop().time())
+        return outcomes.pop(0) if len(outcomes) > 1 else outcomes[0]
+
+    scheduler.add_mailbox("bounces", poll, interval=3600, cycle_timeout=10)
+    scheduler.start()
+    await wait_for(lambda: len(calls) == 2, seconds=5.0)
+    waited = calls[1] - calls[0]
+    assert 0.25 <= waited < 1.5
+    assert scheduler.source_health()[0].state == "ok"
