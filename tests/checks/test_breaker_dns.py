@@ -25,6 +25,7 @@ from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
 from watchdog.checks.dnsbl.answer import State
+from watchdog.checks.dnsbl.burst import resolve_blocking
 from watchdog.checks.dnsbl.catalogue import Zone, ZoneKind, load_catalogue
 from watchdog.checks.dnsbl.cycle import BlocklistMonitor
 from watchdog.checks.dnsbl.fastquery import FastResolver
@@ -299,3 +300,18 @@ async def test_silent_resolver_one_lifetime() -> None:
 
     assert {result.state for result in results} == {State.DNS_ERROR}
     assert seconds < 4 * lifetime
+
+
+@pytest.mark.timeout(10)
+def test_blocking_run_empty_batch() -> None:
+    """An empty batch returns at once rather than polling forever."""
+    pairs, sent = resolve_blocking(
+        [("127.0.0.1", 9)],
+        [],
+        timeouts=(0.2, 0.4),
+        limits=(8, 4),
+        default_ttl=60.0,
+    )
+
+    assert pairs == []
+    assert sent == 0

@@ -40,6 +40,10 @@ def resolve_blocking(
     per zone) queries in flight, with the meanings of ``resolve_many``.
     Fresh sockets on random ports are opened for the call and closed after.
     """
+    if not queries:
+        # ``Run`` reports done only after the last outcome, so an empty
+        # batch would poll forever.
+        return [], 0
     timeout, lifetime = timeouts
     pool = EndpointPool(nameservers, SOCKETS, timeout=timeout, lifetime=lifetime)
     finished = []
@@ -56,8 +60,7 @@ def resolve_blocking(
         by_fd = {endpoint.fileno(): endpoint for endpoint in pool.endpoints()}
         for fd in by_fd:
             poller.register(fd, select.EPOLLIN)
-        if queries:
-            run.fill(time.monotonic())
+        run.fill(time.monotonic())
         sweep_every = timeout / SWEEPS_PER_TIMEOUT
         next_sweep = time.monotonic() + sweep_every
         while not finished:
