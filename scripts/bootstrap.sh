@@ -21,7 +21,12 @@ fi
 stamp=.venv/.installed-$mode
 target=.
 [ "$mode" = dev ] && target='.[dev]'
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+fresh() { [ -f "$1" ] && ! [ pyproject.toml -nt "$1" ]; }
+# A dev install holds everything the runtime needs.
+if [ "$mode" = runtime ] && fresh .venv/.installed-dev; then
+    exit 0
+fi
+if ! fresh "$stamp"; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target"
     touch "$stamp"
 fi
