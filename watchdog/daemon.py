@@ -176,10 +176,11 @@ def _add_checks(
 ) -> None:
     """Schedule the reputation checks and the suppression gauge.
 
-    The checks run only when ``[sending]`` names IPs or domains to check.
+    The blocklist checks run when ``[sending]`` names IPs or domains or
+    ``blocklists.link_domains`` names domains; the audit needs ``[sending]``.
     """
     sending = settings.sending
-    if sending.ips or sending.domains:
+    if sending.ips or sending.domains or settings.blocklists.link_domains:
         scheduler.add(
             CHECK_BLOCKLISTS,
             blocklist_poll(settings, store, metrics),
@@ -187,6 +188,7 @@ def _add_checks(
             deadline=settings.blocklists.interval_seconds,
             background=True,
         )
+    if sending.ips or sending.domains:
         scheduler.add(
             CHECK_AUDIT,
             audit_poll(settings, metrics, store),

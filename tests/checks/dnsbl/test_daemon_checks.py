@@ -74,3 +74,41 @@ async def test_daemon_exports_listing(
     assert 'mailwatchdog_dnsbl_zone_healthy{zone="zen.test"} 1.0' in metrics
     assert "check-blocklists" not in json.loads(body)["sources"]
     assert status == 200
+
+
+async def test_daemon_checks_link_domains_alone(
+    dns_servers: DnsServers, settings: Settings, tmp_path: Path
+) -> None:
+    """Link domains are checked even when [sending] names nothing."""
+    port = free_port()
+    daemon_settings = settings.model_copy(
+        update={
+            "database": settings.database.model_copy(
+                update={"url": f"sqlite:///{tmp_path / 'w.db'}"}
+            ),
+            "http": settings.http.model_copy(update={"port": port}),
+            "blocklists": settings.blocklists.model_copy(
+                update={
+                    "link_domains": ["spam.example"],
+                    "disable": [*OTHER_ZONES[:8], "zen.test", "bits.test"],
+                }
+            ),
+        }
+    )
+    listed = re.compile(
+        r"mailwatchdog_dnsbl_listed\{kind=\"domain\","
+        r"target=\"spam\.example\",zone=\"dbl\.test\"\} 1\.0"
+    )
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(daemon_settings, stop))
+    try:
+        metrics = ""
+        async with asyncio.timeout(60):
+            while not listed.search(metrics):
+                await asyncio.sleep(0.5)
+                _, metrics = await asyncio.to_thread(_get, port, "/metrics")
+    finally:
+        stop.set()
+        await asyncio.wait_for(daemon, 30)
+
+    assert 'mailwatchdog_dnsbl_zone_healthy{zone="dbl.test"} 1.0' in metrics
