@@ -352,5 +352,7 @@ def safe_database_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***``."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
+        # SQLAlchemy 2.1 raises ValueError for a malformed host, such as an
+        # unclosed IPv6 bracket; the part after the last "@" has no password.
         return url.rsplit("@", maxsplit=1)[-1]
