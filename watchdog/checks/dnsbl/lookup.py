@@ -167,6 +167,10 @@ class Lookup:
         with its retries and fallback; one whose A query timed out makes
         ``records`` raise DnsError until the next prefetch. Does nothing
         without a FastResolver.
+
+        NOTE: the batch does not stop when the resolver stops replying, so
+        a silent resolver costs about max(queries of the largest zone /
+        ``per_zone``, all queries / ``concurrency``) lifetimes, not one.
         """
         if self.fast is None:
             return
