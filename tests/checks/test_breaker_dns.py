@@ -152,8 +152,9 @@ async def test_idle_killed_worker_replaced() -> None:
     """A worker killed between batches fails one batch; the next gets new workers.
 
     The pool notices the death while idle, so the next ``submit`` raises
-    BrokenProcessPool before any call runs. Without closing the pool then,
-    every later batch failed the same way and fell back to the event loop.
+    BrokenProcessPool before any call runs. Unless the pool is replaced
+    then, every later batch fails the same way and falls back to the event
+    loop.
     """
     processes = QueryProcesses(1)
     with scripted_server(nxdomain) as port:
@@ -201,7 +202,7 @@ HOSTILE = {
 
 
 def hostile_dqs(query: bytes) -> list[bytes]:
-    """Answer DQS test points truthfully and targets with every kind of failure."""
+    """Reply to DQS test points truthfully and to targets with every kind of failure."""
     name, rdtype = question_of(query)
     behaviour = next(
         (what for prefix, what in HOSTILE.items() if name.startswith(prefix + ".")),
