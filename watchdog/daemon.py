@@ -75,15 +75,21 @@ async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> N
     when the classifier workers cannot start, and OSError when the HTTP
     address cannot be bound. Nothing is left running then.
     """
-    _check_source_names(settings)
-    check_data(settings)
+    # Handlers first, so a SIGTERM during the checks below still stops cleanly.
     stop = stop if stop is not None else asyncio.Event()
     signals = _Signals(stop)
     started = time.monotonic()
+    try:
+        _check_source_names(settings)
+        check_data(settings)
+        store = Store(
+            settings.database.url,
+            busy_timeout=settings.database.busy_timeout_seconds,
+        )
+    except BaseException:
+        signals.restore()
+        raise
     metrics = Metrics()
-    store = Store(
-        settings.database.url, busy_timeout=settings.database.busy_timeout_seconds
-    )
     try:
         store.upgrade()
         store.check()
