@@ -111,6 +111,8 @@ async def test_failed_poll_logged_and_retried(scheduler) -> None:
     assert failures[0]["source"] == "bounces"
     assert failures[0]["error"] == "ConnectionResetError: reset by peer"
     assert failures[0]["log_level"] == "error"
+    assert failures[0]["attempt"] == 1
+    assert 0.0 <= failures[0]["retry_in_seconds"] <= 0.3
     [health] = scheduler.source_health()
     assert health.state == "failing"
     assert health.last_error == "ConnectionResetError: reset by peer"

@@ -300,6 +300,15 @@ class Scheduler:
         if not source.reports_itself and not source.background:
             self._metrics.poll_done(source.name, now - started, succeeded=True)
 
+    def _next_run_in(self, source: _Source) -> float:
+        """Return the seconds until the job's next run, jitter included."""
+        job = self._scheduler.get_job(source.name)
+        if job is None or job.next_run_time is None:
+            return source.interval
+        next_run: datetime = job.next_run_time
+        seconds = (next_run - datetime.now(UTC)).total_seconds()
+        return round(max(seconds, 0.0), 1)
+
     def _retry_after(self, source: _Source, delay: float | None) -> None:
         """Run the next poll of ``source`` when its backoff delay ends."""
         if delay is None or self._stopping:
@@ -324,5 +333,5 @@ class Scheduler:
             source=source.name,
             error=error,
             attempt=source.failures,
-            retry_in_seconds=source.interval,
+            retry_in_seconds=self._next_run_in(source),
         )
