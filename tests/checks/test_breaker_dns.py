@@ -197,6 +197,8 @@ HOSTILE = {
     "5.2.0.192": "garbage",
     "6.2.0.192": "bogus",
     "2.0.0.127": "listed",
+    # The IPv6 test point, ::ffff:7f00:2 nibble-reversed.
+    "2.0.0.0.0.0.f.7.f.f.f.f" + ".0" * 20: "listed",
     "test": "listed",
 }
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.checks.dnsbl.conftest import DnsServers
 from watchdog.checks.dnsbl.answer import State
-from watchdog.checks.dnsbl.catalogue import Zone
+from watchdog.checks.dnsbl.catalogue import Zone, ZoneKind
 from watchdog.checks.dnsbl.checker import Pass, ZoneBackoff, check_zones
 from watchdog.checks.dnsbl.lookup import Lookup
 from watchdog.checks.dnsbl.targets import parse_target
@@ -150,3 +152,20 @@ async def test_bitmask_blocked_pauses_zone(
     outcome = await check_zones(_lookup(dns_servers), zones, targets, backoff)
     assert outcome.results[0].state is State.OPERATOR_ERROR
     assert backoff.remaining("bits.test") > 0
+
+
+async def test_failed_kind_voids_zone(
+    dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """A zone failing its IPv4 test points is unhealthy for IPv6 targets too."""
+    v6 = test_zones["v6.test"]
+    dual = dataclasses.replace(v6, kinds=frozenset({ZoneKind.IP4, ZoneKind.IP6}))
+    targets = [parse_target("2001:db8:1::5")]
+
+    outcome = await check_zones(_lookup(dns_servers), [dual], targets, ZoneBackoff())
+
+    health = outcome.health["v6.test"]
+    assert not health.healthy
+    assert health.reason.startswith("ip4 ")
+    assert outcome.results[0].state is State.ZONE_UNHEALTHY
+    assert not outcome.results[0].alerts

@@ -110,22 +110,31 @@ async def _check_zone(
     answers = await _answers(lookup, zone, [*points, *chosen])
     canaries, found = answers[: len(points)], answers[len(points) :]
 
-    health_by_kind: dict[ZoneKind, Health] = {
-        kind: judge_canary(canaries[2 * i], canaries[2 * i + 1])
-        for i, kind in enumerate(kinds)
-    }
+    health = _zone_health(kinds, canaries)
     if any(answer.state is State.OPERATOR_ERROR for answer in answers):
         backoff.start(zone.name)
 
     results = []
     for target, found_answer in zip(chosen, found, strict=True):
-        health = health_by_kind[target.kind]
         answer = found_answer
         if not health.healthy and answer.state in KNOWN_STATES:
             answer = Answer(State.ZONE_UNHEALTHY, answer.codes, health.reason)
         results.append(ZoneResult.of(target, zone, answer))
-    failed = [health for health in health_by_kind.values() if not health.healthy]
-    return results, failed[0] if failed else HEALTHY
+    return results, health
+
+
+def _zone_health(kinds: Sequence[ZoneKind], canaries: Sequence[Answer]) -> Health:
+    """Judge a zone by the test points of every kind it lists.
+
+    One failed kind makes the whole zone unhealthy, for every target: the
+    metrics and alerts report health per zone, so a listing that alerts
+    always comes from a zone that passed all of its test points.
+    """
+    for index, kind in enumerate(kinds):
+        health = judge_canary(canaries[2 * index], canaries[2 * index + 1])
+        if not health.healthy:
+            return Health(False, f"{kind} {health.reason}")
+    return HEALTHY
 
 
 async def _answers(
