@@ -171,6 +171,9 @@ class Store(SuppressionList):
         return self._thread().submit(function)
 
     def _thread(self) -> ThreadPoolExecutor:
+        if self._closed:
+            msg = "the store is closed: open a new Store to run database calls"
+            raise StoreError(msg)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="watchdog-store"
