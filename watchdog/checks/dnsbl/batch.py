@@ -25,6 +25,10 @@ from watchdog.checks.dnsbl.wire import Reply, Unusual, encode_question, parse_re
 
 # One query: the name, the record type and the zone that counts it.
 Query = tuple[str, int, str]
+# Queries in a row that timed out on every try, with no reply from any
+# nameserver since they were sent, after which the resolver is taken as
+# unreachable and the rest of the batch fails without being sent.
+UNREACHABLE_AFTER = 2
 Outcome = Reply | Unusual | QueryTimeout
 
 
@@ -80,6 +84,13 @@ class Run:
 
     ``clock`` gives the time the endpoints' deadlines are in, and
     ``on_done`` is called once, when the last query has its outcome.
+
+    A resolver that stops replying would cost one lifetime per window of
+    queries. Once ``UNREACHABLE_AFTER`` queries in a row time out with no
+    reply since they were sent, every query still without an outcome gets
+    a QueryTimeout at once, so such a batch costs about one lifetime.
+    Replies to other queries keep the count at zero, so one zone whose
+    servers are down does not stop the others.
     """
 
     def __init__(
@@ -111,6 +122,8 @@ class Run:
         self.seconds = [0.0] * len(queries)
         self.questions: list[bytes] = [b""] * len(queries)
         self.attempts = [0] * len(queries)
+        self.last_reply = float("-inf")
+        self.silent_timeouts = 0
 
     def results(self) -> list[tuple[Outcome, float]]:
         """Return each outcome with its seconds; call after ``on_done``."""
@@ -156,7 +169,7 @@ class Run:
         sender = self.sender
         wait = min(sender.timeout, self.started[index] + sender.lifetime - now)
         if wait <= 0:
-            self._finish(index, sender.timed_out(), now)
+            self._time_out(index, now)
             return
         endpoint = sender.endpoint(self.attempts[index])
         self.attempts[index] += 1
@@ -164,11 +177,19 @@ class Run:
         endpoint.send(self.questions[index], now + wait, on_reply)
 
     def on_reply(self, index: int, data: bytes | None) -> None:
-        """Take the reply of query ``index``, or resend it when its try timed out."""
+        """Take the reply of query ``index``, or resend it when its try timed out.
+
+        A query that already has its outcome (the batch gave up on the
+        resolver) ignores late replies and timeouts.
+        """
+        if self.outcomes[index] is not None:
+            return
         now = self.clock()
         if data is None:
             self._send(index, now)
         else:
+            self.last_reply = now
+            self.silent_timeouts = 0
             _, rdtype, _ = self.queries[index]
             question = self.questions[index]
             try:
@@ -178,6 +199,35 @@ class Run:
             self._finish(index, outcome, now)
         if self.left and self.in_flight < self.limit:
             self.fill(now)
+
+    def _time_out(self, index: int, now: float) -> None:
+        if self.last_reply < self.started[index]:
+            self.silent_timeouts += 1
+        self._finish(index, self.sender.timed_out(), now)
+        if self.left and self.silent_timeouts >= UNREACHABLE_AFTER:
+            self._abandon(now)
+
+    def _abandon(self, now: float) -> None:
+        """Time out every query without an outcome, sent or not."""
+        error = QueryTimeout(
+            f"{self.sender.timed_out()}: {UNREACHABLE_AFTER} queries in a row got "
+            "no reply, so the rest of the batch was given up"
+        )
+        in_flight = [
+            index
+            for index, outcome in enumerate(self.outcomes)
+            if outcome is None and self.attempts[index]
+        ]
+        for queue in self.queues.values():
+            while queue:
+                index = queue.popleft()
+                self.started[index] = now
+                self.busy[self.queries[index][2]] += 1
+                self.in_flight += 1
+                in_flight.append(index)
+        self.turns.clear()
+        for index in in_flight:
+            self._finish(index, error, now)
 
     def _finish(self, index: int, outcome: Outcome, now: float) -> None:
         self.outcomes[index] = outcome

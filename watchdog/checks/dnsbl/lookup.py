@@ -166,11 +166,8 @@ class Lookup:
         A query needed dnspython is left for ``records``, which asks again
         with its retries and fallback; one whose A query timed out makes
         ``records`` raise DnsError until the next prefetch. Does nothing
-        without a FastResolver.
-
-        NOTE: the batch does not stop when the resolver stops replying, so
-        a silent resolver costs about max(queries of the largest zone /
-        ``per_zone``, all queries / ``concurrency``) lifetimes, not one.
+        without a FastResolver. A resolver that stops replying costs the batch
+        about one lifetime (see ``batch.Run``).
         """
         if self.fast is None:
             return
