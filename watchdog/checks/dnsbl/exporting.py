@@ -10,12 +10,18 @@ _ERROR_STATES = frozenset({State.BOGUS, State.OPERATOR_ERROR, State.ZONE_UNHEALT
 
 
 class Exporter:
-    """Set the blocklist metrics from each pass, removing codes that went away."""
+    """Set the blocklist metrics from each pass, removing codes that went away.
+
+    The value last set for each series is remembered, so a pass touches
+    only the series whose value changed: most of a large cycle's thousands
+    of results repeat the one before.
+    """
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self._exported: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._sources: dict[tuple[str, str], str] = {}
+        self._listed: dict[tuple[str, str, str], int] = {}
 
     def export(self, outcome: Pass, now: float) -> None:
         """Set the gauges from ``outcome`` and count its errors.
@@ -40,10 +46,14 @@ class Exporter:
                 metrics.dnsbl_check_errors.labels(result.zone, result.state.value).inc()
             if result.state not in KNOWN_STATES:
                 continue
-            metrics.dnsbl_listed.labels(result.target, result.kind, result.zone).set(
-                1 if result.alerts else 0
-            )
+            self._set_listed(result.target, result.kind, result.zone, result.alerts)
             self._replace_codes(result.target, result.zone, result.codes)
+
+    def _set_listed(self, target: str, kind: str, zone: str, alerts: bool) -> None:
+        value = 1 if alerts else 0
+        if self._listed.get((target, kind, zone)) != value:
+            self.metrics.dnsbl_listed.labels(target, kind, zone).set(value)
+            self._listed[(target, kind, zone)] = value
 
     def _set_source(self, target: str, kind: str, source: str) -> None:
         gauge = self.metrics.dnsbl_target_info
@@ -59,6 +69,8 @@ class Exporter:
         gauge = self.metrics.dnsbl_return_code
         current = {(code.address, code.severity.value) for code in codes}
         exported = self._exported.setdefault((target, zone), set())
+        if current == exported:
+            return
         for code, severity in exported - current:
             gauge.remove(target, zone, code, severity)
         for code, severity in current:
