@@ -19,21 +19,21 @@ LISTED = Entry(
 KEY = ("192.0.2.10", "zen.test")
 
 
-def test_empty_store_loads_nothing(store: Store) -> None:
-    assert ListingHistory.of(store).load() == {}
+async def test_empty_store_loads_nothing(store: Store) -> None:
+    assert await ListingHistory.of(store).load() == {}
 
 
-def test_saved_entry_loads_back(store: Store) -> None:
+async def test_saved_entry_loads_back(store: Store) -> None:
     history = ListingHistory.of(store)
-    history.save([], {KEY: LISTED})
+    await history.save([], {KEY: LISTED})
 
-    assert history.load() == {KEY: LISTED}
+    assert await history.load() == {KEY: LISTED}
 
 
-def test_save_updates_row(store: Store) -> None:
+async def test_save_updates_row(store: Store) -> None:
     """A second save of the same pair replaces the row instead of adding one."""
     history = ListingHistory.of(store)
-    history.save([], {KEY: LISTED})
+    await history.save([], {KEY: LISTED})
     delisted = Entry(
         State.NOT_LISTED,
         first_listed=LISTED.first_listed,
@@ -41,42 +41,42 @@ def test_save_updates_row(store: Store) -> None:
         delisted=1_700_001_800.0,
         codes=LISTED.codes,
     )
-    history.save([], {KEY: delisted})
+    await history.save([], {KEY: delisted})
     with store._engine.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(listing_table)).scalar()
 
-    assert history.load() == {KEY: delisted}
+    assert await history.load() == {KEY: delisted}
     assert rows == 1
 
 
-def test_save_twice_is_idempotent(store: Store) -> None:
+async def test_save_twice_is_idempotent(store: Store) -> None:
     history = ListingHistory.of(store)
-    history.save([], {KEY: LISTED})
-    history.save([], {KEY: LISTED})
+    await history.save([], {KEY: LISTED})
+    await history.save([], {KEY: LISTED})
 
-    assert history.load() == {KEY: LISTED}
+    assert await history.load() == {KEY: LISTED}
 
 
-def test_history_survives_reopen(database_url: str) -> None:
+async def test_history_survives_reopen(database_url: str) -> None:
     """A new Store on the same database returns what an earlier one saved."""
     first = Store(database_url)
     first.upgrade()
-    ListingHistory.of(first).save([], {KEY: LISTED})
+    await ListingHistory.of(first).save([], {KEY: LISTED})
     first.close()
     second = Store(database_url)
     try:
-        loaded = ListingHistory.of(second).load()
+        loaded = await ListingHistory.of(second).load()
     finally:
         second.close()
 
     assert loaded == {KEY: LISTED}
 
 
-def test_restored_history_makes_no_transition(store: Store) -> None:
+async def test_restored_history_makes_no_transition(store: Store) -> None:
     """A listing loaded from the database is not reported as new."""
-    ListingHistory.of(store).save([], {KEY: LISTED})
+    await ListingHistory.of(store).save([], {KEY: LISTED})
     history = History()
-    history.restore(ListingHistory.of(store).load())
+    history.restore(await ListingHistory.of(store).load())
     result = ZoneResult(target=KEY[0], kind="ip4", zone=KEY[1], state=State.LISTED)
 
     assert history.update(result, 1_700_002_000.0) is None

@@ -22,22 +22,22 @@ SNAPSHOT = PolicySnapshot(
 )
 
 
-def test_load_missing_domain(store: Store) -> None:
+async def test_load_missing_domain(store: Store) -> None:
     """A domain never stored loads as None."""
-    assert MtaStsHistory.of(store).load("a.test") is None
+    assert await MtaStsHistory.of(store).load("a.test") is None
 
 
-def test_save_load_round_trip(store: Store) -> None:
+async def test_save_load_round_trip(store: Store) -> None:
     """Every field, times in UTC included, comes back as saved."""
     history = MtaStsHistory.of(store)
-    history.save("a.test", SNAPSHOT)
-    assert history.load("a.test") == SNAPSHOT
+    await history.save("a.test", SNAPSHOT)
+    assert await history.load("a.test") == SNAPSHOT
 
 
-def test_save_replaces_row(store: Store) -> None:
+async def test_save_replaces_row(store: Store) -> None:
     """A second save replaces the row, stale fields included."""
     history = MtaStsHistory.of(store)
-    history.save("a.test", SNAPSHOT)
+    await history.save("a.test", SNAPSHOT)
     stale = PolicySnapshot(
         policy_id=SNAPSHOT.policy_id,
         body_sha256="b" * 64,
@@ -49,10 +49,10 @@ def test_save_replaces_row(store: Store) -> None:
         stale_until=FETCHED + timedelta(days=2),
         stale_changes="mode enforce -> testing",
     )
-    history.save("a.test", stale)
-    history.save("b.test", SNAPSHOT)
-    assert history.load("a.test") == stale
-    assert history.load("b.test") == SNAPSHOT
+    await history.save("a.test", stale)
+    await history.save("b.test", SNAPSHOT)
+    assert await history.load("a.test") == stale
+    assert await history.load("b.test") == SNAPSHOT
 
 
 def test_open_missing_file(tmp_path: Path) -> None:
@@ -73,17 +73,17 @@ def test_open_without_table(tmp_path: Path) -> None:
         assert "db upgrade" in history.reason
 
 
-def test_open_upgraded_database(database_url: str) -> None:
+async def test_open_upgraded_database(database_url: str) -> None:
     """An upgraded database is used, and what is saved is there next time."""
     store = Store(database_url)
     store.upgrade()
     store.close()
     with open_policy_history(Database(url=database_url)) as history:
         assert isinstance(history, MtaStsHistory)
-        history.save("a.test", SNAPSHOT)
+        await history.save("a.test", SNAPSHOT)
     with open_policy_history(Database(url=database_url)) as history:
         assert isinstance(history, MtaStsHistory)
-        assert history.load("a.test") == SNAPSHOT
+        assert await history.load("a.test") == SNAPSHOT
 
 
 def test_open_unreachable_postgres() -> None:

@@ -45,7 +45,7 @@ def blocklist_poll(settings: Settings, store: Store, metrics: Metrics) -> Poll:
         if settings.blocklists.learn_link_domains:
             links = [
                 item.value
-                for item in _learned(store)
+                for item in await _learned(store)
                 if item.kind is LearnedKind.LINK_DOMAIN
             ]
         targets = targets_from_settings(settings, links)
@@ -75,7 +75,7 @@ def audit_poll(
     async def poll() -> None:
         started = time.monotonic()
         resolver = make_resolver(settings.dns)
-        learned = _learned(store) if store is not None else set()
+        learned = await _learned(store) if store is not None else set()
         findings = await run_audit(
             settings,
             list(settings.sending.domains),
@@ -106,14 +106,14 @@ def audit_poll(
     return poll
 
 
-def _learned(store: Store) -> set[Learned]:
+async def _learned(store: Store) -> set[Learned]:
     """Return the learned identifiers, or none when the database fails.
 
     The checks still run on the configured values, so a database outage
     narrows them for one poll instead of stopping them.
     """
     try:
-        return load_learned(store)
+        return await store.call(load_learned, store)
     except StoreError as exc:
         log.warning("learned_load_failed", error=str(exc))
         return set()
@@ -123,7 +123,7 @@ def suppression_gauge_poll(store: Store, metrics: Metrics) -> Poll:
     """Return a poll that sets the suppression-list size gauge by reason."""
 
     async def poll() -> None:
-        counts = store.stats().suppressions
+        counts = (await store.call(store.stats)).suppressions
         for reason in ("hard_bounce", "soft_bounce", "complaint", "manual", "import"):
             metrics.suppressions.labels(reason).set(counts.get(reason, 0))
 

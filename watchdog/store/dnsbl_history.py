@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Column, Engine, Insert, UniqueConstraint, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,6 +22,7 @@ from watchdog.checks.dnsbl.answer import State
 from watchdog.checks.dnsbl.history import Entry, Transition
 from watchdog.store.engine import READ_ONLY, translated
 from watchdog.store.models import UtcDateTime
+from watchdog.store.runner import Runner, run_inline
 from watchdog.store.transactions import utcnow
 
 if TYPE_CHECKING:
@@ -62,23 +63,48 @@ L = listing_table.c
 
 
 class ListingHistory:
-    """Load and save blocklist listing history through ``engine``."""
+    """Load and save blocklist listing history through ``engine``.
 
-    def __init__(self, engine: Engine) -> None:
+    ``runner`` runs each database call: the store thread when built with
+    ``of``, else inline on the caller's thread.
+    """
+
+    def __init__(self, engine: Engine, runner: Runner = run_inline) -> None:
         self.engine = engine
+        self.runner = runner
 
     @classmethod
     def of(cls, store: Store) -> ListingHistory:
         """Return the listing history kept in ``store``'s database."""
         # The Store exposes no public engine; its tables share this one.
-        return cls(store._engine)
+        return cls(store._engine, store.call)
 
-    def load(self) -> dict[HistoryKey, Entry]:
+    async def load(self) -> dict[HistoryKey, Entry]:
         """Return every stored entry, keyed by (target, zone).
 
         Raises StoreError (StoreBusy when a retry may help) on a database
         failure.
         """
+        entries = await self.runner(self._load)
+        return cast("dict[HistoryKey, Entry]", entries)
+
+    async def save(
+        self,
+        transitions: Sequence[Transition],
+        entries: Mapping[HistoryKey, Entry],
+    ) -> None:
+        """Write the entries that changed this cycle, in one transaction.
+
+        Transitions are already folded into ``entries``, so only the
+        entries are written. Writing the same entries twice leaves the
+        same rows, so a transaction retried after a lost COMMIT is safe.
+        Raises StoreError (StoreBusy when a retry may help).
+        """
+        del transitions
+        if entries:
+            await self.runner(self._save, dict(entries))
+
+    def _load(self) -> dict[HistoryKey, Entry]:
         with translated("loading blocklist history"), self.engine.connect() as plain:
             conn = plain.execution_options(**{READ_ONLY: True})
             with conn.begin():
@@ -94,21 +120,7 @@ class ListingHistory:
             for row in rows
         }
 
-    def save(
-        self,
-        transitions: Sequence[Transition],
-        entries: Mapping[HistoryKey, Entry],
-    ) -> None:
-        """Write the entries that changed this cycle, in one transaction.
-
-        Transitions are already folded into ``entries``, so only the
-        entries are written. Writing the same entries twice leaves the
-        same rows, so a transaction retried after a lost COMMIT is safe.
-        Raises StoreError (StoreBusy when a retry may help).
-        """
-        del transitions
-        if not entries:
-            return
+    def _save(self, entries: Mapping[HistoryKey, Entry]) -> None:
         now = utcnow()
         with translated("saving blocklist history"), self.engine.begin() as conn:
             for (target, zone), entry in entries.items():

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Column, Engine, Insert, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,6 +35,7 @@ from watchdog.store.engine import (
     translated,
 )
 from watchdog.store.models import UtcDateTime
+from watchdog.store.runner import Runner, run_inline
 
 if TYPE_CHECKING:
     from watchdog.store.store import Store
@@ -74,22 +75,38 @@ P = policy_table.c
 
 
 class MtaStsHistory:
-    """Load and save the last fetched MTA-STS policy of each domain."""
+    """Load and save the last fetched MTA-STS policy of each domain.
 
-    def __init__(self, engine: Engine) -> None:
+    ``runner`` runs each database call: the store thread when built with
+    ``of``, else inline on the caller's thread.
+    """
+
+    def __init__(self, engine: Engine, runner: Runner = run_inline) -> None:
         self.engine = engine
+        self.runner = runner
 
     @classmethod
     def of(cls, store: Store) -> MtaStsHistory:
         """Return the policy history kept in ``store``'s database."""
         # The Store exposes no public engine; its tables share this one.
-        return cls(store._engine)
+        return cls(store._engine, store.call)
 
-    def load(self, domain: str) -> PolicySnapshot | None:
+    async def load(self, domain: str) -> PolicySnapshot | None:
         """Return the stored policy of ``domain``, or None.
 
         Raises StoreError (StoreBusy when a retry may help).
         """
+        snapshot = await self.runner(self._load, domain)
+        return cast("PolicySnapshot | None", snapshot)
+
+    async def save(self, domain: str, snapshot: PolicySnapshot) -> None:
+        """Insert or replace the stored policy of ``domain``.
+
+        Raises StoreError (StoreBusy when a retry may help).
+        """
+        await self.runner(self._save, domain, snapshot)
+
+    def _load(self, domain: str) -> PolicySnapshot | None:
         with translated("loading an MTA-STS policy"), self.engine.connect() as plain:
             conn = plain.execution_options(**{READ_ONLY: True})
             with conn.begin():
@@ -110,11 +127,7 @@ class MtaStsHistory:
             stale_changes=row.stale_changes or "",
         )
 
-    def save(self, domain: str, snapshot: PolicySnapshot) -> None:
-        """Insert or replace the stored policy of ``domain``.
-
-        Raises StoreError (StoreBusy when a retry may help).
-        """
+    def _save(self, domain: str, snapshot: PolicySnapshot) -> None:
         values: dict[str, Any] = {
             "policy_id": snapshot.policy_id,
             "body_sha256": snapshot.body_sha256,

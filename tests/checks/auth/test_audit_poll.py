@@ -54,7 +54,7 @@ async def test_poll_reports_drift(
             replies["mta-sts.good.test"] = Reply(POLICY.replace("enforce", "testing"))
             with capture_logs() as logs:
                 await poll()
-        stored = MtaStsHistory.of(store).load("good.test")
+        stored = await MtaStsHistory.of(store).load("good.test")
     finally:
         store.close()
 

@@ -39,12 +39,12 @@ class MemoryHistory:
         self.fail_load = fail_load
         self.fail_save = fail_save
 
-    def load(self, domain: str) -> PolicySnapshot | None:
+    async def load(self, domain: str) -> PolicySnapshot | None:
         if self.fail_load:
             raise StoreBusy("database is locked", reason="locked")
         return self.rows.get(domain)
 
-    def save(self, domain: str, snapshot: PolicySnapshot) -> None:
+    async def save(self, domain: str, snapshot: PolicySnapshot) -> None:
         if self.fail_save:
             raise StoreError("attempt to write a readonly database")
         self.rows[domain] = snapshot
@@ -176,32 +176,32 @@ def test_digest_format_change_not_drift() -> None:
     assert finding is None
 
 
-def test_check_drift_unavailable_note() -> None:
+async def test_check_drift_unavailable_note() -> None:
     """A missing database gives an ok note, never an error."""
     history = UnavailableHistory("database file 'x.db' not found")
-    findings = check_drift(history, "a.test", "one", parse_policy(POLICY))
+    findings = await check_drift(history, "a.test", "one", parse_policy(POLICY))
     assert [f.reason for f in findings] == ["mta_sts_drift_not_checked"]
     assert findings[0].status is Status.OK
     assert "x.db" in findings[0].detail
 
 
-def test_check_drift_store_error_warns() -> None:
+async def test_check_drift_store_error_warns() -> None:
     """A failing database gives a warning and stores nothing."""
     history = MemoryHistory(fail_load=True)
-    findings = check_drift(history, "a.test", "one", parse_policy(POLICY))
+    findings = await check_drift(history, "a.test", "one", parse_policy(POLICY))
     assert [f.reason for f in findings] == ["mta_sts_drift_not_checked"]
     assert findings[0].status is Status.WARNING
     assert "locked" in findings[0].detail
     assert history.rows == {}
 
 
-def test_check_drift_save_error_keeps_result() -> None:
+async def test_check_drift_save_error_keeps_result() -> None:
     """A failed save still reports the drift found, then a warning."""
     history = MemoryHistory()
-    check_drift(history, "a.test", "one", parse_policy(POLICY), START)
+    await check_drift(history, "a.test", "one", parse_policy(POLICY), START)
     history.fail_save = True
     changed = parse_policy(POLICY.replace("enforce", "testing"))
-    findings = check_drift(history, "a.test", "one", changed, START + DAY)
+    findings = await check_drift(history, "a.test", "one", changed, START + DAY)
     reasons = [f.reason for f in findings]
     assert reasons == ["mta_sts_changed_same_id", "mta_sts_drift_not_checked"]
     assert findings[1].status is Status.WARNING
@@ -209,14 +209,14 @@ def test_check_drift_save_error_keeps_result() -> None:
     assert history.rows["a.test"].mode == "enforce"
 
 
-def test_check_drift_round_trip() -> None:
+async def test_check_drift_round_trip() -> None:
     """check_drift stores each fetch and compares the next one with it."""
     history = MemoryHistory()
     policy = parse_policy(POLICY)
-    first = check_drift(history, "a.test", "one", policy, START)
-    second = check_drift(history, "a.test", "one", policy, START + DAY)
+    first = await check_drift(history, "a.test", "one", policy, START)
+    second = await check_drift(history, "a.test", "one", policy, START + DAY)
     changed = parse_policy(POLICY.replace("enforce", "testing"))
-    third = check_drift(history, "a.test", "one", changed, START + 2 * DAY)
+    third = await check_drift(history, "a.test", "one", changed, START + 2 * DAY)
     assert [f.reason for f in first] == ["mta_sts_policy_stored"]
     assert second == []
     assert [f.reason for f in third] == ["mta_sts_changed_same_id"]

@@ -37,10 +37,10 @@ class ListStore:
         self.saved: list[Transition] = []
         self.entries: dict[tuple[str, str], Entry] = {}
 
-    def load(self) -> dict[tuple[str, str], Entry]:
+    async def load(self) -> dict[tuple[str, str], Entry]:
         return dict(self.entries)
 
-    def save(
+    async def save(
         self,
         transitions: Sequence[Transition],
         entries: Mapping[tuple[str, str], Entry],

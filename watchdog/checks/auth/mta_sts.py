@@ -68,7 +68,7 @@ async def check_mta_sts(
         detail = f"id={policy_id}, mode {policy.mode}, every MX host matches"
         findings.append(_finding(domain, Status.OK, "mta_sts_ok", detail))
     if history is not None:
-        findings += check_drift(history, domain, policy_id, policy)
+        findings += await check_drift(history, domain, policy_id, policy)
     return findings
 
 

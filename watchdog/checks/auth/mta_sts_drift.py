@@ -49,11 +49,11 @@ class PolicySnapshot:
 class PolicyHistory(Protocol):
     """Storage of the last fetched MTA-STS policy of each domain."""
 
-    def load(self, domain: str) -> PolicySnapshot | None:
+    async def load(self, domain: str) -> PolicySnapshot | None:
         """Return the stored policy of ``domain``; raise StoreError on failure."""
         ...
 
-    def save(self, domain: str, snapshot: PolicySnapshot) -> None:
+    async def save(self, domain: str, snapshot: PolicySnapshot) -> None:
         """Replace the stored policy of ``domain``; raise StoreError on failure."""
         ...
 
@@ -191,7 +191,7 @@ def describe_changes(previous: PolicySnapshot, current: PolicySnapshot) -> str:
     return "; ".join(parts)
 
 
-def check_drift(
+async def check_drift(
     history: PolicyHistory | UnavailableHistory,
     domain: str,
     policy_id: str,
@@ -208,16 +208,14 @@ def check_drift(
         detail = f"policy drift not checked: {history.reason}"
         return [_finding(domain, Status.OK, "mta_sts_drift_not_checked", detail)]
     current = snapshot_of(policy_id, policy, now or datetime.now(UTC))
-    # NOTE: load and save are synchronous, so each blocks the event loop for
-    # one database round trip, or up to the busy timeout when SQLite is locked.
     try:
-        previous = history.load(domain)
+        previous = await history.load(domain)
     except StoreError as exc:
         return [_store_failed(domain, "policy drift not checked", exc)]
     stored, finding = compare(domain, previous, current)
     findings = [finding] if finding is not None else []
     try:
-        history.save(domain, stored)
+        await history.save(domain, stored)
     except StoreError as exc:
         findings.append(_store_failed(domain, "fetched policy not stored", exc))
     return findings

@@ -49,10 +49,10 @@ class TransitionStore(Protocol):
     ``watchdog.store.dnsbl_history.ListingHistory`` is the database one.
     """
 
-    def load(self) -> Mapping[tuple[str, str], Entry]:
+    async def load(self) -> Mapping[tuple[str, str], Entry]:
         """Return the saved entries, keyed by (target, zone)."""
 
-    def save(
+    async def save(
         self,
         transitions: Sequence[Transition],
         entries: Mapping[tuple[str, str], Entry],
@@ -128,7 +128,7 @@ class BlocklistMonitor:
         """
         self._warn_public_resolver()
         if store is not None and store is not self._restored_from:
-            self.history.restore(store.load())
+            self.history.restore(await store.load())
             self._restored_from = store
         chosen = (
             list(targets)
@@ -146,7 +146,7 @@ class BlocklistMonitor:
 
         transitions = self._record(outcome, now)
         if store is not None:
-            self._save(store, transitions)
+            await self._save(store, transitions)
         if self.exporter is not None:
             self.exporter.export(outcome, now)
         self._log_pass(outcome, time.perf_counter() - started)
@@ -177,12 +177,14 @@ class BlocklistMonitor:
             names.extend((query_name(target, zone), zone.name) for target in chosen)
         return points, names
 
-    def _save(self, store: TransitionStore, transitions: list[Transition]) -> None:
+    async def _save(
+        self, store: TransitionStore, transitions: list[Transition]
+    ) -> None:
         changed = self.history.changed()
         if not transitions and not changed:
             return
         try:
-            store.save(transitions, changed)
+            await store.save(transitions, changed)
         except StoreError as exc:
             # The entries stay marked as changed, so the next cycle writes
             # them again.
