@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -207,3 +209,24 @@ async def test_worker_rules_dir(tmp_path: Path) -> None:
     finally:
         await pool.close()
     assert verdict.detector == str(tmp_path)
+
+
+async def test_cancelled_start_leaves_no_worker() -> None:
+    """A start cancelled while the worker boots kills that worker."""
+    pool = ClassifierPool(LIMITS, size=1, target=f"{HERE}:pick")
+    before = {child.pid for child in multiprocessing.active_children()}
+    for delay in (0.0, 0.05, 0.2):
+        starting = asyncio.create_task(pool.start())
+        await asyncio.sleep(delay)
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+    await asyncio.sleep(1.0)  # a start already in its thread finishes, then dies
+    await pool.close()
+
+    left = {
+        child.pid
+        for child in multiprocessing.active_children()
+        if child.pid not in before and child.name == "mail-watchdog-classify"
+    }
+    assert left == set()

@@ -159,9 +159,17 @@ class ClassifierPool:
             name="mail-watchdog-classify",
             daemon=True,
         )
-        await asyncio.to_thread(process.start)
-        child_end.close()
         worker = _Worker(process, parent_end)
+        starting = asyncio.ensure_future(asyncio.to_thread(process.start))
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The thread goes on starting the process, so it is killed once
+            # started rather than left without a parent that talks to it.
+            starting.add_done_callback(lambda _: _kill(worker))
+            raise
+        finally:
+            child_end.close()
         try:
             await _readable(parent_end, _STARTUP_SECONDS)
             parent_end.recv()
@@ -173,6 +181,11 @@ class ClassifierPool:
             )
             _kill(worker)
             raise ClassifyFailed(msg, reason="error") from exc
+        except BaseException:
+            # Cancelled while the worker starts up: it would write its ready
+            # message into a closed pipe and print a traceback.
+            _kill(worker)
+            raise
         return worker
 
     async def _ask(self, worker: _Worker, raw: bytes) -> tuple[str, Any]:
