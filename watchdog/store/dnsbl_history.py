@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Column, Engine, Insert, UniqueConstraint, select
+from sqlalchemy import Column, Insert, UniqueConstraint, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
@@ -22,11 +22,11 @@ from watchdog.checks.dnsbl.answer import State
 from watchdog.checks.dnsbl.history import Entry, Transition
 from watchdog.store.engine import READ_ONLY, translated
 from watchdog.store.models import UtcDateTime
-from watchdog.store.runner import Runner, run_inline
+from watchdog.store.side_table import SideTable
 from watchdog.store.transactions import utcnow
 
 if TYPE_CHECKING:
-    from watchdog.store.store import Store
+    pass
 
 HistoryKey = tuple[str, str]
 
@@ -62,22 +62,11 @@ listing_table = DnsblListing.__table__  # type: ignore[attr-defined]
 L = listing_table.c
 
 
-class ListingHistory:
+class ListingHistory(SideTable):
     """Load and save blocklist listing history through ``engine``.
 
-    ``runner`` runs each database call: the store thread when built with
-    ``of``, else inline on the caller's thread.
+    Built with ``of``, its database calls run on the store thread.
     """
-
-    def __init__(self, engine: Engine, runner: Runner = run_inline) -> None:
-        self.engine = engine
-        self.runner = runner
-
-    @classmethod
-    def of(cls, store: Store) -> ListingHistory:
-        """Return the listing history kept in ``store``'s database."""
-        # The Store exposes no public engine; its tables share this one.
-        return cls(store._engine, store.call)
 
     async def load(self) -> dict[HistoryKey, Entry]:
         """Return every stored entry, keyed by (target, zone).

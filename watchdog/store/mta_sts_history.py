@@ -35,10 +35,10 @@ from watchdog.store.engine import (
     translated,
 )
 from watchdog.store.models import UtcDateTime
-from watchdog.store.runner import Runner, run_inline
+from watchdog.store.side_table import SideTable
 
 if TYPE_CHECKING:
-    from watchdog.store.store import Store
+    pass
 
 TABLE = "mta_sts_policy"
 
@@ -74,22 +74,11 @@ policy_table = MtaStsPolicyRow.__table__  # type: ignore[attr-defined]
 P = policy_table.c
 
 
-class MtaStsHistory:
+class MtaStsHistory(SideTable):
     """Load and save the last fetched MTA-STS policy of each domain.
 
-    ``runner`` runs each database call: the store thread when built with
-    ``of``, else inline on the caller's thread.
+    Built with ``of``, its database calls run on the store thread.
     """
-
-    def __init__(self, engine: Engine, runner: Runner = run_inline) -> None:
-        self.engine = engine
-        self.runner = runner
-
-    @classmethod
-    def of(cls, store: Store) -> MtaStsHistory:
-        """Return the policy history kept in ``store``'s database."""
-        # The Store exposes no public engine; its tables share this one.
-        return cls(store._engine, store.call)
 
     async def load(self, domain: str) -> PolicySnapshot | None:
         """Return the stored policy of ``domain``, or None.
