@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Column, Insert, UniqueConstraint, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,9 +24,6 @@ from watchdog.store.engine import READ_ONLY, translated
 from watchdog.store.models import UtcDateTime
 from watchdog.store.side_table import SideTable
 from watchdog.store.transactions import utcnow
-
-if TYPE_CHECKING:
-    pass
 
 HistoryKey = tuple[str, str]
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Column, Engine, Insert, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,9 +36,6 @@ from watchdog.store.engine import (
 )
 from watchdog.store.models import UtcDateTime
 from watchdog.store.side_table import SideTable
-
-if TYPE_CHECKING:
-    pass
 
 TABLE = "mta_sts_policy"
 
