@@ -3,7 +3,7 @@
 The blocklist history and the MTA-STS policies live in the store's
 database but are read and written by the checks. In the daemon their
 calls run on the ``Store`` thread, so a slow database never blocks the
-event loop; a one-shot command has no store thread and nothing else to
+event loop. A one-shot command has no store thread and nothing else to
 keep responsive, so it runs the same calls inline.
 """
 
