@@ -8,7 +8,7 @@ with the zones taken in turn.
 
 A ``Run`` does not read sockets itself. ``resolve_many`` drives one on the
 running event loop through a ``FastResolver``; ``burst.resolve_blocking``
-drives one with a selector in a worker process.
+drives one with epoll in a worker process.
 """
 
 from __future__ import annotations
