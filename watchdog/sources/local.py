@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import mailbox
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from watchdog.config import LocalFormat
 from watchdog.errors import MailboxMissing, SourceError
+
+log = structlog.get_logger("watchdog.sources.local")
 
 _MAILDIR_SUBDIRS = ("cur", "new", "tmp")
 _MBOX_MAGIC = b"From "
@@ -57,7 +62,11 @@ def iter_messages(
 
     Folders are walked recursively; a sub-folder that is a Maildir is read as
     one. Files larger than ``max_bytes`` are yielded with empty ``raw`` so the
-    caller can record and quarantine them without reading them.
+    caller can record and quarantine them without reading them. Entries that
+    are not regular files (directories inside ``cur``, FIFOs, sockets,
+    dangling symlinks) and files that vanish before they are read are logged
+    and skipped, so one of them neither hangs the read nor hides the files
+    after it. Raises SourceError for a file that exists but cannot be read.
     """
     if fmt is LocalFormat.AUTO:
         fmt = detect_format(path)
@@ -76,18 +85,20 @@ def count_messages(path: Path, fmt: LocalFormat = LocalFormat.AUTO) -> int:
     if fmt is LocalFormat.AUTO:
         fmt = detect_format(path)
     if fmt is LocalFormat.MAILDIR:
-        return sum(1 for _ in _maildir_files(path))
+        return sum(1 for file in _maildir_files(path) if _is_regular(file))
     if fmt is LocalFormat.MBOX:
         with path.open("rb") as stream:
             return sum(1 for line in stream if line.startswith(_MBOX_MAGIC))
     if path.is_dir():
-        return sum(1 for _ in _folder_files(path))
+        return sum(1 for file in _folder_files(path) if _is_regular(file))
     return 1
 
 
 def _iter_folder(root: Path, max_bytes: int | None) -> Iterator[LocalMessage]:
     for file in _folder_files(root):
-        yield _read_file(file, str(file.relative_to(root)), max_bytes)
+        message = _read_listed(file, str(file.relative_to(root)), max_bytes)
+        if message is not None:
+            yield message
 
 
 def _folder_files(root: Path) -> Iterator[Path]:
@@ -107,7 +118,9 @@ def _iter_maildir(root: Path, max_bytes: int | None) -> Iterator[LocalMessage]:
     for file in _maildir_files(root):
         # A Maildir file name changes when flags change; the part before ":"
         # does not, so it is the stable key.
-        yield _read_file(file, file.name.split(":", 1)[0], max_bytes)
+        message = _read_listed(file, file.name.split(":", 1)[0], max_bytes)
+        if message is not None:
+            yield message
 
 
 def _maildir_files(root: Path) -> Iterator[Path]:
@@ -127,6 +140,35 @@ def _iter_mbox(path: Path) -> Iterator[LocalMessage]:
             )
     finally:
         box.close()
+
+
+def _is_regular(path: Path) -> bool:
+    """Tell whether ``path`` is, or links to, a regular file."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _read_listed(path: Path, key: str, max_bytes: int | None) -> LocalMessage | None:
+    """Read a listed entry, or log it and return None when it is no regular file.
+
+    Reading a FIFO would block until a writer appears, and a directory or a
+    dangling symlink would end the whole read with an error. A Maildir file
+    that a mail client renames (``new`` to ``cur``) after the listing is
+    picked up under its new name by the next read.
+    """
+    if not _is_regular(path):
+        reason = "vanished" if not os.path.lexists(path) else "not a regular file"
+        log.warning("local_file_skipped", path=str(path), reason=reason)
+        return None
+    try:
+        return _read_file(path, key, max_bytes)
+    except SourceError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            log.warning("local_file_skipped", path=str(path), reason="vanished")
+            return None
+        raise
 
 
 def _read_file(path: Path, key: str, max_bytes: int | None) -> LocalMessage:
