@@ -10,7 +10,8 @@ lower-cases the key columns (``suppression.address``,
 ``suppression_audit.address`` and ``event.recipient``) and keeps each
 entry's first spelling in the new ``suppression.display_address``. Entries
 that become one are merged: the earliest ``created_at``, the strongest
-reason and that reason's latest expiry, and the event ids of both. The merge
+reason among the entries still active (among all when none is) and that
+reason's latest expiry, and the event ids of both. The merge
 is audited with actor ``migration``. Where one message has events for two
 spellings of a recipient, the event whose spelling is lower-cased first
 stays and the other is deleted.
@@ -102,7 +103,7 @@ def _merge_suppressions(conn: sa.Connection) -> None:
             .mappings()
             .all()
         )
-        merged = _merged(rows, key)
+        merged = _merged(rows, key, now)
         conn.execute(sa.delete(_suppression).where(S.address.in_(names)))
         conn.execute(sa.insert(_suppression).values(**merged))
         if len(rows) > 1:
@@ -120,11 +121,18 @@ def _merge_suppressions(conn: sa.Connection) -> None:
             )
 
 
-def _merged(rows: Any, key: str) -> dict[str, Any]:
-    """Merge the entries of one key into one row."""
+def _merged(rows: Any, key: str, now: datetime) -> dict[str, Any]:
+    """Merge the entries of one key into one row.
+
+    The reason comes from the entries still active at ``now`` when there are
+    any, so an expired import or soft bounce never replaces an active hard
+    bounce and lets the address be mailed again.
+    """
     earliest = min(rows, key=lambda row: (_aware(row["created_at"]), row["address"]))
-    strongest = max(_RANK.get(row["reason"], 0) for row in rows)
-    winners = [row for row in rows if _RANK.get(row["reason"], 0) == strongest]
+    active = [row for row in rows if _is_active(row, now)]
+    candidates = active or rows
+    strongest = max(_RANK.get(row["reason"], 0) for row in candidates)
+    winners = [row for row in candidates if _RANK.get(row["reason"], 0) == strongest]
     expiries = [row["expires_at"] for row in winners]
     firsts = [row["first_event_id"] for row in rows if row["first_event_id"]]
     lasts = [row["last_event_id"] for row in rows if row["last_event_id"]]
@@ -142,6 +150,11 @@ def _merged(rows: Any, key: str) -> dict[str, Any]:
         if any(expiry is None for expiry in expiries)
         else max(expiries, key=_aware),
     }
+
+
+def _is_active(row: Any, now: datetime) -> bool:
+    expires_at = row["expires_at"]
+    return expires_at is None or _aware(expires_at) > now
 
 
 def _aware(value: datetime) -> datetime:
