@@ -1,0 +1,152 @@
+"""Hostile local sources and upgrades against the daemon's message handling.
+
+Each test builds the damaged input on disk or in a database at an old
+schema revision, then checks what the product promises: every readable
+message is processed, nothing blocks, and no active suppression is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert
+
+from tests.cli.test_run import COMMAND
+from watchdog.sources.local import LocalMessage, count_messages, iter_messages
+from watchdog.store import Store, SuppressionReason
+from watchdog.store.engine import database_url as sqlalchemy_url
+from watchdog.store.migrate import upgrade
+from watchdog.store.models import suppression_table
+
+CORPUS = Path(__file__).resolve().parent / "corpus" / "emails"
+READ_LIMIT = 5.0
+"""Seconds a read of a three-entry Maildir may take before it counts as hung."""
+
+
+def maildir(root: Path) -> Path:
+    """Create an empty Maildir at ``root`` and return it."""
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
+def a_bounce() -> bytes:
+    return sorted((CORPUS / "lhost-postfix").glob("*.eml"))[0].read_bytes()
+
+
+def test_maildir_odd_entries_skipped(tmp_path: Path) -> None:
+    """A directory and a dangling symlink in ``new`` hide no later message."""
+    box = maildir(tmp_path / "box")
+    (box / "new" / "1000.dir").mkdir()
+    (box / "new" / "1500.dangling").symlink_to(tmp_path / "missing")
+    (box / "new" / "2000.good").write_bytes(a_bounce())
+
+    keys = [message.key for message in iter_messages(box)]
+
+    assert keys == ["2000.good"]
+    assert count_messages(box) == 1
+
+
+def test_scan_odd_entries_records_rest(tmp_path: Path) -> None:
+    """``scan`` exits 0 and records the readable message next to a directory."""
+    box = maildir(tmp_path / "box")
+    (box / "cur" / "1000.dir:2,S").mkdir()
+    (box / "cur" / "2000.good:2,S").write_bytes(a_bounce())
+    url = f"sqlite:///{tmp_path / 'scan.db'}"
+
+    done = subprocess.run(
+        [COMMAND, "scan", "--database", url, str(box)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "scanned 1 messages" in done.stdout
+    store = Store(url)
+    try:
+        stats = store.stats()
+    finally:
+        store.close()
+    assert sum(stats.messages.values()) == 1
+
+
+def test_maildir_fifo_does_not_block(tmp_path: Path) -> None:
+    """A FIFO in ``new`` is skipped instead of blocking the read for ever.
+
+    The daemon reads ``[local.NAME]`` sources on its event loop, so a
+    blocked read would stop every mailbox, /metrics and /healthz.
+    """
+    box = maildir(tmp_path / "box")
+    fifo = box / "new" / "1000.fifo"
+    os.mkfifo(fifo)
+    (box / "new" / "2000.good").write_bytes(a_bounce())
+    read: list[LocalMessage] = []
+    reader = threading.Thread(target=lambda: read.extend(iter_messages(box)))
+
+    reader.start()
+    reader.join(READ_LIMIT)
+    hung = reader.is_alive()
+    if hung:
+        # Open the write end once so the blocked reader sees end of file.
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(READ_LIMIT)
+
+    assert not hung, f"reading the Maildir took over {READ_LIMIT:g} s"
+    assert [message.key for message in read] == ["2000.good"]
+
+
+def test_migration_keeps_active_hard_bounce(tmp_path: Path) -> None:
+    """Merging Alice@ (expired import) with alice@ (hard bounce) stays suppressed.
+
+    The rank of an expired entry must not beat an active entry of another
+    spelling, or the upgrade makes a hard-bounced address mailable again.
+    """
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    created = datetime(2025, 1, 1, tzinfo=UTC)
+    expired = datetime.now(UTC) - timedelta(days=1)
+    engine = create_engine(sqlalchemy_url(url))
+    try:
+        with engine.begin() as conn:
+            upgrade(conn, "0004")
+            conn.execute(
+                insert(suppression_table),
+                [
+                    _entry("Alice@example.com", "import", created, expired),
+                    _entry("alice@example.com", "hard_bounce", created, None),
+                ],
+            )
+        with engine.begin() as conn:
+            upgrade(conn)
+    finally:
+        engine.dispose()
+
+    store = Store(url)
+    try:
+        entry = store.suppression("ALICE@example.com")
+        suppressed = store.is_suppressed("alice@example.com")
+    finally:
+        store.close()
+    assert entry is not None
+    assert entry.reason is SuppressionReason.HARD_BOUNCE
+    assert entry.expires_at is None
+    assert suppressed
+
+
+def _entry(
+    address: str, reason: str, created: datetime, expires: datetime | None
+) -> dict[str, object]:
+    return {
+        "address": address,
+        "reason": reason,
+        "first_event_id": None,
+        "last_event_id": None,
+        "created_at": created,
+        "updated_at": created,
+        "expires_at": expires,
+    }
