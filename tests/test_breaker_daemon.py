@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, insert
 
 from tests.cli.test_run import COMMAND
+from watchdog.policy import MAX_DATE_LAG, arrival_time
 from watchdog.sources.local import LocalMessage, count_messages, iter_messages
 from watchdog.store import Store, SuppressionReason
 from watchdog.store.engine import database_url as sqlalchemy_url
@@ -150,3 +151,19 @@ def _entry(
         "updated_at": created,
         "expires_at": expires,
     }
+
+
+def test_arrival_old_date_unknown_receipt() -> None:
+    """A Date 30 days old counts as now when the receipt time is unknown.
+
+    Receipt is unknown when the server sends no valid INTERNALDATE or a
+    file's modification time cannot be read. The Date header is then the
+    sender's word alone, and an old one would move the bounce out of the
+    soft-bounce window of the bounces that follow it.
+    """
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    old = now - timedelta(days=30)
+    recent = now - MAX_DATE_LAG + timedelta(hours=1)
+
+    assert arrival_time(old, None, now) == now
+    assert arrival_time(recent, None, now) == recent

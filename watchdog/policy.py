@@ -147,12 +147,12 @@ def arrival_time(
     ``dated`` is the bounce's Date header and ``received`` the IMAP
     INTERNALDATE or file modification time. The earlier of the two is used,
     and never a time after ``now``. A Date header more than MAX_DATE_LAG
-    before ``received`` is ignored. Counting by arrival keeps the backlog of
-    a long outage, recorded in a few minutes, from falling into one window.
+    before ``received`` is ignored, or before ``now`` when the receipt time
+    is unknown. Counting by arrival keeps the backlog of a long outage,
+    recorded in a few minutes, from falling into one window.
     """
-    arrived = now
-    if received is not None:
-        arrived = min(arrived, received)
-    if dated is not None and (received is None or dated >= received - MAX_DATE_LAG):
+    receipt = now if received is None else min(now, received)
+    arrived = receipt
+    if dated is not None and dated >= receipt - MAX_DATE_LAG:
         arrived = min(arrived, dated)
     return arrived
