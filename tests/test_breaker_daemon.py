@@ -11,6 +11,7 @@ import itertools
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, insert
 
-from tests.cli.test_run import COMMAND
+from tests.cli.test_run import COMMAND, drop_messages, running_daemon, stored
 from tests.jobs.mailbox_support import (
     audit,
     make_rig,
@@ -26,7 +27,16 @@ from tests.jobs.mailbox_support import (
     settings_for,
     unique,
 )
+from tests.servers import postgres
 from tests.servers.dovecot import Dovecot, running_dovecot
+from tests.test_daemon_faults import (
+    assert_clean_log,
+    drain_config,
+    messages_counted,
+    placed,
+    use_database,
+    wait_drained,
+)
 from watchdog.jobs.mailbox import CycleState
 from watchdog.metrics import Metrics
 from watchdog.policy import MAX_DATE_LAG, arrival_time
@@ -189,7 +199,7 @@ def dovecot() -> Iterator[Dovecot]:
         yield instance
 
 
-def messages_counted(metrics: Metrics) -> float:
+def counted_in(metrics: Metrics) -> float:
     """Sum ``mailwatchdog_mailbox_messages_total`` over every label set."""
     total = 0.0
     for family in metrics.registry.collect():
@@ -230,5 +240,49 @@ async def test_left_mail_counted_once(dovecot: Dovecot, database_url: str) -> No
     assert report.where["INBOX"] == len(ordinary)
     assert first_summary.state is CycleState.DONE
     assert second_summary.state is CycleState.DONE
-    counted = messages_counted(first.metrics) + messages_counted(restarted.metrics)
+    counted = counted_in(first.metrics) + counted_in(restarted.metrics)
     assert counted == len(ordinary)
+
+
+@pytest.mark.dovecot
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_daemons_postgres_sessions_killed(dovecot: Dovecot, tmp_path: Path) -> None:
+    """Two daemons share one mailbox and database while sessions are terminated.
+
+    Terminating every session drops the advisory lock of whichever daemon
+    holds it, so the other may take it mid-drain. Each message must still
+    end in one folder with one row and be counted by exactly one daemon.
+    """
+    if not postgres.available():
+        pytest.skip(f"PostgreSQL at {postgres.admin_url()!r} is not reachable")
+    user, count = f"breakertwo{next(USERS)}", 300
+    dovecot.add_user(user)
+    drop_messages(dovecot, user, tmp_path / "copies", count)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with postgres.fresh_database("mw_breaker") as url:
+        configs = [drain_config(dovecot, user, work) for work in (first, second)]
+        for config in configs:
+            use_database(config, url)
+        with (
+            running_daemon(configs[0], first) as one,
+            running_daemon(configs[1], second) as two,
+        ):
+            for _ in range(8):
+                postgres.terminate_sessions(url)
+                time.sleep(0.4)
+            wait_drained(dovecot, user, one)
+            time.sleep(3)
+            metrics = [d.get("/metrics")[1] for d in (one, two)]
+            codes = [one.terminate()[0], two.terminate()[0]]
+        rows, _ = stored(url)
+    folders = placed(dovecot, user)
+    assert codes == [0, 0]
+    assert folders["INBOX"] == 0
+    assert folders["Processed"] + folders["Quarantine"] == count
+    assert rows == count
+    assert sum(messages_counted(text) for text in metrics) == count
+    assert_clean_log(one)
+    assert_clean_log(two)
