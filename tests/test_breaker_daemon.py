@@ -21,12 +21,14 @@ from sqlalchemy import create_engine, insert
 
 from tests.cli.test_run import COMMAND, drop_messages, running_daemon, stored
 from tests.jobs.mailbox_support import (
+    InProcessClassifier,
     audit,
     make_rig,
     ordinary_samples,
     settings_for,
     unique,
 )
+from tests.jobs.test_mailbox import soft_bounce
 from tests.servers import postgres
 from tests.servers.dovecot import Dovecot, running_dovecot
 from tests.test_daemon_faults import (
@@ -37,8 +39,11 @@ from tests.test_daemon_faults import (
     use_database,
     wait_drained,
 )
+from watchdog.config import Settings
+from watchdog.jobs.local import process_path
 from watchdog.jobs.mailbox import CycleState
 from watchdog.metrics import Metrics
+from watchdog.pipeline import Processor
 from watchdog.policy import MAX_DATE_LAG, arrival_time
 from watchdog.sources.local import LocalMessage, count_messages, iter_messages
 from watchdog.store import Store, SuppressionReason
@@ -286,3 +291,41 @@ def test_two_daemons_postgres_sessions_killed(dovecot: Dovecot, tmp_path: Path) 
     assert sum(messages_counted(text) for text in metrics) == count
     assert_clean_log(one)
     assert_clean_log(two)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="every message of an mbox file gets the file's mtime as its receipt "
+    "time, not the date on its own From_ line, so Dates more than 7 days before "
+    "the last append are ignored and old soft bounces fall into one window",
+)
+async def test_mbox_soft_bounces_by_arrival(tmp_path: Path) -> None:
+    """Three mailbox-full bounces three weeks apart in one mbox suppress nobody.
+
+    With the default policy (3 soft bounces within 7 days) no window ever
+    holds all three, but the mbox was last written today.
+    """
+    url = f"sqlite:///{tmp_path / 'watchdog.db'}"
+    archive = tmp_path / "bounces.mbox"
+    first = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+    chunks = []
+    for number in range(3):
+        arrived = first + timedelta(days=21 * number)
+        from_line = arrived.strftime("From MAILER-DAEMON %a %b %d %H:%M:%S %Y\n")
+        raw = soft_bounce(number, "carol@x.test", arrived).replace(b"\r\n", b"\n")
+        chunks.append(from_line.encode() + raw + b"\n")
+    archive.write_bytes(b"".join(chunks))
+    settings = Settings()
+    store = Store(url)
+    store.upgrade()
+    try:
+        processor = Processor(store, InProcessClassifier(settings.limits), settings)
+        count = await process_path(processor, "archive", archive)
+        suppressed = store.is_suppressed("carol@x.test")
+        events = store.events_for("carol@x.test")
+    finally:
+        store.close()
+
+    assert count == 3
+    assert len(events) == 3
+    assert not suppressed
