@@ -8,4 +8,13 @@ cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
 rm -rf demo && mkdir demo
-exec .venv/bin/mail-watchdog scan tests/corpus/emails --database sqlite:///demo/watchdog.db
+.venv/bin/mail-watchdog scan tests/corpus/emails --database sqlite:///demo/watchdog.db
+# The scan's own hint leaves out .venv/bin and --database, which the demo needs.
+cat <<'NEXT'
+
+Next, read the demo database:
+  .venv/bin/mail-watchdog suppress list --database sqlite:///demo/watchdog.db
+  .venv/bin/mail-watchdog suppress show kijitora@example.jp --database sqlite:///demo/watchdog.db
+To watch a mailbox, write a configuration file (README.md, Configuration) and check it:
+  .venv/bin/mail-watchdog config check --config FILE
+NEXT
