@@ -357,8 +357,14 @@ class MailboxWorker:
         )
 
     def _idle_failed(self, error: Exception, delay: float, attempt: int) -> None:
-        """Log an IDLE failure, at debug level while polls fail as well."""
-        level = self._log.debug if self._backoff.failures else self._log.warning
+        """Log an IDLE failure: a warning for the first of a run, then debug.
+
+        Polls go on without IDLE and report an outage themselves, so the
+        retries of one IDLE failure, and any while polls fail too, are
+        logged at debug level only.
+        """
+        quiet = self._backoff.failures or attempt > 1
+        level = self._log.debug if quiet else self._log.warning
         level(
             "idle_failed",
             error=str(error),
