@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, insert
+from structlog.testing import capture_logs
 
 from tests.cli.test_run import (
     COMMAND,
@@ -45,6 +46,7 @@ from tests.test_daemon_faults import (
     drain_config,
     events_named,
     messages_counted,
+    nested,
     placed,
     use_database,
     wait_drained,
@@ -402,3 +404,52 @@ def test_sigterm_mid_drain_of_2000(dovecot: Dovecot, tmp_path: Path) -> None:
     assert rows == count
     assert first_counted + messages_counted(second_metrics) == count
     assert_clean_log(restarted)
+
+
+def many_recipients(count: int) -> bytes:
+    """Build a DSN with ``count`` failed recipients, over the default limit."""
+    fields = "".join(
+        f"Final-Recipient: rfc822; r{n}@x.test\r\nAction: failed\r\n"
+        f"Status: 5.1.1\r\n\r\n"
+        for n in range(count)
+    )
+    return (
+        "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@example.org\r\n"
+        "Subject: Undelivered\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; "
+        'boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n'
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.example.net\r\n\r\n{fields}--b--\r\n"
+    ).encode()
+
+
+@pytest.mark.dovecot
+async def test_quarantine_logs_each_message(dovecot: Dovecot, tmp_path: Path) -> None:
+    """Each quarantined message gets a warning naming its UID and the reason."""
+    user = f"breakerquarantine{next(USERS)}"
+    dovecot.add_user(user)
+    settings = settings_for(dovecot, user)
+    hostile = {
+        "nested": unique(nested(2_000), f"{user}-nested"),
+        "recipients": unique(
+            many_recipients(settings.limits.max_recipients + 5), f"{user}-rcpt"
+        ),
+    }
+    uids = {name: dovecot.append(user, raw) for name, raw in hostile.items()}
+    rig = make_rig(settings, f"sqlite:///{tmp_path / 'watchdog.db'}")
+
+    with capture_logs() as logs:
+        summary = await rig.worker.poll()
+    await rig.worker.close()
+    rig.store.close()
+
+    assert summary.outcomes == {"quarantined": 2}
+    assert len(dovecot.uids(user, "Quarantine")) == 2
+    warned = {
+        entry["uid"]: entry
+        for entry in logs
+        if entry["event"] == "message_not_processed" and "uid" in entry
+    }
+    for name, uid in uids.items():
+        assert uid in warned, f"no log line for the {name} message"
+        assert warned[uid]["error"], f"no reason for the {name} message"

@@ -327,7 +327,16 @@ class Processor:
             verdict=verdict,
             events_added=recorded.events_added,
             suppressed=recorded.suppressed,
+            error=self._quarantine_reason(verdict, outcome),
         )
+
+    def _quarantine_reason(self, verdict: Verdict, outcome: Outcome) -> str | None:
+        """Return why ``_decide`` quarantined a message, so the source logs it."""
+        if outcome is not Outcome.QUARANTINED:
+            return None
+        if verdict.kind is Kind.UNKNOWN and verdict.limit is not None:
+            return verdict.limit
+        return "max_recipients"
 
     def _record_learned(self, learned: frozenset[Learned]) -> None:
         # Imported here because watchdog.store imports this module.
