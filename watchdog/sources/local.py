@@ -131,6 +131,9 @@ def _maildir_files(root: Path) -> Iterator[Path]:
 
 
 def _iter_mbox(path: Path) -> Iterator[LocalMessage]:
+    # NOTE: the date on each message's From_ line is not read, so every
+    # message of an mbox gets the file's mtime as its receipt time, and a
+    # Date header more than 7 days before the last append is ignored.
     box = mailbox.mbox(path, create=False)
     try:
         for key in box.iterkeys():
