@@ -40,7 +40,7 @@ def blocklist_poll(settings: Settings, store: Store, metrics: Metrics) -> Poll:
     history = ListingHistory.of(store)
 
     async def poll() -> None:
-        started = time.monotonic()
+        # The cycle logs its own summary (dnsbl_cycle_done).
         links: list[str] = []
         if settings.blocklists.learn_link_domains:
             links = [
@@ -49,14 +49,7 @@ def blocklist_poll(settings: Settings, store: Store, metrics: Metrics) -> Poll:
                 if item.kind is LearnedKind.LINK_DOMAIN
             ]
         targets = targets_from_settings(settings, links)
-        results = await run_blocklist_cycle(settings, history, metrics, targets)
-        states = Counter(result.state.value for result in results)
-        log.info(
-            "blocklist_cycle_done",
-            results=len(results),
-            seconds=round(time.monotonic() - started, 3),
-            **{f"state_{name}": count for name, count in sorted(states.items())},
-        )
+        await run_blocklist_cycle(settings, history, metrics, targets)
 
     return poll
 

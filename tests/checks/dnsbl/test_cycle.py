@@ -290,3 +290,27 @@ async def test_public_resolver_warned(settings: Settings) -> None:
     warnings = [entry for entry in logs if entry["event"] == "dnsbl_public_resolver"]
     assert len(warnings) == 1
     assert warnings[0]["nameservers"] == ["8.8.8.8"]
+
+
+async def test_unhealthy_zone_logged_once(
+    settings: Settings, dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """A zone failing its test points is logged when it fails and recovers."""
+    monitor = BlocklistMonitor(
+        _direct(settings, dns_servers), zones=[test_zones["flip.test"]]
+    )
+    target = [parse_target("192.0.2.61")]
+    broken = FLIP_CLEAN.replace("127.0.0.2\n", "")
+    try:
+        _flip(dns_servers, broken, "127.0.0.2", listed=False)
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(3):
+                await monitor.run(target)
+            _flip(dns_servers, FLIP_CLEAN, "127.0.0.2", listed=True)
+            await monitor.run(target)
+            await monitor.run(target)
+    finally:
+        dns_servers.rbldnsd.write("flip.ip4set", FLIP_CLEAN)
+    events = [log["event"] for log in logs if log["event"].startswith("dnsbl_zone")]
+
+    assert events == ["dnsbl_zone_unhealthy", "dnsbl_zone_recovered"]

@@ -107,6 +107,8 @@ class BlocklistMonitor:
         self._restored_from: TransitionStore | None = None
         self._wall_clock = wall_clock
         self._warned_public = False
+        # (kind of trouble, reason) last logged for each troubled zone.
+        self._zone_trouble: dict[str, tuple[str, str]] = {}
         # One logger per monitor: structlog caches a logger on first use, and
         # a module-level one would keep whatever configuration came first.
         self.log = structlog.get_logger(LOGGER_NAME)
@@ -218,13 +220,22 @@ class BlocklistMonitor:
         return transitions
 
     def _log_pass(self, outcome: Pass, seconds: float) -> None:
+        # A zone's trouble is logged when it starts or its reason changes,
+        # and its recovery once, so a zone that stays down for days does not
+        # repeat the same warning every cycle; the metrics show it meanwhile.
         for zone, health in outcome.health.items():
-            if zone in outcome.backed_off:
-                self.log.warning("dnsbl_zone_paused", zone=zone, reason=health.reason)
-            elif not health.healthy:
-                self.log.warning(
-                    "dnsbl_zone_unhealthy", zone=zone, reason=health.reason
-                )
+            paused = zone in outcome.backed_off
+            state = ("paused" if paused else "unhealthy", health.reason)
+            before = self._zone_trouble.get(zone)
+            if health.healthy and not paused:
+                if before is not None:
+                    self.log.info("dnsbl_zone_recovered", zone=zone)
+                    del self._zone_trouble[zone]
+                continue
+            if state != before:
+                event = "dnsbl_zone_paused" if paused else "dnsbl_zone_unhealthy"
+                self.log.warning(event, zone=zone, reason=health.reason)
+                self._zone_trouble[zone] = state
         counts = Counter(result.state for result in outcome.results)
         states = {state.value: count for state, count in counts.items()}
         self.log.info(
