@@ -1,8 +1,11 @@
-"""Hostile local sources and upgrades against the daemon's message handling.
+"""Attacks on the daemon's message handling, one proven fault or guard per test.
 
-Each test builds the damaged input on disk or in a database at an old
-schema revision, then checks what the product promises: every readable
-message is processed, nothing blocks, and no active suppression is lost.
+Hostile local sources, a schema upgrade over case duplicates, old Date
+headers, restarts, SIGTERM mid-drain and two daemons on one PostgreSQL
+database. Each test checks what the product promises: every readable
+message ends in one folder with one row, it is counted once, nothing
+blocks, every quarantined message gets a log line, and no active
+suppression is lost. Tests marked xfail show a fault that is still open.
 """
 
 from __future__ import annotations
@@ -407,7 +410,7 @@ def test_sigterm_mid_drain_of_2000(dovecot: Dovecot, tmp_path: Path) -> None:
 
 
 def many_recipients(count: int) -> bytes:
-    """Build a DSN with ``count`` failed recipients, over the default limit."""
+    """Build a DSN with ``count`` failed recipients."""
     fields = "".join(
         f"Final-Recipient: rfc822; r{n}@x.test\r\nAction: failed\r\n"
         f"Status: 5.1.1\r\n\r\n"
