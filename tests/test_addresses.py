@@ -16,6 +16,8 @@ from watchdog.addresses import normalise_address
         ("  <carol@example.net>  ", "carol@example.net"),
         ("Dave <dave@example.com>", "dave@example.com"),
         ("eve@example.com.", "eve@example.com"),
+        ("@smtp.example.net:kijitora@server.example", "kijitora@server.example"),
+        ("<@a.example,@b.example:Frank@B.Example>", "Frank@b.example"),
     ],
 )
 def test_normalises(text: str, expected: str) -> None:

@@ -17,6 +17,9 @@ import idna
 _ADDRESS_TYPES = ("rfc822;", "utf-8;", "x-unknown;")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ANGLE = re.compile(r"<([^<>]*)>")
+# RFC 5321 section 4.1.2: a source route ("@relay1,@relay2:") before the
+# mailbox is obsolete and must be ignored; only the mailbox names a user.
+_SOURCE_ROUTE = re.compile(r"^@[^\s:@,]+(?:,\s*@[^\s:@,]+)*:")
 _REPLACEMENT = "\ufffd"
 # An unquoted local part (RFC 5322 dot-atom, with RFC 6531 non-ASCII text).
 _DOT_ATOM = re.compile(r'[^\s"(),.:;<>@\[\\\]]+(?:\.[^\s"(),.:;<>@\[\\\]]+)*')
@@ -29,12 +32,12 @@ _MAX_LOCAL_LENGTH = 64
 def normalise_address(text: str) -> str | None:
     """Return ``text`` as ``local@domain`` with a lower-case ASCII domain.
 
-    Strips an address-type prefix, angle brackets and surrounding blanks,
-    keeps the local part as written (a quoted dot-atom loses its quotes)
-    and IDNA-encodes (UTS 46) a non-ASCII
-    domain. Returns None for anything that is not one plausible address:
-    no ``@``, control characters or NUL, an empty part, or a domain that
-    does not encode. It also returns None for bytes that are not UTF-8 and
+    Strips an address-type prefix, angle brackets, a source route and
+    surrounding blanks, keeps the local part as written (a quoted dot-atom
+    loses its quotes) and IDNA-encodes (UTS 46) a non-ASCII domain.
+    Returns None for anything that is not one plausible address: no ``@``,
+    control characters or NUL, an empty part, or a domain that does not
+    encode. It also returns None for bytes that are not UTF-8 and
     for more than 64 octets in the local part or 254 in all.
     """
     value = _redecode(text).lstrip("\ufeff").strip()
@@ -47,6 +50,7 @@ def normalise_address(text: str) -> str | None:
     if bracketed is not None:
         value = bracketed.group(1).strip()
     value = _strip_wrapping(value)
+    value = _SOURCE_ROUTE.sub("", value)
     if _CONTROL.search(value) or len(value) > _MAX_ADDRESS_LENGTH:
         return None
     if _REPLACEMENT in value:

@@ -77,6 +77,26 @@ def test_hard_bounce_suppresses(store: Store) -> None:
     assert entry.first_event_id == entry.last_event_id
 
 
+def test_original_recipient_suppressed(store: Store) -> None:
+    """The address we mailed is suppressed, not the one it was forwarded to."""
+    verdict = bounce(
+        "r@p351355.pool.example.ne.jp", original_address="rfc822;kijitora@example.org"
+    )
+
+    result = record(store, verdict)
+
+    assert result.suppressed == ("kijitora@example.org",)
+    assert store.suppression("kijitora@example.org") is not None
+    assert store.suppression("r@p351355.pool.example.ne.jp") is None
+
+
+def test_invalid_original_falls_back(store: Store) -> None:
+    """An Original-Recipient that is no address leaves the final one."""
+    result = record(store, bounce("final@example.net", original_address="x400;junk"))
+
+    assert result.suppressed == ("final@example.net",)
+
+
 def test_replay_adds_nothing(store: Store) -> None:
     """The same bytes recorded again write nothing."""
     sha = digest()

@@ -147,7 +147,7 @@ def _insert_events(
 ) -> list[_NewEvent]:
     added: list[_NewEvent] = []
     for item in verdict.recipients:
-        display = normalise_address(item.address)
+        display = _mailed_address(item)
         if display is None:
             continue
         recipient = address_key(display)
@@ -160,6 +160,21 @@ def _insert_events(
         if event_id is not None:
             added.append(_NewEvent(int(event_id), recipient, display, item.category))
     return added
+
+
+def _mailed_address(item: RecipientVerdict) -> str | None:
+    """Return the address we sent to, as the suppression list keys it.
+
+    A DSN's Original-Recipient is the address our MTA was given; the
+    Final-Recipient may be where the receiving site forwarded it (an alias
+    or a mailbox on another host), which we never mail. So the original
+    one is used when it is a valid address.
+    """
+    if item.original_address:
+        original = normalise_address(item.original_address)
+        if original is not None:
+            return original
+    return normalise_address(item.address)
 
 
 def _event_values(
