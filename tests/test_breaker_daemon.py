@@ -308,12 +308,6 @@ def test_two_daemons_postgres_sessions_killed(dovecot: Dovecot, tmp_path: Path) 
     assert_clean_log(two)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every message of an mbox file gets the file's mtime as its receipt "
-    "time, not the date on its own From_ line, so Dates more than 7 days before "
-    "the last append are ignored and old soft bounces fall into one window",
-)
 async def test_mbox_soft_bounces_by_arrival(tmp_path: Path) -> None:
     """Three mailbox-full bounces three weeks apart in one mbox suppress nobody.
 

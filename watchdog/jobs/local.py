@@ -73,13 +73,21 @@ async def _process_one(
         source=source,
         folder=str(root),
         path=message.key,
-        received_at=_modified(message.path),
+        received_at=_received(message),
     )
     if message.raw or message.size == 0:
         return await processor.process(ref, message.raw)
     # iter_messages leaves ``raw`` empty for a file over the size limit.
     digest = _file_sha256(message.path)
     return await processor.quarantine_file(ref, message.size, digest)
+
+
+def _received(message: LocalMessage) -> datetime | None:
+    """Return when ``message`` arrived, at the latest its file's mtime."""
+    modified = _modified(message.path)
+    if message.received_at is None or modified is None:
+        return message.received_at or modified
+    return min(message.received_at, modified)
 
 
 def _modified(path: Path) -> datetime | None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import mailbox
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -22,6 +24,9 @@ log = structlog.get_logger("watchdog.sources.local")
 
 _MAILDIR_SUBDIRS = ("cur", "new", "tmp")
 _MBOX_MAGIC = b"From "
+# An asctime() date: weekday, month, day (space-padded), time, year.
+_ASCTIME = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d{2}:\d{2}:\d{2} \d{4}")
+_ASCTIME_FORMAT = "%a %b %d %H:%M:%S %Y"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,9 @@ class LocalMessage:
     key: str
     raw: bytes
     size: int
+    # The date on an mbox message's From_ line, when it parses; the receipt
+    # time of other messages is their file's mtime.
+    received_at: datetime | None = None
 
 
 def detect_format(path: Path) -> LocalFormat:
@@ -131,18 +139,38 @@ def _maildir_files(root: Path) -> Iterator[Path]:
 
 
 def _iter_mbox(path: Path) -> Iterator[LocalMessage]:
-    # NOTE: the date on each message's From_ line is not read, so every
-    # message of an mbox gets the file's mtime as its receipt time, and a
-    # Date header more than 7 days before the last append is ignored.
     box = mailbox.mbox(path, create=False)
     try:
         for key in box.iterkeys():
-            raw = box.get_bytes(key)
+            with_from = box.get_bytes(key, from_=True)
+            from_line, _, raw = with_from.partition(b"\n")
             yield LocalMessage(
-                path=path, key=f"{path.name}#{key}", raw=raw, size=len(raw)
+                path=path,
+                key=f"{path.name}#{key}",
+                raw=raw,
+                size=len(raw),
+                received_at=from_line_date(from_line),
             )
     finally:
         box.close()
+
+
+def from_line_date(line: bytes) -> datetime | None:
+    """Return the delivery time on an mbox From_ line, or None when absent.
+
+    The line ends with an asctime() date, such as ``From MAILER-DAEMON
+    Wed Dec  4 19:00:00 2026``, sometimes followed by a zone or "remote
+    from" text. The date has no zone and is read as UTC, so it may be off
+    by the writer's UTC offset: hours, against soft-bounce windows of days.
+    """
+    match = _ASCTIME.search(line.decode("ascii", "replace"))
+    if match is None:
+        return None
+    try:
+        moment = datetime.strptime(" ".join(match.group(0).split()), _ASCTIME_FORMAT)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC)
 
 
 def _is_regular(path: Path) -> bool:
