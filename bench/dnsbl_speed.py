@@ -16,12 +16,9 @@ against rbldnsd with an empty cache each round, through
 the fast path (``fastquery`` and ``batch``) unless ``--no-fast-path`` sends
 every query through dnspython's Resolver. The
 figure reported is our best queries per second divided by dnsperf's
-maximum. CPU time per query (this process and its query workers) is printed
-too, because it varies less than the rate when other work shares the
-machine. RSS of this process and of the workers is printed at checkpoints
-so that growth over the rounds shows. ``--processes`` sets
-``blocklists.query_processes`` (default 2); 0 keeps every query on the
-event loop.
+maximum. CPU time per query is printed too, because it varies less than
+the rate when other work shares the machine. RSS is printed at
+checkpoints so that growth over the rounds shows.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import os
 import re
 import subprocess
 import sys
@@ -54,65 +50,17 @@ DNSPERF_SECONDS = 5
 TARGET_RATIO = 0.3
 
 
-def rss_mb(pid: str = "self") -> float:
-    """Return the resident set size of process ``pid`` in MB, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+def rss_mb() -> float:
+    """Return this process's resident set size in MB, from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def worker_pids() -> list[str]:
-    """Return the Python processes below this one: query workers, forkserver.
-
-    The workers are children of the forkserver, so the whole tree is walked.
-    rbldnsd and dnsperf are children too, and are left out by name.
-    """
-    found = []
-    parents = ["self"]
-    while parents:
-        parent = parents.pop()
-        for task in Path(f"/proc/{parent}/task").iterdir():
-            children = (task / "children").read_text().split()
-            found.extend(children)
-            parents.extend(children)
-    return [pid for pid in found if _command(pid).startswith("python")]
-
-
-def _command(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:  # the process has exited
-        return ""
-
-
-def worker_cpu_seconds() -> float:
-    """Return the user and system CPU seconds of the live worker processes."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in worker_pids():
-        # Fields 14 and 15 of /proc/PID/stat, after the parenthesised name.
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def pss_mb(pid: str) -> float:
-    """Return the proportional set size of ``pid`` in MB, from /proc.
-
-    Workers forked from one forkserver share most of their pages, which RSS
-    would count once per process; PSS divides each shared page among them.
-    """
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def checkpoint(label: str) -> None:
-    """Print the RSS of this process and the PSS of its workers at a point."""
-    workers = sum(pss_mb(pid) for pid in worker_pids())
-    print(f"rss {label}: {rss_mb():.1f} MB, worker processes (PSS) {workers:.1f} MB")
+    """Print the RSS at a named point of the run."""
+    print(f"rss {label}: {rss_mb():.1f} MB")
 
 
 def make_targets(count: int) -> list[Target]:
@@ -166,14 +114,9 @@ def count_queries(monitor: BlocklistMonitor) -> list[int]:
 
 
 def queries_sent(monitor: BlocklistMonitor, counter: list[int]) -> int:
-    """Return the queries sent by dnspython, the fast path and its processes."""
+    """Return the queries sent by dnspython and by the fast path."""
     fast = monitor.lookup.fast
-    processes = monitor.lookup.processes
-    return (
-        counter[0]
-        + (fast.sent if fast is not None else 0)
-        + (processes.sent if processes is not None else 0)
-    )
+    return counter[0] + (fast.sent if fast is not None else 0)
 
 
 def checker_rate(
@@ -183,23 +126,19 @@ def checker_rate(
     counter[0] = 0
     if monitor.lookup.fast is not None:
         monitor.lookup.fast.sent = 0
-    if monitor.lookup.processes is not None:
-        monitor.lookup.processes.sent = 0
     monitor.lookup.forget()
     started = time.perf_counter()
-    own_started, workers_started = time.process_time(), worker_cpu_seconds()
+    cpu_started = time.process_time()
     results = asyncio.run(monitor.run(targets))
-    own = time.process_time() - own_started
-    workers = worker_cpu_seconds() - workers_started
+    cpu = time.process_time() - cpu_started
     seconds = time.perf_counter() - started
 
     sent = queries_sent(monitor, counter)
     listed = sum(1 for result in results if result.state.value == "listed")
     print(
         f"checker: {sent} queries ({counter[0]} through dnspython) in "
-        f"{seconds:.2f} s = {sent / seconds:.0f}/s, CPU per query "
-        f"{(own + workers) / sent * 1e6:.0f} us ({own / sent * 1e6:.0f} us in "
-        f"this process) ({len(results)} results, {listed} listed)"
+        f"{seconds:.2f} s = {sent / seconds:.0f}/s, {cpu / sent * 1e6:.0f} us "
+        f"CPU per query ({len(results)} results, {listed} listed)"
     )
     return sent / seconds
 
@@ -214,12 +153,6 @@ def main() -> int:
         "--no-fast-path",
         action="store_true",
         help="send every query through dnspython's Resolver, for comparison",
-    )
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=Blocklists().query_processes,
-        help="query worker processes (blocklists.query_processes); 0 for none",
     )
     parser.add_argument("--concurrency", type=int, default=Blocklists().concurrency)
     parser.add_argument(
@@ -256,7 +189,6 @@ def main() -> int:
             blocklists=Blocklists(
                 concurrency=options.concurrency,
                 per_zone_concurrency=options.per_zone,
-                query_processes=options.processes,
             ),
         )
         zones = [catalogue_zone(name) for name in names]

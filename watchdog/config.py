@@ -303,12 +303,6 @@ class Blocklists(_Section):
     interval_seconds: float = Field(900.0, gt=0)
     concurrency: int = Field(32, gt=0)
     per_zone_concurrency: int = Field(4, gt=0)
-    query_processes: int = Field(
-        2,
-        ge=0,
-        description="worker processes that send cycles of 1,000 queries or more; "
-        "0 sends every query from the event loop",
-    )
     link_domains: list[str] = Field(
         default_factory=list,
         description="domains our mail links to, checked against domain zones",

@@ -11,25 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
 from watchdog.checks.dnsbl.answer import State
-from watchdog.checks.dnsbl.burst import resolve_blocking
 from watchdog.checks.dnsbl.catalogue import Zone, ZoneKind, load_catalogue
 from watchdog.checks.dnsbl.cycle import BlocklistMonitor
 from watchdog.checks.dnsbl.fastquery import FastResolver
-from watchdog.checks.dnsbl.processes import QueryProcesses
 from watchdog.checks.dnsbl.selection import catalogue_path
 from watchdog.checks.dnsbl.targets import parse_target
 from watchdog.checks.dnsbl.wire import TYPE_A, TYPE_TXT, Reply
@@ -148,45 +143,6 @@ async def test_reused_query_id_not_dropped() -> None:
     assert second_reply == Reply((), 60.0, negative=True)
 
 
-async def test_idle_killed_worker_replaced() -> None:
-    """A worker killed between batches fails one batch; the next gets new workers.
-
-    The pool notices the death while idle, so the next ``submit`` raises
-    BrokenProcessPool before any call runs. Unless the pool is replaced
-    then, every later batch fails the same way and falls back to the event
-    loop.
-    """
-    processes = QueryProcesses(1)
-    with scripted_server(nxdomain) as port:
-        nameservers = [("127.0.0.1", port)]
-        queries = [("2.0.0.127.zen.test", TYPE_A, "zen.test")]
-
-        async def resolve() -> list[tuple[object, float]]:
-            pairs = await processes.resolve(
-                nameservers,
-                queries,
-                timeouts=(0.5, 1.0),
-                limits=(8, 4),
-                default_ttl=60.0,
-            )
-            return list(pairs)
-
-        try:
-            await resolve()
-            executor = processes._executor
-            assert executor is not None
-            for pid in list(executor._processes):
-                os.kill(pid, signal.SIGKILL)
-            await asyncio.sleep(1.0)
-            with pytest.raises(BrokenProcessPool):
-                await resolve()
-            again = await resolve()
-        finally:
-            processes.close()
-
-    assert [outcome for outcome, _ in again] == [Reply((), 60.0, negative=True)]
-
-
 DQS_KEY = "Br3akerDqsKey42"
 # The prefix of each target's query name, and what the lying server does.
 HOSTILE = {
@@ -250,7 +206,6 @@ async def test_dqs_key_not_leaked() -> None:
         )
         with capture_logs() as logs:
             results = await monitor.run(targets)
-        monitor.close()
 
     states = {(r.target, r.zone): r.state for r in results}
     assert states[("192.0.2.4", "zen.spamhaus.org")] is State.LISTED
@@ -295,25 +250,9 @@ async def test_silent_resolver_one_lifetime() -> None:
         started = time.monotonic()
         results = await monitor.run(targets)
         seconds = time.monotonic() - started
-        monitor.close()
 
     assert {result.state for result in results} == {State.DNS_ERROR}
     assert seconds < 4 * lifetime
-
-
-@pytest.mark.timeout(10)
-def test_blocking_run_empty_batch() -> None:
-    """An empty batch returns at once rather than polling forever."""
-    pairs, sent = resolve_blocking(
-        [("127.0.0.1", 9)],
-        [],
-        timeouts=(0.2, 0.4),
-        limits=(8, 4),
-        default_ttl=60.0,
-    )
-
-    assert pairs == []
-    assert sent == 0
 
 
 def one_zone_dead(query: bytes) -> list[bytes]:
@@ -339,7 +278,6 @@ async def test_dead_zone_spares_others() -> None:
         )
         monitor = BlocklistMonitor(Settings(dns=dns), zones=zones)
         results = await monitor.run(targets)
-        monitor.close()
 
     states = {
         zone: {r.state for r in results if r.zone == zone}

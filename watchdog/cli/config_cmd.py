@@ -218,10 +218,6 @@ interval_seconds = 900.0
 concurrency = 32
 # Lookups in flight at once against one zone.
 per_zone_concurrency = 4
-# Worker processes that send a cycle of 1,000 lookups or more, so a large
-# cycle uses more than one core and leaves the daemon's event loop free.
-# 0 sends every lookup from the event loop.
-query_processes = 2
 # Domains our mail links to, checked against domain zones (DBL, SURBL,
 # URIBL) like the sending domains (example).
 link_domains = []

@@ -6,9 +6,8 @@ from the callback that receives a reply. It honours the same limits as
 ``Lookup``: at most ``limit`` queries in flight, ``per_zone`` to one zone,
 with the zones taken in turn.
 
-A ``Run`` does not read sockets itself. ``resolve_many`` drives one on the
-running event loop through a ``FastResolver``; ``burst.resolve_blocking``
-drives one with epoll in a worker process.
+A ``Run`` does not read sockets itself: ``resolve_many`` drives one on the
+running event loop through a ``FastResolver``.
 """
 
 from __future__ import annotations

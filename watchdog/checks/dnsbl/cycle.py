@@ -24,7 +24,6 @@ from watchdog.checks.dnsbl.exporting import Exporter
 from watchdog.checks.dnsbl.fastquery import fast_resolver_for
 from watchdog.checks.dnsbl.history import Entry, History, Transition
 from watchdog.checks.dnsbl.lookup import Lookup
-from watchdog.checks.dnsbl.processes import QueryProcesses
 from watchdog.checks.dnsbl.results import ZoneResult
 from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
 from watchdog.checks.dnsbl.targets import (
@@ -96,11 +95,6 @@ class BlocklistMonitor:
             per_zone=settings.blocklists.per_zone_concurrency,
             on_query=duration,
             fast=fast_resolver_for(self.resolver) if fast_path else None,
-            processes=(
-                QueryProcesses(settings.blocklists.query_processes)
-                if fast_path and settings.blocklists.query_processes
-                else None
-            ),
         )
         self.backoff = ZoneBackoff()
         self.history = History()
@@ -153,11 +147,6 @@ class BlocklistMonitor:
             self.exporter.export(outcome, now)
         self._log_pass(outcome, time.perf_counter() - started)
         return outcome.results
-
-    def close(self) -> None:
-        """Stop the query worker processes, if any were started."""
-        if self.lookup.processes is not None:
-            self.lookup.processes.close()
 
     def _query_names(
         self, targets: Sequence[Target]
@@ -282,8 +271,6 @@ async def run_blocklist_cycle(
         or monitor.settings != settings
         or monitor.metrics is not metrics
     ):
-        if monitor is not None:
-            monitor.close()
         monitor = BlocklistMonitor(settings, metrics=metrics)
         _default_monitor = monitor
     return await monitor.run(targets, store=store)

@@ -7,10 +7,9 @@ ID of a pending query, has QR set and echoes that query's question.
 Anything else is dropped and the query keeps waiting.
 
 Query IDs come from ``secrets`` and source ports from
-``random.SystemRandom``. Who reads the socket is the caller's choice: an
-asyncio reader (``fastquery``) or epoll in a worker process
-(``burst``), each calling ``drain`` when the socket is readable and
-``expire`` from time to time.
+``random.SystemRandom``. The caller reads the socket: ``fastquery``
+registers ``drain`` as an event-loop reader and calls ``expire`` from
+time to time.
 """
 
 from __future__ import annotations
@@ -156,21 +155,11 @@ class EndpointPool:
     """A few endpoints per nameserver, and the choice of one for each try.
 
     Tries of one query go to the nameservers in turn, and the queries to
-    one nameserver are spread over its sockets. ``timeout`` is the wait of
-    one try and ``lifetime`` the wait of a whole query, in seconds.
+    one nameserver are spread over its sockets.
     """
 
-    def __init__(
-        self,
-        nameservers: Sequence[tuple[str, int]],
-        sockets: int,
-        *,
-        timeout: float,
-        lifetime: float,
-    ) -> None:
-        self.timeout = timeout
-        self.lifetime = lifetime
-        self.sent = 0  # tries picked, each one datagram
+    def __init__(self, nameservers: Sequence[tuple[str, int]], sockets: int) -> None:
+        self._turn = 0
         self.nameservers = list(nameservers)
         self.pools = [
             [Endpoint(address, port) for _ in range(sockets)]
@@ -182,13 +171,10 @@ class EndpointPool:
         return [endpoint for pool in self.pools for endpoint in pool]
 
     def endpoint(self, attempt: int) -> Endpoint:
-        """Return the endpoint for try number ``attempt`` (from 0) of a query.
-
-        Counts the query as sent.
-        """
+        """Return the endpoint for try number ``attempt`` (from 0) of a query."""
         pool = self.pools[attempt % len(self.pools)]
-        self.sent += 1
-        return pool[self.sent % len(pool)]
+        self._turn += 1
+        return pool[self._turn % len(pool)]
 
     def expire(self, now: float) -> None:
         """End the wait of every query on any endpoint past its deadline."""
@@ -198,10 +184,6 @@ class EndpointPool:
     def pending(self) -> bool:
         """Tell whether any query is still waiting for a reply."""
         return any(endpoint.waiters for endpoint in self.endpoints())
-
-    def timed_out(self) -> QueryTimeout:
-        """Return the error for a query that got no reply within the lifetime."""
-        return timed_out(self.nameservers, self.lifetime)
 
     def close(self) -> None:
         """Close every socket."""

@@ -101,12 +101,7 @@ class FastResolver:
         if loop is not self._loop or self._pool is None:
             self.close()
             self._loop = loop
-            self._pool = EndpointPool(
-                self.nameservers,
-                self.sockets,
-                timeout=self.timeout,
-                lifetime=self.lifetime,
-            )
+            self._pool = EndpointPool(self.nameservers, self.sockets)
             for endpoint in self._pool.endpoints():
                 loop.add_reader(endpoint.fileno(), endpoint.drain)
         return loop

@@ -11,7 +11,6 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import dns.asyncresolver
@@ -19,11 +18,9 @@ import dns.exception
 import dns.message
 import dns.rdatatype
 import dns.resolver
-import structlog
 
 from watchdog.checks.dnsbl.batch import Outcome, resolve_many
 from watchdog.checks.dnsbl.fastquery import FastResolver, QueryTimeout
-from watchdog.checks.dnsbl.processes import QueryProcesses
 from watchdog.checks.dnsbl.wire import TYPE_A, TYPE_TXT, Reply, Unusual
 from watchdog.errors import DnsError
 
@@ -31,11 +28,6 @@ MIN_CACHE_SECONDS = 60.0
 MAX_CACHE_SECONDS = 3600.0
 DEFAULT_RETRIES = 1
 RETRY_PAUSE_SECONDS = 0.2
-# Below this many names a prefetch is sent from the event loop, because
-# worker processes pay off only when the batch is large next to the cost
-# of handing it to them and pickling the outcomes back.
-PROCESS_MIN_QUERIES = 1000
-LOGGER_NAME = "watchdog.checks.dnsbl"
 
 
 @dataclass(frozen=True)
@@ -72,9 +64,7 @@ class Lookup:
 
     With ``fast``, queries go through that FastResolver first, and only a
     reply it cannot handle (truncated, malformed, SERVFAIL, REFUSED, a
-    CNAME ...) is asked again through ``resolver``. With ``processes`` as
-    well, a prefetch of ``PROCESS_MIN_QUERIES`` names or more is sent from
-    those worker processes, to the same nameservers.
+    CNAME ...) is asked again through ``resolver``.
     """
 
     def __init__(
@@ -87,11 +77,9 @@ class Lookup:
         clock: Callable[[], float] = time.monotonic,
         on_query: Callable[[float], None] | None = None,
         fast: FastResolver | None = None,
-        processes: QueryProcesses | None = None,
     ) -> None:
         self.resolver = resolver
         self.fast = fast
-        self.processes = processes
         self.on_query = on_query
         self.retries = retries
         self._clock = clock
@@ -216,23 +204,6 @@ class Lookup:
     ) -> list[tuple[Outcome, float]]:
         fast = self.fast
         assert fast is not None
-        if self.processes is not None and len(queries) >= PROCESS_MIN_QUERIES:
-            try:
-                return await self.processes.resolve(
-                    fast.nameservers,
-                    queries,
-                    timeouts=(fast.timeout, fast.lifetime),
-                    limits=(self._limit, self._per_zone_limit),
-                    default_ttl=MIN_CACHE_SECONDS,
-                )
-            except (BrokenProcessPool, OSError) as exc:
-                # The batch is sent again from the event loop below, so a
-                # failed worker costs time, not answers.
-                structlog.get_logger(LOGGER_NAME).warning(
-                    "dnsbl_query_processes_failed",
-                    error=str(exc) or exc.__class__.__name__,
-                    queries=len(queries),
-                )
         return await resolve_many(
             fast,
             queries,
