@@ -42,21 +42,27 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return 0, ""  # not listening yet
 
 
+def _daemon_settings(
+    settings: Settings, tmp_path: Path, port: int, **sections: object
+) -> Settings:
+    """Return ``settings`` with a fresh SQLite file, ``port`` and ``sections``."""
+    database = settings.database.model_copy(
+        update={"url": f"sqlite:///{tmp_path / 'w.db'}"}
+    )
+    http = settings.http.model_copy(update={"port": port})
+    return settings.model_copy(update={"database": database, "http": http, **sections})
+
+
 async def test_daemon_exports_listing(
     dns_servers: DnsServers, settings: Settings, tmp_path: Path
 ) -> None:
     port = free_port()
-    daemon_settings = settings.model_copy(
-        update={
-            "database": settings.database.model_copy(
-                update={"url": f"sqlite:///{tmp_path / 'w.db'}"}
-            ),
-            "http": settings.http.model_copy(update={"port": port}),
-            "sending": settings.sending.model_copy(update={"ips": ["192.0.2.10"]}),
-            "blocklists": settings.blocklists.model_copy(
-                update={"disable": OTHER_ZONES}
-            ),
-        }
+    daemon_settings = _daemon_settings(
+        settings,
+        tmp_path,
+        port,
+        sending=settings.sending.model_copy(update={"ips": ["192.0.2.10"]}),
+        blocklists=settings.blocklists.model_copy(update={"disable": OTHER_ZONES}),
     )
     stop = asyncio.Event()
     daemon = asyncio.create_task(run_daemon(daemon_settings, stop))
@@ -81,19 +87,16 @@ async def test_daemon_checks_link_domains_alone(
 ) -> None:
     """Link domains are checked even when [sending] names nothing."""
     port = free_port()
-    daemon_settings = settings.model_copy(
-        update={
-            "database": settings.database.model_copy(
-                update={"url": f"sqlite:///{tmp_path / 'w.db'}"}
-            ),
-            "http": settings.http.model_copy(update={"port": port}),
-            "blocklists": settings.blocklists.model_copy(
-                update={
-                    "link_domains": ["spam.example"],
-                    "disable": [*OTHER_ZONES[:8], "zen.test", "bits.test"],
-                }
-            ),
-        }
+    daemon_settings = _daemon_settings(
+        settings,
+        tmp_path,
+        port,
+        blocklists=settings.blocklists.model_copy(
+            update={
+                "link_domains": ["spam.example"],
+                "disable": [*OTHER_ZONES[:8], "zen.test", "bits.test"],
+            }
+        ),
     )
     listed = re.compile(
         r"mailwatchdog_dnsbl_listed\{kind=\"domain\","
