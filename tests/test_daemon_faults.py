@@ -694,10 +694,10 @@ def messages_counted(metrics: str) -> float:
 def settled_count(daemon: Daemon, expected: int) -> float:
     """Return the messages counted once the count reaches ``expected`` and stays.
 
-    The INBOX is empty as soon as the server has moved the last batch,
-    a moment before the daemon reads the MOVE reply and counts it, so the
+    The INBOX is empty as soon as the server has moved the last batch, a
+    moment before the daemon reads the MOVE reply and counts it. So the
     count is read until it reaches ``expected`` (or 20 s pass), then once
-    more 2 s later, which a double count would push over.
+    more 2 s later, when a double count would have pushed it over.
     """
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

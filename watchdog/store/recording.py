@@ -165,9 +165,9 @@ def _insert_events(
 def _mailed_address(item: RecipientVerdict) -> str | None:
     """Return the address we sent to, as the suppression list keys it.
 
-    A DSN's Original-Recipient is the address our MTA was given; the
+    A DSN's Original-Recipient is the address our MTA was given. The
     Final-Recipient may be where the receiving site forwarded it (an alias
-    or a mailbox on another host), which we never mail. So the original
+    or a mailbox on another host), which we never mail, so the original
     one is used when it is a valid address.
     """
     if item.original_address:

@@ -2,9 +2,10 @@
 
 The blocklist history and the MTA-STS policies live in the store's
 database but are read and written by the checks. In the daemon their
-calls run on the ``Store`` thread, so a slow database never blocks the
-event loop. A one-shot command has no store thread and nothing else to
-keep responsive, so it runs the same calls inline.
+calls run on the ``Store`` thread, so a slow database does not block the
+event loop; only an in-memory SQLite database, as tests use, runs them
+inline there. A one-shot command has no store thread and nothing else to
+keep responsive, so it runs the same calls inline too.
 """
 
 from __future__ import annotations

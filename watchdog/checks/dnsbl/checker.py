@@ -140,7 +140,7 @@ def _zone_health(kinds: Sequence[ZoneKind], canaries: Sequence[Answer]) -> Healt
 async def _answers(
     lookup: Lookup, zone: Zone, targets: Sequence[Target]
 ) -> list[Answer]:
-    """Return the answer of ``zone`` for each target, in order.
+    """Return the interpreted answer of ``zone`` for each target, in order.
 
     Cached records (a prefetch fills the cache) are read without a task;
     only the names missing from the cache are looked up concurrently.

@@ -210,8 +210,8 @@ class BlocklistMonitor:
 
     def _log_pass(self, outcome: Pass, seconds: float) -> None:
         # A zone's trouble is logged when it starts or its reason changes,
-        # and its recovery once, so a zone that stays down for days does not
-        # repeat the same warning every cycle; the metrics show it meanwhile.
+        # and its recovery once. A zone down for days thus does not repeat
+        # its warning every cycle, and the metrics show it meanwhile.
         for zone, health in outcome.health.items():
             paused = zone in outcome.backed_off
             state = ("paused" if paused else "unhealthy", health.reason)

@@ -15,7 +15,9 @@ from watchdog.config import Settings
 from watchdog.errors import ConfigError
 
 _REVERSE_SUFFIXES = (".in-addr.arpa", ".ip6.arpa")
-REVERSED_CACHE_SIZE = 4096
+# Above the number of sending IPs, or a cycle that walks them zone by zone
+# would evict each name before the next zone asks for it again.
+REVERSED_CACHE_SIZE = 65_536
 # Learned link domains checked per cycle, so that learning cannot multiply
 # the queries sent to the lists without bound.
 MAX_LEARNED_LINK_TARGETS = 200
