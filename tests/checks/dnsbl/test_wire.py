@@ -8,6 +8,7 @@ import dns.message
 import dns.rdatatype
 import pytest
 
+from watchdog.checks.dnsbl import wire
 from watchdog.checks.dnsbl.wire import (
     TYPE_A,
     TYPE_TXT,
@@ -100,3 +101,51 @@ def test_name_over_255_octets() -> None:
 def test_invalid_name_rejected(name: str) -> None:
     with pytest.raises((ValueError, UnicodeError)):
         encode_question(name, TYPE_A)
+
+
+def test_invalid_name_rejected_again() -> None:
+    """A name that failed is not kept, so it fails every time."""
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            encode_question("a..b", TYPE_A)
+
+
+def test_question_table_emptied_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "QUESTION_TABLE_SIZE", 2)
+    monkeypatch.setattr(wire, "_QUESTIONS", {})
+    names = ["1.zen.test", "2.zen.test", "3.zen.test"]
+
+    questions = [encode_question(name, TYPE_A) for name in names]
+
+    assert len(wire._QUESTIONS) == 1
+    assert questions == [wire._encode_question(name, TYPE_A) for name in names]
+    assert encode_question(names[0], TYPE_TXT).endswith(b"\x00\x10\x00\x01")
+
+
+def _soa(minimum: int, ttl: int = 3600) -> bytes:
+    rdata = b"\xc0\x0c\xc0\x0c" + struct.pack("!IIIII", 1, 3600, 600, 86400, minimum)
+    return b"\xc0\x0c" + struct.pack("!HHIH", 6, 1, ttl, len(rdata)) + rdata
+
+
+def _negative(tail: bytes) -> bytes:
+    return struct.pack("!HHHHHH", 7, 0x8183, 1, 0, 1, 0) + QUESTION + tail
+
+
+def test_negative_ttl_per_soa() -> None:
+    """Replies with the same SOA share a TTL, and another SOA gets its own."""
+    first = parse_reply(_negative(_soa(60)), QUESTION, TYPE_A, 30.0)
+    again = parse_reply(_negative(_soa(60)), QUESTION, TYPE_A, 30.0)
+    other = parse_reply(_negative(_soa(900)), QUESTION, TYPE_A, 30.0)
+    capped = parse_reply(_negative(_soa(900, ttl=120)), QUESTION, TYPE_A, 30.0)
+
+    assert first == again == ((), 60.0, True)
+    assert other.ttl == 900.0
+    assert capped.ttl == 120.0
+
+
+def test_negative_ttl_malformed_every_time() -> None:
+    """A malformed authority section is not kept, so it raises each time."""
+    truncated = _negative(_soa(60)[:-6])
+    for _ in range(2):
+        with pytest.raises(Unusual):
+            parse_reply(truncated, QUESTION, TYPE_A, 30.0)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from watchdog.checks.dnsbl.answer import (
     HEALTHY,
     KNOWN_STATES,
+    NOT_LISTED,
     Answer,
     Health,
     State,
@@ -70,15 +71,22 @@ async def check_zones(
 ) -> Pass:
     """Check every target against every zone of its kind.
 
-    IPs go only to IP zones and domains only to domain zones. A zone that
-    fails its test points turns its listed and not-listed answers into
+    IPs go only to IP zones and domains only to domain zones. Test points
+    are asked afresh every pass: a cached NXDOMAIN for 127.0.0.1 would keep
+    trusting a zone that began listing everything. A zone that fails its
+    test points turns its listed and not-listed answers into
     ``zone_unhealthy``. A zone paused by ``backoff`` is not queried, and its
     targets come back ``operator_error``.
     """
     active = [zone for zone in zones if not backoff.remaining(zone.name)]
     paused = [zone for zone in zones if backoff.remaining(zone.name)]
+    plans = [_ZonePlan.of(zone, targets) for zone in active]
+    lookup.forget(name for plan in plans for name in plan.names[: plan.points])
+    await lookup.prefetch(
+        [(name, plan.zone.name) for plan in plans for name in plan.names]
+    )
     passes = await asyncio.gather(
-        *(_check_zone(lookup, zone, targets, backoff) for zone in active)
+        *(_check_zone(lookup, plan, backoff) for plan in plans)
     )
 
     results = [result for zone_results, _ in passes for result in zone_results]
@@ -101,25 +109,52 @@ def _matching(zone: Zone, targets: Sequence[Target]) -> list[Target]:
     return [target for target in targets if target.kind in zone.kinds]
 
 
-async def _check_zone(
-    lookup: Lookup, zone: Zone, targets: Sequence[Target], backoff: ZoneBackoff
-) -> tuple[list[ZoneResult], Health]:
-    kinds = sorted(zone.kinds)
-    chosen = _matching(zone, targets)
-    points = [point for kind in kinds for point in TEST_POINTS[kind]]
-    answers = await _answers(lookup, zone, [*points, *chosen])
-    canaries, found = answers[: len(points)], answers[len(points) :]
+@dataclass(frozen=True)
+class _ZonePlan:
+    """The names one zone is asked in a pass: its test points, then the targets.
 
-    health = _zone_health(kinds, canaries)
+    The first ``points`` of ``names`` are the test points of ``kinds``, two
+    per kind, and the rest are ``targets`` in order.
+    """
+
+    zone: Zone
+    kinds: list[ZoneKind]
+    targets: list[Target]
+    names: list[str]
+    points: int
+
+    @classmethod
+    def of(cls, zone: Zone, targets: Sequence[Target]) -> _ZonePlan:
+        kinds = sorted(zone.kinds)
+        chosen = _matching(zone, targets)
+        points = [point for kind in kinds for point in TEST_POINTS[kind]]
+        names = [query_name(target, zone) for target in [*points, *chosen]]
+        return cls(zone, kinds, chosen, names, len(points))
+
+
+async def _check_zone(
+    lookup: Lookup, plan: _ZonePlan, backoff: ZoneBackoff
+) -> tuple[list[ZoneResult], Health]:
+    zone = plan.zone
+    answers = await _answers(lookup, zone, plan.names)
+    canaries, found = answers[: plan.points], answers[plan.points :]
+
+    health = _zone_health(plan.kinds, canaries)
     if any(answer.state is State.OPERATOR_ERROR for answer in answers):
         backoff.start(zone.name)
 
-    results = []
-    for target, found_answer in zip(chosen, found, strict=True):
-        answer = found_answer
-        if not health.healthy and answer.state in KNOWN_STATES:
-            answer = Answer(State.ZONE_UNHEALTHY, answer.codes, health.reason)
-        results.append(ZoneResult.of(target, zone, answer))
+    if not health.healthy:
+        found = [
+            Answer(State.ZONE_UNHEALTHY, answer.codes, health.reason)
+            if answer.state in KNOWN_STATES
+            else answer
+            for answer in found
+        ]
+    of = ZoneResult.of
+    results = [
+        of(target, zone, answer)
+        for target, answer in zip(plan.targets, found, strict=True)
+    ]
     return results, health
 
 
@@ -137,35 +172,33 @@ def _zone_health(kinds: Sequence[ZoneKind], canaries: Sequence[Answer]) -> Healt
     return HEALTHY
 
 
-async def _answers(
-    lookup: Lookup, zone: Zone, targets: Sequence[Target]
-) -> list[Answer]:
-    """Return the interpreted answer of ``zone`` for each target, in order.
+async def _answers(lookup: Lookup, zone: Zone, names: Sequence[str]) -> list[Answer]:
+    """Return the interpreted answer of ``zone`` for each name, in order.
 
-    Cached records (a prefetch fills the cache) are read without a task;
+    Cached records (the prefetch fills the cache) are read without a task;
     only the names missing from the cache are looked up concurrently.
     """
     answers: list[Answer | None] = []
     missing: list[int] = []
-    now = lookup.now()
-    for index, target in enumerate(targets):
-        records = lookup.cached(query_name(target, zone), now)
+    for index, records in enumerate(lookup.cached_many(names)):
         if records is None:
             missing.append(index)
             answers.append(None)
+        elif not records.addresses:
+            answers.append(NOT_LISTED)
         else:
             answers.append(interpret(zone, records.addresses, records.reason))
     looked_up = await asyncio.gather(
-        *(_answer(lookup, zone, targets[index]) for index in missing)
+        *(_answer(lookup, zone, names[index]) for index in missing)
     )
     for index, answer in zip(missing, looked_up, strict=True):
         answers[index] = answer
     return [answer for answer in answers if answer is not None]
 
 
-async def _answer(lookup: Lookup, zone: Zone, target: Target) -> Answer:
+async def _answer(lookup: Lookup, zone: Zone, name: str) -> Answer:
     try:
-        records = await lookup.records(query_name(target, zone), zone.name)
+        records = await lookup.records(name, zone.name)
     except DnsError as exc:
         return Answer(State.DNS_ERROR, reason=exc.reason)
     return interpret(zone, records.addresses, records.reason)

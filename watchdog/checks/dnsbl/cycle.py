@@ -26,12 +26,7 @@ from watchdog.checks.dnsbl.history import Entry, History, Transition
 from watchdog.checks.dnsbl.lookup import Lookup
 from watchdog.checks.dnsbl.results import ZoneResult
 from watchdog.checks.dnsbl.selection import catalogue_path, select_zones
-from watchdog.checks.dnsbl.targets import (
-    TEST_POINTS,
-    Target,
-    query_name,
-    targets_from_settings,
-)
+from watchdog.checks.dnsbl.targets import Target, targets_from_settings
 from watchdog.checks.resolver import make_resolver, public_resolvers
 from watchdog.config import Settings
 from watchdog.errors import StoreError
@@ -132,11 +127,6 @@ class BlocklistMonitor:
             else targets_from_settings(self.settings)
         )
         started = time.perf_counter()
-        # Test points are asked afresh every cycle: a cached NXDOMAIN for
-        # 127.0.0.1 would keep trusting a zone that began listing everything.
-        points, names = self._query_names(chosen)
-        self.lookup.forget(name for name, _ in points)
-        await self.lookup.prefetch(points + names)
         outcome = await check_zones(self.lookup, self.zones, chosen, self.backoff)
         now = self._wall_clock()
 
@@ -147,26 +137,6 @@ class BlocklistMonitor:
             self.exporter.export(outcome, now)
         self._log_pass(outcome, time.perf_counter() - started)
         return outcome.results
-
-    def _query_names(
-        self, targets: Sequence[Target]
-    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        """Return the (name, zone) pairs ``check_zones`` will look up.
-
-        The first list contains the test points, the second the targets.
-        """
-        points: list[tuple[str, str]] = []
-        names: list[tuple[str, str]] = []
-        for zone in self.zones:
-            if self.backoff.remaining(zone.name):
-                continue
-            for kind in sorted(zone.kinds):
-                points.extend(
-                    (query_name(point, zone), zone.name) for point in TEST_POINTS[kind]
-                )
-            chosen = [target for target in targets if target.kind in zone.kinds]
-            names.extend((query_name(target, zone), zone.name) for target in chosen)
-        return points, names
 
     async def _save(
         self, store: TransitionStore, transitions: list[Transition]

@@ -36,18 +36,23 @@ class Exporter:
             if health.healthy:
                 metrics.dnsbl_last_success.labels(zone).set(now)
 
+        sources = {(r.target, r.kind): r.source for r in outcome.results}
+        for (target, kind), source in sources.items():
+            self._set_source(target, kind, source)
+
         for result in outcome.results:
-            self._set_source(result.target, result.kind, result.source)
-            if result.state is State.DNS_ERROR:
+            state = result.state
+            if state is State.DNS_ERROR:
                 # The reason is one of timeout, servfail, refused,
                 # no_nameservers or error.
                 metrics.dnsbl_check_errors.labels(result.zone, result.reason).inc()
-            elif result.state in _ERROR_STATES:
-                metrics.dnsbl_check_errors.labels(result.zone, result.state.value).inc()
-            if result.state not in KNOWN_STATES:
+            elif state in _ERROR_STATES:
+                metrics.dnsbl_check_errors.labels(result.zone, state.value).inc()
+            if state not in KNOWN_STATES:
                 continue
             self._set_listed(result.target, result.kind, result.zone, result.alerts)
-            self._replace_codes(result.target, result.zone, result.codes)
+            if result.codes or (result.target, result.zone) in self._exported:
+                self._replace_codes(result.target, result.zone, result.codes)
 
     def _set_listed(self, target: str, kind: str, zone: str, alerts: bool) -> None:
         value = 1 if alerts else 0
@@ -68,11 +73,16 @@ class Exporter:
     def _replace_codes(self, target: str, zone: str, codes: tuple[Code, ...]) -> None:
         gauge = self.metrics.dnsbl_return_code
         current = {(code.address, code.severity.value) for code in codes}
-        exported = self._exported.setdefault((target, zone), set())
+        exported = self._exported.get((target, zone), set())
         if current == exported:
             return
         for code, severity in exported - current:
             gauge.remove(target, zone, code, severity)
         for code, severity in current:
             gauge.labels(target, zone, code, severity).set(1)
-        self._exported[(target, zone)] = current
+        if current:
+            self._exported[(target, zone)] = current
+        else:
+            # Pairs without codes are left out, so that the many clean
+            # results skip this method.
+            del self._exported[(target, zone)]

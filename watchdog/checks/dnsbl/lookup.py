@@ -30,7 +30,7 @@ DEFAULT_RETRIES = 1
 RETRY_PAUSE_SECONDS = 0.2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Records:
     """The A records and the joined TXT reason for one query name."""
 
@@ -88,7 +88,11 @@ class Lookup:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._overall = asyncio.Semaphore(concurrency)
         self._per_zone: dict[str, asyncio.Semaphore] = {}
-        self._cache: dict[str, tuple[float, Records]] = {}
+        # The cache is two dicts rather than one of (expiry, records) pairs,
+        # so a cycle builds no tuple per name for the garbage collector to
+        # walk: absent names share their Records.
+        self._records: dict[str, Records] = {}
+        self._expires: dict[str, float] = {}
         # Names whose prefetch ran out of its lifetime, with the error
         # ``records`` raises for them until the next prefetch.
         self._timed_out: dict[str, DnsError] = {}
@@ -96,11 +100,13 @@ class Lookup:
     def forget(self, names: Iterable[str] | None = None) -> None:
         """Drop the cached answers of ``names``, or every one without names."""
         if names is None:
-            self._cache.clear()
+            self._records.clear()
+            self._expires.clear()
             self._timed_out.clear()
             return
         for name in names:
-            self._cache.pop(name, None)
+            self._records.pop(name, None)
+            self._expires.pop(name, None)
             self._timed_out.pop(name, None)
 
     def cached(self, name: str, now: float | None = None) -> Records | None:
@@ -109,16 +115,19 @@ class Lookup:
         ``now`` is the clock's current time, for callers that read many names
         at once; without it the clock is read.
         """
-        cached = self._cache.get(name)
-        if cached is None:
+        expires = self._expires.get(name)
+        if expires is None:
             return None
-        if cached[0] > (self._clock() if now is None else now):
-            return cached[1]
+        if expires > (self._clock() if now is None else now):
+            return self._records[name]
         return None
 
-    def now(self) -> float:
-        """Return the time of the clock that cache expiry is measured in."""
-        return self._clock()
+    def cached_many(self, names: Iterable[str]) -> list[Records | None]:
+        """Return ``cached`` for each of ``names``, reading the clock once."""
+        now = self._clock()
+        expires = self._expires.get
+        records = self._records
+        return [records[name] if expires(name, now) > now else None for name in names]
 
     async def records(self, name: str, zone: str) -> Records:
         """Return the A records (and TXT reason when listed) for ``name``.
@@ -144,7 +153,7 @@ class Lookup:
             finally:
                 if self.on_query is not None:
                     self.on_query(time.perf_counter() - started)
-        self._cache[name] = (self._clock() + clamp_ttl(records.ttl), records)
+        self._store(name, records, self._clock())
         return records
 
     async def prefetch(self, requests: Sequence[tuple[str, str]]) -> None:
@@ -163,8 +172,7 @@ class Lookup:
         now = self._clock()
         pending: dict[str, str] = {}
         for name, zone in requests:
-            cached = self._cache.get(name)
-            if cached is None or cached[0] <= now:
+            if self._expires.get(name, now) <= now:
                 pending.setdefault(name, zone)
 
         found = await self._batch(
@@ -215,9 +223,13 @@ class Lookup:
     def _remember(
         self, name: str, records: Records, seconds: float, now: float
     ) -> None:
-        self._cache[name] = (now + clamp_ttl(records.ttl), records)
+        self._store(name, records, now)
         if self.on_query is not None:
             self.on_query(seconds)
+
+    def _store(self, name: str, records: Records, now: float) -> None:
+        self._records[name] = records
+        self._expires[name] = now + clamp_ttl(records.ttl)
 
     def _bind_to_running_loop(self) -> None:
         # A semaphore belongs to the event loop it first waited in, so a

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from watchdog.checks.dnsbl.answer import Answer, Code, State
 from watchdog.checks.dnsbl.catalogue import Zone
 from watchdog.checks.dnsbl.targets import Target, TargetSource
 
 
-@dataclass(frozen=True)
-class ZoneResult:
+class ZoneResult(NamedTuple):
     """One target in one zone: the state, the codes and the reason.
 
     ``source`` is why the target was checked (a ``TargetSource`` value).
+    A named tuple rather than a frozen dataclass, because a cycle builds one
+    per target and zone, and a tuple costs a quarter of the CPU to build.
     """
 
     target: str
@@ -30,17 +30,18 @@ class ZoneResult:
     @classmethod
     def of(cls, target: Target, zone: Zone, answer: Answer) -> ZoneResult:
         """Build the result of ``target`` in ``zone`` from an interpreted answer."""
+        # Positional, in field order: keywords double the cost of each result.
+        # ``kind`` and ``source`` are StrEnum members, so they are str values.
         return cls(
-            target=target.value,
-            # Both are StrEnum members, so they are str values already.
-            kind=target.kind,
-            zone=zone.name,
-            state=answer.state,
-            codes=answer.codes,
-            reason=answer.reason,
-            informational=zone.informational,
-            delist_url=zone.delist_url,
-            source=target.source,
+            target.value,
+            target.kind,
+            zone.name,
+            answer.state,
+            answer.codes,
+            answer.reason,
+            zone.informational,
+            zone.delist_url,
+            target.source,
         )
 
     @property
@@ -50,9 +51,12 @@ class ZoneResult:
         Informational zones and configuration-only codes (Spamhaus PBL)
         never alert, and neither does any state other than ``listed``.
         """
+        # The state is tested first so that the common not-listed result
+        # builds no Answer.
         return (
-            Answer(self.state, self.codes).is_reputation_listing
+            self.state is State.LISTED
             and not self.informational
+            and Answer(self.state, self.codes).is_reputation_listing
         )
 
     def to_json(self) -> dict[str, Any]:
