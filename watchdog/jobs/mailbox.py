@@ -141,7 +141,6 @@ class MailboxWorker:
         self._session: ImapSession | None = None
         self._cycle_task: asyncio.Task[CycleSummary] | None = None
         self._lost = False
-        self._left: set[int] = set()
         self._log = log.bind(mailbox=name)
 
     @property
@@ -292,7 +291,6 @@ class MailboxWorker:
             self._store,
             self._processor,
             stop=self._stop,
-            left=self._left,
             concurrency=self._concurrency,
             check_lock=lock.check,
             count=self._count,

@@ -188,6 +188,24 @@ class MailboxState(SQLModel, table=True):
     updated_at: datetime = _time()
 
 
+class LeftMessage(SQLModel, table=True):
+    """An IMAP message the daemon left in its folder and has counted.
+
+    Unrecognised mail in a folder shared with people stays where it is, so
+    its UID is kept here: a restarted daemon neither fetches it again nor
+    counts it a second time. Rows of another UIDVALIDITY and UIDs gone from
+    the folder are deleted at the start of the next pass.
+    """
+
+    __tablename__ = "left_message"
+
+    source: str = Field(primary_key=True)
+    folder: str = Field(primary_key=True)
+    uidvalidity: int = Field(sa_type=BigInteger, primary_key=True)
+    uid: int = Field(sa_type=BigInteger, primary_key=True)
+    left_at: datetime = _time()
+
+
 metadata = SQLModel.metadata
 
 # Core tables, for statements that need ON CONFLICT or RETURNING.
@@ -196,3 +214,4 @@ event_table = metadata.tables["event"]
 suppression_table = metadata.tables["suppression"]
 audit_table = metadata.tables["suppression_audit"]
 mailbox_table = metadata.tables["mailbox_state"]
+left_table = metadata.tables["left_message"]

@@ -16,7 +16,14 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+    Set,
+)
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from datetime import datetime
@@ -30,7 +37,7 @@ from watchdog.classify.verdict import Verdict
 from watchdog.config import Policy
 from watchdog.errors import StoreError
 from watchdog.pipeline import MessageRef, Outcome
-from watchdog.store import locks, recording, suppressions
+from watchdog.store import left, locks, recording, suppressions
 from watchdog.store.engine import (
     READ_ONLY,
     create_store_engine,
@@ -466,6 +473,27 @@ class Store(SuppressionList):
                 )
                 for row in conn.execute(query)
             ]
+
+    def left_uids(
+        self, source: str, folder: str, uidvalidity: int, present: Set[int]
+    ) -> set[int]:
+        """Return the UIDs of ``present`` left in the folder by earlier passes.
+
+        Forgets left UIDs of another UIDVALIDITY and those no longer present.
+        """
+        with self._write("reading messages left in place") as conn:
+            return left.still_present(conn, source, folder, uidvalidity, present)
+
+    def remember_left(
+        self, source: str, folder: str, uidvalidity: int, uids: Iterable[int]
+    ) -> set[int]:
+        """Store UIDs left in the folder; return those not stored before.
+
+        Inside a ``batch()`` they commit with the messages' records, so a
+        message left in place is counted by the pass that first stores it.
+        """
+        with self._write("storing messages left in place") as conn:
+            return left.remember(conn, source, folder, uidvalidity, uids, now=utcnow())
 
     @contextlib.contextmanager
     def consumer_lock(self, source: str, folder: str) -> Iterator[bool]:

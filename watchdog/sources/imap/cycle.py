@@ -12,7 +12,9 @@ commit. If the connection drops after the server moved a batch but before
 its reply arrived, the next pass finds the recorded messages gone from the
 source folder, marks them moved then and counts them. If the MOVE never
 ran, the next pass moves the duplicates and counts them under the outcome
-stored for the first copy. Either way each message is counted once.
+stored for the first copy. Either way each message is counted once. A
+message left in place is counted when its UID is first stored as left,
+in the transaction of its record, and later passes skip that UID.
 
 Every store call runs on the store's thread through ``store.call``, so a
 database that stops responding never blocks the event loop.
@@ -28,7 +30,14 @@ import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence, Set
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+    Set,
+)
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -68,6 +77,12 @@ class CycleStore(Protocol):
         outcomes: Sequence[Outcome],
     ) -> list[Unmoved]: ...
     def batch(self) -> contextlib.AbstractContextManager[None]: ...
+    def left_uids(
+        self, source: str, folder: str, uidvalidity: int, present: Set[int]
+    ) -> set[int]: ...
+    def remember_left(
+        self, source: str, folder: str, uidvalidity: int, uids: Iterable[int]
+    ) -> set[int]: ...
 
 
 class MessageProcessor(Protocol):
@@ -182,9 +197,10 @@ class FolderPass:
     ``stop`` set during a batch ends the pass once the messages in flight are
     done: what was processed is committed and moved, the rest stays for
     later.
-    ``left`` contains UIDs left in place during earlier passes of this
-    process, which are not fetched again until UIDVALIDITY changes. ``concurrency``
-    messages are classified at once, to keep a worker pool busy.
+    Messages left in place are not fetched again while their UIDs stay
+    valid: the store keeps their UIDs, so a restarted daemon skips them too.
+    ``concurrency`` messages are classified at once, to keep a worker pool
+    busy.
     ``check_lock`` raises when the consumer lock was lost; it runs on the
     store thread before each batch is recorded. ``count`` receives the
     messages to count. For moved messages it runs on the store thread right
@@ -199,7 +215,6 @@ class FolderPass:
         processor: MessageProcessor,
         *,
         stop: asyncio.Event,
-        left: set[int],
         concurrency: int = 1,
         check_lock: Callable[[], None] | None = None,
         count: Callable[[Sequence[Counted]], None] | None = None,
@@ -212,7 +227,6 @@ class FolderPass:
         self._store = store
         self._processor = processor
         self._stop = stop
-        self._left = left
         self._check_lock = check_lock
         self._count = count if count is not None else _ignore
         # INTERNALDATE by UID for the current batch, which bounds the
@@ -230,11 +244,12 @@ class FolderPass:
             changed = await store.call(
                 store.set_uidvalidity, plan.source, plan.folder, uidvalidity
             )
-        if changed:
-            self._left.clear()
         present = await session.search_uids()
         confirmed = await self._confirm_moves(uidvalidity, set(present))
-        uids = [uid for uid in present if uid not in self._left]
+        left = await store.call(
+            store.left_uids, plan.source, plan.folder, uidvalidity, set(present)
+        )
+        uids = [uid for uid in present if uid not in left]
         return Start(uidvalidity, changed, tuple(uids), confirmed)
 
     async def _confirm_moves(
@@ -295,11 +310,11 @@ class FolderPass:
         began: float,
     ) -> BatchReport:
         classified = await self._classify_all(session, uidvalidity, uids, sizes)
-        reports = await self._store.call(
+        reports, left = await self._store.call(
             self._record_all, uidvalidity, uids, sizes, classified
         )
         fault_point("after_commit")
-        moved, method, counted = await self._move(session, reports)
+        moved, method, counted = await self._move(session, uidvalidity, reports)
         fault_point("after_move")
         return BatchReport(
             uidvalidity=uidvalidity,
@@ -307,7 +322,7 @@ class FolderPass:
             moved=moved,
             method=method,
             seconds=time.monotonic() - began,
-            counted=counted,
+            counted=left + counted,
         )
 
     async def _classify_all(
@@ -379,12 +394,14 @@ class FolderPass:
         uids: Sequence[int],
         sizes: dict[int, int],
         classified: dict[int, Classified],
-    ) -> list[MessageReport]:
+    ) -> tuple[list[MessageReport], tuple[Counted, ...]]:
         """Record the batch in one transaction, in UID order, on the store thread.
 
         If one record raises, the whole transaction rolls back and nothing
         of the batch moves. A lost consumer lock raises before anything is
         written, because another process may be working on the folder.
+        Returns the reports and the counts of the messages left in place,
+        which are counted once the transaction has committed.
         """
         plan = self._plan
         reports: list[MessageReport] = []
@@ -405,17 +422,42 @@ class FolderPass:
                 reports.append(MessageReport(uid, result, destination(result, plan)))
                 if len(reports) == 1:
                     fault_point("mid_batch")
-        return reports
+            staying = [
+                r
+                for r in reports
+                if r.destination is None and r.result.outcome is not Outcome.FAILED
+            ]
+            left = self._remember_left(uidvalidity, staying)
+        self._count(left)
+        return reports, tuple(left)
+
+    def _remember_left(
+        self, uidvalidity: int, reports: Sequence[MessageReport]
+    ) -> list[Counted]:
+        """Store the UIDs of messages that stay in place; return those to count.
+
+        A message is counted by the pass that first stores its UID, so a
+        pass that finds it in place again, in this process or after a
+        restart, counts nothing.
+        """
+        plan = self._plan
+        by_uid = {r.uid: r for r in reports}
+        new = self._store.remember_left(plan.source, plan.folder, uidvalidity, by_uid)
+        return [_as_counted(by_uid[uid].result) for uid in sorted(new)]
 
     async def _move(
-        self, session: ImapSession, reports: Sequence[MessageReport]
+        self,
+        session: ImapSession,
+        uidvalidity: int,
+        reports: Sequence[MessageReport],
     ) -> tuple[tuple[tuple[str, int], ...], MoveMethod | None, tuple[Counted, ...]]:
         """Move committed messages by destination, mark them moved and count them.
 
         Returns the folders with how many went to each, the method used and
-        the counts. A message that stays in place is counted now. A moved
-        one is counted under its stored outcome when this batch is first to
-        mark it moved, and as a duplicate otherwise.
+        the counts. A failed message is counted now. A moved one is counted
+        under its stored outcome when this batch is first to mark it moved,
+        and as a duplicate otherwise. One only flagged, because the server
+        cannot move, is counted when its UID is first stored as left.
         """
         by_folder: dict[str, list[MessageReport]] = {}
         staying: list[Counted] = []
@@ -424,10 +466,7 @@ class FolderPass:
                 # Retried by the next pass until its attempts run out.
                 staying.append(_as_counted(report.result))
                 continue
-            if report.destination is None:
-                self._left.add(report.uid)
-                staying.append(_as_counted(report.result))
-            else:
+            if report.destination is not None:
                 by_folder.setdefault(report.destination, []).append(report)
         self._count(staying)
 
@@ -438,13 +477,22 @@ class FolderPass:
             method = await session.move([r.uid for r in group], folder)
             moved.append((folder, len(group)))
             if method is MoveMethod.FLAGGED:
-                self._left.update(r.uid for r in group)
-                flagged = [_as_counted(r.result) for r in group]
-                self._count(flagged)
+                flagged = await self._store.call(self._flagged, uidvalidity, group)
                 counted.extend(flagged)
                 continue
             counted.extend(await self._store.call(self._mark_moved, group, folder))
         return tuple(moved), method, tuple(counted)
+
+    def _flagged(
+        self, uidvalidity: int, group: Sequence[MessageReport]
+    ) -> list[Counted]:
+        """Store flagged messages as left in place and count them.
+
+        Runs on the store thread.
+        """
+        counted = self._remember_left(uidvalidity, group)
+        self._count(counted)
+        return counted
 
     def _mark_moved(self, group: Sequence[MessageReport], folder: str) -> list[Counted]:
         """Mark a moved group and count it, on the store thread.

@@ -1,0 +1,82 @@
+"""Statements on ``left_message``: IMAP messages left in their folder.
+
+A message left in place is identified by its folder's UIDVALIDITY and its
+UID, not by its bytes: two copies with the same bytes are two messages,
+and each is counted once. Every function takes a connection inside an open
+transaction; ``Store`` owns the transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Set
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select
+
+from watchdog.store import suppressions
+from watchdog.store.models import clean, left_table
+
+L = left_table.c
+_KEYS = ("source", "folder", "uidvalidity", "uid")
+
+UIDS_PER_STATEMENT = 500
+"""UIDs bound in one IN list, well under SQLite's bound-parameter cap."""
+
+
+def still_present(
+    conn: Connection, source: str, folder: str, uidvalidity: int, present: Set[int]
+) -> set[int]:
+    """Return the left UIDs still in the folder, deleting the others.
+
+    Rows of another UIDVALIDITY name other messages now, and a UID missing
+    from ``present`` was moved or deleted by someone else.
+    """
+    source, folder = _names(source, folder)
+    in_folder = (L.source == source) & (L.folder == folder)
+    conn.execute(delete(left_table).where(in_folder, L.uidvalidity != uidvalidity))
+    stored = {
+        int(uid)
+        for uid in conn.execute(
+            select(L.uid).where(in_folder, L.uidvalidity == uidvalidity)
+        ).scalars()
+    }
+    vanished = sorted(stored - present)
+    for start in range(0, len(vanished), UIDS_PER_STATEMENT):
+        chunk = vanished[start : start + UIDS_PER_STATEMENT]
+        conn.execute(
+            delete(left_table).where(
+                in_folder, L.uidvalidity == uidvalidity, L.uid.in_(chunk)
+            )
+        )
+    return stored & set(present)
+
+
+def remember(
+    conn: Connection,
+    source: str,
+    folder: str,
+    uidvalidity: int,
+    uids: Iterable[int],
+    *,
+    now: datetime,
+) -> set[int]:
+    """Store UIDs left in the folder; return those not stored before."""
+    source, folder = _names(source, folder)
+    new: set[int] = set()
+    for uid in uids:
+        row = {
+            "source": source,
+            "folder": folder,
+            "uidvalidity": uidvalidity,
+            "uid": uid,
+            "left_at": now,
+        }
+        key = suppressions.insert_ignoring_conflict(conn, left_table, row, _KEYS)
+        if key is not None:
+            new.add(uid)
+    return new
+
+
+def _names(source: str, folder: str) -> tuple[str, str]:
+    # Cut like the message row's source and folder, so both match.
+    return clean(source, 200) or "", clean(folder, 1000) or ""
