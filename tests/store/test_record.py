@@ -502,3 +502,41 @@ def test_arrival_never_after_recording(store: Store) -> None:
     )
     [row] = event_rows(store)
     assert row["arrived_at"] == record_time
+
+
+def record_arrived(store: Store, verdict: Verdict, arrived: datetime) -> Recorded:
+    """Record a verified bounce that arrived at ``arrived``, recorded now."""
+    return store.record(
+        REF,
+        sha256=digest(),
+        size=100,
+        verdict=verdict,
+        outcome=Outcome.PROCESSED,
+        verified=True,
+        policy=POLICY,
+        now=datetime.now(UTC),
+        arrived_at=arrived,
+    )
+
+
+@pytest.mark.parametrize("category", [Category.ADDRESS, Category.COMPLAINT])
+def test_report_before_removal_ignored(store: Store, category: Category) -> None:
+    """A report that arrived before an operator's removal suppresses nobody.
+
+    One that arrived after the removal suppresses again.
+    """
+    verdict = bounce("back@example.com", category=category)
+    before = datetime.now(UTC) - timedelta(hours=1)
+    record_arrived(store, verdict, before - timedelta(hours=1))
+    assert store.remove_suppression("back@example.com", actor="operator")
+
+    late = record_arrived(store, verdict, before)
+
+    assert late.events_added == 1
+    assert late.suppressed == ()
+    assert store.suppression("back@example.com") is None
+
+    after = record_arrived(store, verdict, datetime.now(UTC))
+
+    assert after.suppressed == ("back@example.com",)
+    assert store.is_suppressed("back@example.com")

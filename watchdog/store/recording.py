@@ -210,15 +210,19 @@ def _apply_policy(
     """Apply the policy to one new event; True when it newly suppresses.
 
     Soft bounces are counted by arrival: those that arrived within the
-    window up to this event's arrival.
+    window up to this event's arrival. An event that arrived before the
+    address's entry was last removed changes nothing, because removing the
+    entry marks the address as mailable again from then on.
     """
     if event.category not in _POLICY_CATEGORIES:
         return False
     _lock_address(conn, event.recipient)
+    removed = suppressions.last_removed(conn, event.recipient)
+    if removed is not None and arrived <= removed:
+        return False
     soft = 0
     if event.category is Category.MAILBOX:
         since = soft_window_start(policy, arrived)
-        removed = suppressions.last_removed(conn, event.recipient)
         if removed is not None and removed > since:
             # Removing the entry marks the address as mailable again, so
             # bounces from before the removal no longer count.
