@@ -314,3 +314,62 @@ async def test_unhealthy_zone_logged_once(
     events = [log["event"] for log in logs if log["event"].startswith("dnsbl_zone")]
 
     assert events == ["dnsbl_zone_unhealthy", "dnsbl_zone_recovered"]
+
+
+def _listed_series(metrics: Metrics) -> set[tuple[str, str]]:
+    return {
+        (sample.labels["target"], sample.labels["zone"])
+        for family in metrics.registry.collect()
+        if family.name == "mailwatchdog_dnsbl_listed"
+        for sample in family.samples
+    }
+
+
+async def test_unchecked_series_removed(
+    dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """A target or zone left out of a pass loses its series."""
+    metrics = Metrics(CollectorRegistry())
+    settings = Settings(dns=Dns(nameservers=[dns_servers.unbound.nameserver]))
+    zones = [test_zones["zen.test"], test_zones["info.test"]]
+    monitor = BlocklistMonitor(settings, zones=zones, metrics=metrics)
+    kept, dropped = parse_target("192.0.2.10"), parse_target("192.0.2.11")
+
+    await monitor.run([kept, dropped])
+    monitor.zones = zones[:1]
+    await monitor.run([kept])
+
+    assert _listed_series(metrics) == {("192.0.2.10", "zen.test")}
+    info = {"target": "192.0.2.11", "kind": "ip4", "source": "sending"}
+    assert _sample(metrics, "mailwatchdog_dnsbl_target_info", info) is None
+    code = {"target": "192.0.2.11", "zone": "zen.test", "code": "127.0.0.10",
+            "severity": "configuration"}  # fmt: skip
+    assert _sample(metrics, "mailwatchdog_dnsbl_return_code_info", code) is None
+    healthy = {"zone": "info.test"}
+    assert _sample(metrics, "mailwatchdog_dnsbl_zone_healthy", healthy) is None
+    assert _sample(metrics, "mailwatchdog_dnsbl_zone_healthy", {"zone": "zen.test"})
+
+
+async def test_new_settings_remove_old_series(
+    settings: Settings, test_zones: dict[str, Zone]
+) -> None:
+    """A sending IP taken out of the settings loses its series."""
+    del test_zones
+    metrics = Metrics(CollectorRegistry())
+    blocklists = Blocklists(
+        zones_file=settings.blocklists.zones_file,
+        disable=["dead.test", "refuse.test"],
+    )
+    before = settings.model_copy(
+        update={
+            "sending": Sending(ips=["192.0.2.10", "192.0.2.11"]),
+            "blocklists": blocklists,
+        }
+    )
+    after = before.model_copy(update={"sending": Sending(ips=["192.0.2.10"])})
+
+    await run_blocklist_cycle(before, metrics=metrics)
+    await run_blocklist_cycle(after, metrics=metrics)
+
+    targets = {target for target, _ in _listed_series(metrics)}
+    assert targets == {"192.0.2.10"}

@@ -241,8 +241,12 @@ async def run_blocklist_cycle(
         or monitor.settings != settings
         or monitor.metrics is not metrics
     ):
-        monitor = BlocklistMonitor(settings, metrics=metrics)
-        _default_monitor = monitor
+        rebuilt = BlocklistMonitor(settings, metrics=metrics)
+        if monitor is not None and monitor.metrics is metrics:
+            # The old exporter records which series it set, so the new
+            # settings' first pass can remove those it no longer checks.
+            rebuilt.exporter = monitor.exporter
+        monitor = _default_monitor = rebuilt
     return await monitor.run(targets, store=store)
 
 

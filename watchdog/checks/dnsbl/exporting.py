@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from watchdog.checks.dnsbl.answer import KNOWN_STATES, Code, State
 from watchdog.checks.dnsbl.checker import Pass
 from watchdog.metrics import Metrics
@@ -14,7 +16,9 @@ class Exporter:
 
     The value last set for each series is remembered, so a pass touches
     only the series whose value changed: most of a large cycle's thousands
-    of results repeat the one before.
+    of results repeat the one before. The series of a target or zone that
+    a pass no longer checks (a learned link domain that expired, a zone
+    taken out of the configuration) are removed, so no alert fires for it.
     """
 
     def __init__(self, metrics: Metrics) -> None:
@@ -22,6 +26,7 @@ class Exporter:
         self._exported: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._sources: dict[tuple[str, str], str] = {}
         self._listed: dict[tuple[str, str, str], int] = {}
+        self._zones: set[str] = set()
 
     def export(self, outcome: Pass, now: float) -> None:
         """Set the gauges from ``outcome`` and count its errors.
@@ -37,6 +42,7 @@ class Exporter:
                 metrics.dnsbl_last_success.labels(zone).set(now)
 
         sources = {(r.target, r.kind): r.source for r in outcome.results}
+        self._drop_unchecked(sources.keys(), outcome.health.keys())
         for (target, kind), source in sources.items():
             self._set_source(target, kind, source)
 
@@ -53,6 +59,35 @@ class Exporter:
             self._set_listed(result.target, result.kind, result.zone, result.alerts)
             if result.codes or (result.target, result.zone) in self._exported:
                 self._replace_codes(result.target, result.zone, result.codes)
+
+    def _drop_unchecked(
+        self, targets: Collection[tuple[str, str]], zones: Collection[str]
+    ) -> None:
+        """Remove the series of targets and zones missing from this pass."""
+        metrics = self.metrics
+        gone_targets = self._sources.keys() - targets
+        gone_zones = self._zones - set(zones)
+        self._zones = set(zones)
+        if not gone_targets and not gone_zones:
+            return
+        for target, kind in gone_targets:
+            metrics.dnsbl_target_info.remove(
+                target, kind, self._sources.pop((target, kind))
+            )
+        for zone in gone_zones:
+            # remove() ignores a series that was never set.
+            metrics.dnsbl_zone_healthy.remove(zone)
+            metrics.dnsbl_last_success.remove(zone)
+
+        gone_values = {target for target, _ in gone_targets}
+        listed = [k for k in self._listed if k[0] in gone_values or k[2] in gone_zones]
+        for series in listed:
+            metrics.dnsbl_listed.remove(*series)
+            del self._listed[series]
+        coded = [k for k in self._exported if k[0] in gone_values or k[1] in gone_zones]
+        for target, zone in coded:
+            for code, severity in self._exported.pop((target, zone)):
+                metrics.dnsbl_return_code.remove(target, zone, code, severity)
 
     def _set_listed(self, target: str, kind: str, zone: str, alerts: bool) -> None:
         value = 1 if alerts else 0
