@@ -71,6 +71,16 @@ class LocalFormat(StrEnum):
     EML = "eml"
 
 
+class StartAt(StrEnum):
+    """Starting point of the MTA log reader when it has no stored position."""
+
+    END = "end"
+    START = "start"
+
+
+MTA_LOG_AGENTS = ("smtp", "lmtp", "local", "virtual", "pipe", "error", "retry")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -330,6 +340,61 @@ class Audit(_Section):
     )
 
 
+class MtaLog(_Section):
+    """Postfix's mail log, read for delivery attempts by status and provider."""
+
+    enabled: bool = False
+    path: Path = Path("/var/log/mail.log")
+    poll_interval_seconds: float = Field(10.0, gt=0)
+    start_at: StartAt = Field(
+        StartAt.END,
+        description="where the first read starts without a stored position: "
+        "end skips the backlog, start counts the whole file",
+    )
+    syslog_names: list[str] = Field(
+        default_factory=lambda: ["postfix", "postfix-*"],
+        min_length=1,
+        description="shell patterns for Postfix's syslog_name, the part of a "
+        "line's tag before the program (postfix, postfix-out)",
+    )
+    agents: list[str] = Field(
+        default_factory=lambda: list(MTA_LOG_AGENTS),
+        min_length=1,
+        description="delivery agents whose lines count",
+    )
+    ignore_relays: list[str] = Field(
+        default_factory=list,
+        description="shell patterns for relay= values not counted, such as a "
+        "content filter that Postfix hands every message to first",
+    )
+    state_key: str | None = Field(
+        None,
+        min_length=1,
+        description="name of the stored position; unset uses the path",
+    )
+    max_line_bytes: int = Field(65_536, ge=1024, le=16_777_216)
+    max_pending_recipients: int = Field(
+        100_000,
+        gt=0,
+        description="deferred recipients remembered for counting their expiry",
+    )
+
+    @field_validator("agents")
+    @classmethod
+    def _known_agents(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if value not in MTA_LOG_AGENTS:
+                known = ", ".join(MTA_LOG_AGENTS)
+                msg = f"unknown delivery agent {value!r}: use some of {known}"
+                raise ValueError(msg)
+        return values
+
+    @property
+    def key(self) -> str:
+        """The name the reader's position is stored under."""
+        return self.state_key or str(self.path)
+
+
 class Settings(BaseSettings):
     """Every setting of Mail Watchdog."""
 
@@ -349,6 +414,7 @@ class Settings(BaseSettings):
     dns: Dns = Dns()
     blocklists: Blocklists = Blocklists()
     audit: Audit = Audit()
+    mta_log: MtaLog = MtaLog()
     mailboxes: dict[str, Mailbox] = {}
     local: dict[str, LocalSource] = {}
     rules_dir: Path | None = None

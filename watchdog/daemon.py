@@ -33,12 +33,15 @@ from watchdog.http import HttpServer, create_app
 from watchdog.jobs.checks import audit_poll, blocklist_poll, suppression_gauge_poll
 from watchdog.jobs.local import process_path
 from watchdog.jobs.mailbox import MailboxWorker
+from watchdog.jobs.mta_log import POLL_DEADLINE_SECONDS, SOURCE_NAME, MtaLogSource
 from watchdog.jobs.scheduler import Scheduler
 from watchdog.metrics import Metrics
 from watchdog.pipeline import Outcome, Processor, Result
 from watchdog.preflight import check_data
+from watchdog.providers import default_provider_map
 from watchdog.sources.local import LocalMessage
 from watchdog.store import Store
+from watchdog.store.mta_log_state import MtaLogState
 
 # Seconds running polls get after the signal before they are cancelled.
 POLL_BUDGET = 5.0
@@ -65,6 +68,7 @@ class _Parts:
     scheduler: Scheduler
     workers: dict[str, MailboxWorker]
     http: HttpServer | None
+    mta_log: MtaLogSource | None = None
 
 
 async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -115,7 +119,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 def _check_source_names(settings: Settings) -> None:
     for name in [*settings.mailboxes, *settings.local]:
-        if name in (CHECK_BLOCKLISTS, CHECK_AUDIT, SUPPRESSION_GAUGE):
+        if name in (CHECK_BLOCKLISTS, CHECK_AUDIT, SUPPRESSION_GAUGE, SOURCE_NAME):
             msg = f"source name {name!r} is reserved for a scheduled check: rename it"
             raise ConfigError(msg, key=name)
     for name in settings.local:
@@ -162,6 +166,7 @@ async def _start(
     for name, local in settings.local.items():
         poll = _local_poll(processor, metrics, settings, name, local)
         scheduler.add(name, poll, interval=local.poll_interval_seconds, deadline=None)
+    mta_log = _add_mta_log(settings, store, metrics, scheduler, stop)
     _add_checks(settings, store, metrics, scheduler)
 
     http = None
@@ -174,7 +179,34 @@ async def _start(
             await pool.close()
             raise
     scheduler.start()
-    return _Parts(store, pool, scheduler, workers, http)
+    return _Parts(store, pool, scheduler, workers, http, mta_log)
+
+
+def _add_mta_log(
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    scheduler: Scheduler,
+    stop: asyncio.Event,
+) -> MtaLogSource | None:
+    """Schedule the MTA log reader when ``mta_log.enabled`` is set."""
+    if not settings.mta_log.enabled:
+        return None
+    source = MtaLogSource(
+        settings.mta_log,
+        MtaLogState.of(store),
+        metrics,
+        default_provider_map(settings.rules_dir),
+        wake=functools.partial(scheduler.wake, SOURCE_NAME),
+        stop=stop,
+    )
+    scheduler.add(
+        SOURCE_NAME,
+        source.poll,
+        interval=settings.mta_log.poll_interval_seconds,
+        deadline=POLL_DEADLINE_SECONDS,
+    )
+    return source
 
 
 def _add_checks(
@@ -310,6 +342,8 @@ async def _shutdown(parts: _Parts, watchers: list[asyncio.Task[None]]) -> None:
     if cancelled:
         log.warning("polls_cancelled", sources=cancelled, budget_seconds=POLL_BUDGET)
     await _finish(watchers)
+    if parts.mta_log is not None:
+        parts.mta_log.close()
     logouts = [_bounded(worker.close()) for worker in parts.workers.values()]
     await asyncio.gather(*logouts)
     if parts.http is not None:
@@ -347,6 +381,7 @@ def _log_started(settings: Settings, parts: _Parts, started: float) -> None:
         version=__version__,
         mailboxes=sorted(settings.mailboxes),
         local=sorted(settings.local),
+        mta_log=str(settings.mta_log.path) if settings.mta_log.enabled else None,
         database=safe_database_url(settings.database.url),
         http=listen,
         classifier_workers=parts.pool.size,

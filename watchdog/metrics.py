@@ -115,6 +115,41 @@ class Metrics:
             registry=r,
         )
 
+        self.delivery_attempts = Counter(
+            _NS + "_delivery_attempts",
+            "Delivery attempts in the MTA log, by status (sent, deferred, "
+            "bounced, expired) and recipient provider. Every retry of a "
+            "deferred recipient counts; an expiry counts once per recipient "
+            "still deferred.",
+            ["status", "provider"],
+            registry=r,
+        )
+        self.delivery_deferrals = Counter(
+            _NS + "_delivery_deferrals",
+            "Deferred delivery attempts by provider and reason, the subject of "
+            "the enhanced status code (4.7.x is policy, 4.2.x mailbox).",
+            ["provider", "reason"],
+            registry=r,
+        )
+        self.mta_log_lines = Counter(
+            _NS + "_mta_log_lines",
+            "Lines read from the MTA log, by result: delivery, removed, "
+            "skipped, malformed or too_long.",
+            ["result"],
+            registry=r,
+        )
+        self.mta_log_rotations = Counter(
+            _NS + "_mta_log_rotations",
+            "Times the MTA log was rotated (renamed) or truncated under the reader.",
+            ["kind"],
+            registry=r,
+        )
+        self.mta_log_last_line = Gauge(
+            _NS + "_mta_log_last_line_timestamp_seconds",
+            "Unix time written on the last delivery line read from the MTA log.",
+            registry=r,
+        )
+
         self.dnsbl_listed = Gauge(
             _NS + "_dnsbl_listed",
             "1 when a target has a reputation listing in a healthy zone, else 0. "

@@ -102,8 +102,32 @@ def _print_sources(settings: Settings) -> None:
         where = f"{local.path} ({local.format})"
         every = f"every {local.poll_interval_seconds:g} s"
         out.print(f"local:     {escape(name)} ({local.kind}) {escape(where)}, {every}")
-    if not settings.mailboxes and not settings.local:
+    _print_mta_log(settings)
+    if not settings.mailboxes and not settings.local and not settings.mta_log.enabled:
         out.print(escape("sources:   none; add [mailboxes.NAME] or [local.NAME]"))
+
+
+def _print_mta_log(settings: Settings) -> None:
+    """Print the MTA log source and warn when its file cannot be read now.
+
+    A missing or unreadable file is a warning, not an error: the daemon
+    waits for a log that does not exist yet, and it may run as another
+    user than this command.
+    """
+    mta_log = settings.mta_log
+    if not mta_log.enabled:
+        return
+    every = f"every {mta_log.poll_interval_seconds:g} s"
+    start = f"first start at the {mta_log.start_at.value}"
+    out.print(f"mta log:   {escape(str(mta_log.path))}, {every}, {start}")
+    path = mta_log.path
+    if not path.exists():
+        problem = "does not exist yet; the daemon waits for it"
+    elif not os.access(path, os.R_OK):
+        problem = "is not readable by this user"
+    else:
+        return
+    out.print(f"[yellow]warning:[/yellow] {escape(str(path))} {problem}")
 
 
 EXAMPLE = """\
@@ -232,6 +256,40 @@ interval_seconds = 3600.0
 # Accept MX hosts on loopback, private or documentation addresses; for lab
 # and test setups only.
 allow_private_mx = false
+
+[mta_log]
+# Read Postfix's log for mailwatchdog_delivery_attempts_total (sent,
+# deferred, bounced, expired by recipient provider), which the delivery and
+# complaint ratio alerts need.
+enabled = false
+# The log Postfix writes to: the syslog file (Debian /var/log/mail.log,
+# Red Hat /var/log/maillog) or Postfix's own maillog_file. The daemon's
+# user must be able to read it (group adm on Debian).
+path = "/var/log/mail.log"
+# Seconds between two reads of new lines.
+poll_interval_seconds = 10.0
+# Starting point when no position is stored yet: "end" counts only
+# lines written from now on, "start" counts the whole file first. Later
+# starts resume at the stored position either way.
+start_at = "end"
+# Postfix syslog names to count, * matching any text: "postfix" and the
+# instances of postmulti ("postfix-out").
+syslog_names = ["postfix", "postfix-*"]
+# Delivery agents whose lines count; drop "local", "virtual" and "lmtp"
+# to count outbound mail only.
+agents = ["smtp", "lmtp", "local", "virtual", "pipe", "error", "retry"]
+# relay= values not counted, * matching any text, such as a content
+# filter that receives every message before its real delivery (example:
+# "127.0.0.1[127.0.0.1]:10024").
+ignore_relays = []
+# Name of the stored position; unset uses the path. Set it when two
+# daemons share one database and read logs at the same path.
+# state_key = "mx1"
+# Longer lines are dropped and counted as too_long (bytes).
+max_line_bytes = 65536
+# Deferred recipients remembered so that an expiry counts under their
+# providers; past this the oldest are forgotten and count as "unknown".
+max_pending_recipients = 100000
 
 # One table per IMAP mailbox; the name ("bounces" here) labels metrics and
 # logs. The whole table is an example.

@@ -9,9 +9,10 @@ from __future__ import annotations
 from watchdog.policy import SuppressionReason
 
 # Imported for their side effect: they add the dnsbl_listing,
-# learned_identifier and mta_sts_policy tables to the models' metadata,
-# which Alembic and the schema test compare against.
-from watchdog.store import dnsbl_history, learned  # noqa: F401
+# learned_identifier, mta_log_position, mta_log_pending and mta_sts_policy
+# tables to the models' metadata, which Alembic and the schema test compare
+# against.
+from watchdog.store import dnsbl_history, learned, mta_log_state  # noqa: F401
 from watchdog.store import mta_sts_history as mta_sts_history
 from watchdog.store.listing import InvalidAddress
 from watchdog.store.records import (

@@ -1,0 +1,251 @@
+"""The daemon's MTA log source: counts, restarts and faults, on a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.sources.mta_log.samples import (
+    DELIVERY_LINES,
+    EXPECTED_ATTEMPTS,
+    EXPECTED_DEFERRALS,
+    sample_lines,
+)
+from watchdog.config import MtaLog, StartAt
+from watchdog.errors import SourceError
+from watchdog.jobs.mta_log import MtaLogSource
+from watchdog.metrics import Metrics
+from watchdog.providers import default_provider_map
+from watchdog.store import Store
+from watchdog.store.mta_log_state import MtaLogState
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = Store(database_url, busy_timeout=1.0)
+    opened.upgrade()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _settings(path: Path, **extra: object) -> MtaLog:
+    return MtaLog(enabled=True, path=path, start_at=StartAt.START, **extra)
+
+
+def _source(store: Store, metrics: Metrics, settings: MtaLog) -> MtaLogSource:
+    return MtaLogSource(
+        settings, MtaLogState.of(store), metrics, default_provider_map()
+    )
+
+
+def _attempts(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+    found: dict[tuple[str, str], float] = {}
+    for family in registry.collect():
+        if family.name != "mailwatchdog_delivery_attempts":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.value:
+                key = (sample.labels["status"], sample.labels["provider"])
+                found[key] = sample.value
+    return found
+
+
+def _lines(registry: CollectorRegistry, result: str) -> float:
+    value = registry.get_sample_value(
+        "mailwatchdog_mta_log_lines_total", {"result": result}
+    )
+    return value or 0.0
+
+
+def _write(path: Path, lines: list[bytes]) -> None:
+    with path.open("ab") as stream:
+        stream.write(b"".join(line + b"\n" for line in lines))
+
+
+async def test_sample_counted(store: Store, tmp_path: Path) -> None:
+    """The real sample gives exactly the expected metric values."""
+    log = tmp_path / "mail.log"
+    _write(log, sample_lines())
+    metrics = Metrics()
+    await _source(store, metrics, _settings(log)).poll()
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
+    for (provider, reason), count in EXPECTED_DEFERRALS.items():
+        value = metrics.registry.get_sample_value(
+            "mailwatchdog_delivery_deferrals_total",
+            {"provider": provider, "reason": reason},
+        )
+        assert value == count
+    assert _lines(metrics.registry, "delivery") == DELIVERY_LINES
+    stamp = metrics.registry.get_sample_value(
+        "mailwatchdog_mta_log_last_line_timestamp_seconds"
+    )
+    assert stamp is not None
+    assert stamp > 0
+
+
+@pytest.mark.parametrize("cut", [10, 40, 70])
+async def test_restart_counts_once(store: Store, tmp_path: Path, cut: int) -> None:
+    """Stopping between two parts of the log loses and repeats nothing.
+
+    The cuts fall before, among and after the deferrals, so the expiries
+    of the second part need the deferred recipients stored by the first.
+    """
+    log = tmp_path / "mail.log"
+    lines = sample_lines()
+    _write(log, lines[:cut])
+    metrics = Metrics()
+    first = _source(store, metrics, _settings(log))
+    await first.poll()
+    await first.poll()
+    first.close()
+    _write(log, lines[cut:])
+    second = _source(store, metrics, _settings(log))
+    await second.poll()
+    await second.poll()
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
+
+
+async def test_restart_after_rotation(store: Store, tmp_path: Path) -> None:
+    """Lines written before a rotation while stopped are still counted once."""
+    log = tmp_path / "mail.log"
+    lines = sample_lines()
+    _write(log, lines[:30])
+    metrics = Metrics()
+    first = _source(store, metrics, _settings(log))
+    await first.poll()
+    first.close()
+    _write(log, lines[30:60])
+    log.rename(tmp_path / "mail.log.1")
+    _write(log, lines[60:])
+    await _source(store, metrics, _settings(log)).poll()
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
+    rotations = metrics.registry.get_sample_value(
+        "mailwatchdog_mta_log_rotations_total", {"kind": "renamed"}
+    )
+    assert rotations == 1
+
+
+async def test_live_rotation(store: Store, tmp_path: Path) -> None:
+    """A rename between two polls of a running source loses nothing."""
+    log = tmp_path / "mail.log"
+    lines = sample_lines()
+    _write(log, lines[:50])
+    metrics = Metrics()
+    source = _source(store, metrics, _settings(log))
+    await source.poll()
+    _write(log, lines[50:70])
+    log.rename(tmp_path / "mail.log.1")
+    _write(log, lines[70:])
+    await source.poll()
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
+
+
+async def test_start_at_end(store: Store, tmp_path: Path) -> None:
+    """By default the backlog is skipped and only new lines count."""
+    log = tmp_path / "mail.log"
+    _write(log, sample_lines())
+    metrics = Metrics()
+    source = _source(store, metrics, MtaLog(enabled=True, path=log))
+    await source.poll()
+    assert _attempts(metrics.registry) == {}
+    sent = next(line for line in sample_lines() if b"to=<ok1@gmail.com>" in line)
+    _write(log, [sent])
+    await source.poll()
+    assert _attempts(metrics.registry) == {("sent", "gmail"): 1}
+
+
+async def test_hostile_lines(store: Store, tmp_path: Path) -> None:
+    """Garbage, binary and overlong lines are counted, and the rest still is."""
+    log = tmp_path / "mail.log"
+    lines = sample_lines()
+    bounced = next(line for line in lines if b"status=bounced" in line)
+    noise = [
+        os.urandom(300).replace(b"\n", b"."),
+        b"\x00" * 100,
+        b"x" * 200_000,
+        bounced[:120],
+        b"Dec 04 22:11:13 mta postfix/smtp[1]: ABC: to=<a@b>, relay=x, "
+        b"delay=1, delays=1/0/0/0, dsn=2.0.0, status=exploded (boom)",
+    ]
+    _write(log, lines[:20] + noise + lines[20:])
+    metrics = Metrics()
+    await _source(store, metrics, _settings(log)).poll()
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
+    assert _lines(metrics.registry, "too_long") == 1
+    assert _lines(metrics.registry, "malformed") == 2
+
+
+async def test_partial_line_waits(store: Store, tmp_path: Path) -> None:
+    """A line without its newline yet is counted once, when it is complete."""
+    log = tmp_path / "mail.log"
+    sent = next(line for line in sample_lines() if b"to=<ok1@gmail.com>" in line)
+    log.write_bytes(sent[:50])
+    metrics = Metrics()
+    source = _source(store, metrics, _settings(log))
+    await source.poll()
+    assert _attempts(metrics.registry) == {}
+    source.close()
+    with log.open("ab") as stream:
+        stream.write(sent[50:] + b"\n")
+    restarted = _source(store, metrics, _settings(log))
+    await restarted.poll()
+    await restarted.poll()
+    assert _attempts(metrics.registry) == {("sent", "gmail"): 1}
+
+
+async def test_missing_then_created(store: Store, tmp_path: Path) -> None:
+    """A log that appears after the start is read from its first line."""
+    log = tmp_path / "mail.log"
+    metrics = Metrics()
+    source = _source(store, metrics, MtaLog(enabled=True, path=log))
+    await source.poll()
+    _write(log, sample_lines())
+    await source.poll()
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
+
+
+async def test_unreadable_then_fixed(store: Store, tmp_path: Path) -> None:
+    """A poll on an unreadable path raises; the next one after the fix counts."""
+    log = tmp_path / "mail.log"
+    log.mkdir()
+    metrics = Metrics()
+    source = _source(store, metrics, _settings(log))
+    with pytest.raises(SourceError, match="cannot read MTA log"):
+        await source.poll()
+    shutil.rmtree(log)
+    _write(log, sample_lines())
+    await source.poll()
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
+
+
+async def test_failed_save_rereads(store: Store, tmp_path: Path) -> None:
+    """When the position cannot be stored, the batch is read again later."""
+    log = tmp_path / "mail.log"
+    _write(log, sample_lines())
+    metrics = Metrics()
+    state = MtaLogState.of(store)
+    real_save = state.save
+    calls = 0
+
+    async def failing_save(*args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncio.CancelledError
+        await real_save(*args, **kwargs)  # type: ignore[arg-type]
+
+    state.save = failing_save  # type: ignore[method-assign]
+    source = MtaLogSource(_settings(log), state, metrics, default_provider_map())
+    with pytest.raises(asyncio.CancelledError):
+        await source.poll()
+    assert _attempts(metrics.registry) == {}
+    await source.poll()
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS

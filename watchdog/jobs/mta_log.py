@@ -1,0 +1,218 @@
+"""The daemon's MTA log source: read new lines, store the position, count.
+
+Each poll reads the lines added since the last one in batches of
+``BATCH_BYTES``, parsing them on a worker thread so the event loop stays
+free. After each batch the position and the changed deferred recipients
+are committed, and only then are the batch's counts added to the metrics
+(see ``watchdog.store.mta_log_state``). A poll reads at most
+``POLL_BYTES`` and requests another poll at once when more is waiting,
+so a backlog drains without one poll running for minutes.
+
+When a poll fails (an unreadable file, a database error, a cancelled
+poll) the reader is rebuilt from the stored state at the next poll, so the
+lines of a batch that was not committed are read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from watchdog.config import MtaLog, StartAt
+from watchdog.metrics import Metrics
+from watchdog.providers import ProviderMap
+from watchdog.sources.mta_log.follow import LogFollower, ReadResult
+from watchdog.sources.mta_log.lines import LineKind, LineParser, line_time
+from watchdog.sources.mta_log.tally import Counts, Pending, Tally
+from watchdog.store.mta_log_state import MtaLogState
+
+SOURCE_NAME = "mta-log"
+BATCH_BYTES = 8 << 20
+POLL_BYTES = 64 << 20
+# Seconds one poll of at most POLL_BYTES may take before it is cancelled.
+POLL_DEADLINE_SECONDS = 300.0
+
+log = structlog.get_logger("watchdog.jobs.mta_log")
+
+
+@dataclass(slots=True)
+class _Reader:
+    """The follower and tally of one run, rebuilt after a failed poll."""
+
+    follower: LogFollower
+    tally: Tally
+    parser: LineParser
+
+
+@dataclass(slots=True)
+class _Batch:
+    result: ReadResult
+    counts: Counts
+    changed: dict[str, list[tuple[str, str]]]
+
+
+class MtaLogSource:
+    """Read Postfix's log for ``Metrics.delivery_attempts``.
+
+    ``wake`` requests another poll right after this one; the
+    daemon passes ``Scheduler.wake`` bound to ``SOURCE_NAME``.
+    """
+
+    def __init__(
+        self,
+        settings: MtaLog,
+        state: MtaLogState,
+        metrics: Metrics,
+        providers: ProviderMap,
+        *,
+        wake: Callable[[], None] | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self._settings = settings
+        self._state = state
+        self._metrics = metrics
+        self._providers = providers
+        self._wake = wake
+        self._stop = stop
+        self._reader: _Reader | None = None
+        self._missing_logged = False
+
+    async def poll(self) -> None:
+        """Read and count the lines added since the last poll.
+
+        Raises SourceError when the log cannot be read and StoreError when
+        the position cannot be stored; the scheduler logs both and retries.
+        """
+        try:
+            await self._poll()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the log file; the next poll resumes from the stored state."""
+        if self._reader is not None:
+            self._reader.follower.close()
+            self._reader = None
+
+    async def _poll(self) -> None:
+        reader = self._reader or await self._open()
+        read = 0
+        while True:
+            batch = await asyncio.to_thread(_read_batch, reader)
+            result = batch.result
+            if result.position is None:
+                self._log_missing()
+                return
+            self._log_found(result)
+            await self._state.save(
+                self._settings.key,
+                result.position,
+                self._line_time(batch.counts),
+                batch.changed,
+            )
+            self._count(batch.counts, result)
+            read += result.bytes_read
+            stopping = self._stop is not None and self._stop.is_set()
+            if not result.more or stopping:
+                return
+            if read >= POLL_BYTES:
+                if self._wake is not None:
+                    self._wake()
+                return
+
+    async def _open(self) -> _Reader:
+        settings = self._settings
+        saved = await self._state.load(settings.key)
+        if saved.last_line_at is not None:
+            self._metrics.mta_log_last_line.set(saved.last_line_at.timestamp())
+        pending = Pending(saved.pending, max_recipients=settings.max_pending_recipients)
+        follower = LogFollower(
+            settings.path,
+            saved.position,
+            from_start=settings.start_at is StartAt.START,
+            max_line_bytes=settings.max_line_bytes,
+        )
+        parser = LineParser(
+            syslog_names=settings.syslog_names,
+            agents=settings.agents,
+            ignore_relays=settings.ignore_relays,
+        )
+        self._reader = _Reader(follower, Tally(self._providers, pending), parser)
+        log.info(
+            "mta_log_opened",
+            path=str(settings.path),
+            key=settings.key,
+            offset=saved.position.offset if saved.position else None,
+            start_at=None if saved.position else settings.start_at.value,
+            pending_recipients=len(pending),
+        )
+        return self._reader
+
+    def _line_time(self, counts: Counts) -> datetime | None:
+        if counts.last_stamp is None:
+            return None
+        return line_time(counts.last_stamp, datetime.now(UTC))
+
+    def _count(self, counts: Counts, result: ReadResult) -> None:
+        metrics = self._metrics
+        for (status, provider), number in counts.attempts.items():
+            metrics.delivery_attempts.labels(status.value, provider).inc(number)
+        for (provider, reason), number in counts.deferrals.items():
+            metrics.delivery_deferrals.labels(provider, reason).inc(number)
+        for kind, number in counts.lines.items():
+            metrics.mta_log_lines.labels(kind.value).inc(number)
+        if result.too_long:
+            metrics.mta_log_lines.labels(LineKind.TOO_LONG.value).inc(result.too_long)
+        for rotation in result.rotations:
+            metrics.mta_log_rotations.labels(rotation.value).inc()
+            log.info("mta_log_rotated", path=str(self._settings.path), kind=rotation)
+        stamp = self._line_time(counts)
+        if stamp is not None:
+            metrics.mta_log_last_line.set(stamp.timestamp())
+        damaged = counts.lines[LineKind.MALFORMED] + result.too_long
+        if damaged:
+            log.warning(
+                "mta_log_lines_malformed",
+                path=str(self._settings.path),
+                malformed=counts.lines[LineKind.MALFORMED],
+                too_long=result.too_long,
+            )
+        log.debug(
+            "mta_log_read",
+            path=str(self._settings.path),
+            bytes=result.bytes_read,
+            deliveries=counts.lines[LineKind.DELIVERY],
+            offset=result.position.offset if result.position else None,
+        )
+
+    def _log_missing(self) -> None:
+        if not self._missing_logged:
+            log.warning(
+                "mta_log_missing",
+                path=str(self._settings.path),
+                hint="waiting for the file; check mta_log.path if it never appears",
+            )
+            self._missing_logged = True
+
+    def _log_found(self, result: ReadResult) -> None:
+        if self._missing_logged:
+            log.info("mta_log_found", path=str(self._settings.path))
+            self._missing_logged = False
+
+
+def _read_batch(reader: _Reader) -> _Batch:
+    """Read one batch on a worker thread; return its counts and changes."""
+    parser, tally = reader.parser, reader.tally
+
+    def on_line(line: bytes) -> None:
+        tally.add(parser.parse(line))
+
+    result = reader.follower.read(BATCH_BYTES, on_line)
+    pending = tally.pending
+    changed = {qid: pending.recipients(qid) for qid in pending.take_dirty()}
+    return _Batch(result, tally.take(), changed)
