@@ -54,6 +54,7 @@ LIGHT_COMMANDS = [
     ["check", "ip", "--help"],
     ["check", "domain", "--help"],
     ["scan", "--help"],
+    ["scan-log", "--help"],
     ["run", "--help"],
     ["suppress", "list", "--help"],
     ["suppress", "import", "--help"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from watchdog.cli import check, classify, config_cmd, db, run, suppress
+from watchdog.cli import check, classify, config_cmd, db, run, scan_log, suppress
 from watchdog.cli.help_format import Command, Group
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.add_typer(suppress.app, name="suppress")
 app.add_typer(check.app, name="check")
 app.command("classify", cls=Command)(classify.classify_command)
 app.command("scan", cls=Command)(run.scan_command)
+app.command("scan-log", cls=Command)(scan_log.scan_log_command)
 app.command("run", cls=Command)(run.run_command)
 
 
