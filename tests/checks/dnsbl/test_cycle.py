@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -373,3 +374,25 @@ async def test_new_settings_remove_old_series(
 
     targets = {target for target, _ in _listed_series(metrics)}
     assert targets == {"192.0.2.10"}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_collector_paused_restores_state(enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with cycle.collector_paused():
+            paused = gc.isenabled()
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+
+    assert not paused
+    assert after is enabled
+
+
+def test_collector_restored_after_error() -> None:
+    with pytest.raises(RuntimeError), cycle.collector_paused():
+        raise RuntimeError("pass failed")
+
+    assert gc.isenabled()
