@@ -256,7 +256,8 @@ def _local_poll(
         def count(message: LocalMessage, result: Result) -> None:
             nonlocal new
             # Every poll reads every file again, so duplicates are not news.
-            if result.outcome is not Outcome.DUPLICATE:
+            # A failed message is retried and counted once it is final.
+            if result.outcome not in (Outcome.DUPLICATE, Outcome.FAILED):
                 new += 1
                 metrics.message(name, result.kind.value, result.outcome.value)
             if result.error is not None:

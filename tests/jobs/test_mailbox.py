@@ -26,6 +26,7 @@ from structlog.testing import capture_logs
 
 from tests.jobs.mailbox_support import (
     InProcessClassifier,
+    Rig,
     audit,
     drain,
     mailbox_entry,
@@ -300,6 +301,41 @@ async def test_failed_then_quarantined(
     report = audit(dovecot, user, raws, database_url)
     assert_clean(report, 3)
     assert report.where["Quarantine"] >= 1
+
+
+def counted(rig: Rig, outcome: str) -> float:
+    """Return ``mailwatchdog_mailbox_messages_total`` of ``outcome``, any kind."""
+    total = 0.0
+    for family in rig.metrics.registry.collect():
+        for sample in family.samples:
+            if (
+                sample.name == "mailwatchdog_mailbox_messages_total"
+                and sample.labels["outcome"] == outcome
+            ):
+                total += sample.value
+    return total
+
+
+async def test_failed_counted_once(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """A message that fails until quarantined is counted once, as quarantined."""
+    raws = make_bounces(3, user)
+    fill(dovecot, user, raws)
+    settings = settings_for(dovecot, user)
+    marker = f"{user}-1".encode()
+    rig = make_rig(
+        settings, database_url, classifier=FlakyClassifier(settings.limits, marker)
+    )
+
+    for _ in range(settings.policy.max_attempts + 1):
+        await rig.worker.poll()
+    await rig.worker.close()
+
+    assert counted(rig, "failed") == 0
+    assert counted(rig, "quarantined") == 1
+    assert counted(rig, "processed") + counted(rig, "unverified") == 2
+    assert dovecot.uids(user) == []
 
 
 async def test_uidvalidity_change(

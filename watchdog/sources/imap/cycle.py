@@ -454,25 +454,21 @@ class FolderPass:
         """Move committed messages by destination, mark them moved and count them.
 
         Returns the folders with how many went to each, the method used and
-        the counts. A failed message is counted now. A moved one is counted
-        under its stored outcome when this batch is first to mark it moved,
-        and as a duplicate otherwise. One only flagged, because the server
-        cannot move, is counted when its UID is first stored as left.
+        the counts. A moved message is counted under its stored outcome when
+        this batch is first to mark it moved, and as a duplicate otherwise.
+        One only flagged, because the server cannot move, is counted when
+        its UID is first stored as left. A failed message stays, uncounted,
+        for the next pass, and is counted once it is recorded with a final
+        outcome or quarantined when its attempts run out.
         """
         by_folder: dict[str, list[MessageReport]] = {}
-        staying: list[Counted] = []
         for report in reports:
-            if report.result.outcome is Outcome.FAILED:
-                # Retried by the next pass until its attempts run out.
-                staying.append(_as_counted(report.result))
-                continue
             if report.destination is not None:
                 by_folder.setdefault(report.destination, []).append(report)
-        self._count(staying)
 
         method: MoveMethod | None = None
         moved: list[tuple[str, int]] = []
-        counted = list(staying)
+        counted: list[Counted] = []
         for folder, group in by_folder.items():
             method = await session.move([r.uid for r in group], folder)
             moved.append((folder, len(group)))
