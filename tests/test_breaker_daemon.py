@@ -146,6 +146,32 @@ def test_maildir_fifo_does_not_block(tmp_path: Path) -> None:
     assert [message.key for message in read] == ["2000.good"]
 
 
+def test_fifo_source_skipped(tmp_path: Path) -> None:
+    """A FIFO named as the source itself is logged and skipped, not opened."""
+    fifo = tmp_path / "bounces.fifo"
+    os.mkfifo(fifo)
+    read: list[LocalMessage] = []
+    counted: list[int] = []
+
+    def read_source() -> None:
+        counted.append(count_messages(fifo))
+        read.extend(iter_messages(fifo))
+
+    with capture_logs() as logs:
+        reader = threading.Thread(target=read_source)
+        reader.start()
+        reader.join(READ_LIMIT)
+    hung = reader.is_alive()
+    if hung:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(READ_LIMIT)
+
+    assert not hung, f"reading the FIFO took over {READ_LIMIT:g} s"
+    assert counted == [0]
+    assert read == []
+    assert [entry["event"] for entry in logs] == ["local_file_skipped"]
+
+
 def test_migration_keeps_active_hard_bounce(tmp_path: Path) -> None:
     """Merging Alice@ (expired import) with alice@ (hard bounce) stays suppressed.
 

@@ -134,6 +134,12 @@ class Database(_Section):
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         scheme = value.split(":", 1)[0]
+        if "://" not in value and scheme not in {"sqlite", "postgresql"}:
+            msg = (
+                "expected a URL, not a file path: use "
+                f"sqlite:///{value} for an SQLite database at that path"
+            )
+            raise ValueError(msg)
         if scheme == "sqlite" and not value.startswith("sqlite:///"):
             msg = (
                 "an SQLite URL has three slashes before a relative path and four "
@@ -467,7 +473,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
-        raise config_error(exc, path, Settings) from None
+        raise config_error(exc, path, Settings, overrides) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

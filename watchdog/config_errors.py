@@ -6,6 +6,7 @@ import difflib
 import os
 import re
 import typing
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +20,26 @@ _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
 def config_error(
-    exc: ValidationError, path: Path | None, model: type[BaseModel]
+    exc: ValidationError,
+    path: Path | None,
+    model: type[BaseModel],
+    overridden: Collection[str] = (),
 ) -> ConfigError:
-    """Build one ConfigError listing every invalid key of ``exc``."""
+    """Build one ConfigError listing every invalid key of ``exc``.
+
+    ``overridden`` lists the dotted keys that the command line set.
+    """
     where = f" in {str(path)!r}" if path is not None else ""
-    lines = [_line(error, model) for error in exc.errors()]
+    lines = [_line(error, model, overridden) for error in exc.errors()]
     first_key = ".".join(str(part) for part in exc.errors()[0]["loc"])
     count = len(lines)
     header = f"invalid configuration{where}: {count} error{'s' if count > 1 else ''}"
     return ConfigError("\n".join([header, *lines]), key=first_key)
 
 
-def _line(error: ErrorDetails, model: type[BaseModel]) -> str:
+def _line(
+    error: ErrorDetails, model: type[BaseModel], overridden: Collection[str]
+) -> str:
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc)
     env = ENV_PREFIX + "__".join(loc).upper()
@@ -42,7 +51,12 @@ def _line(error: ErrorDetails, model: type[BaseModel]) -> str:
     if isinstance(value, dict):
         # A check across several keys of one table, such as [mailboxes.NAME].
         return f"  [{key}]: {message.replace('<name>', loc[-1].upper())}"
-    origin = f"from {env}" if env in os.environ else f"set it in the file or {env}"
+    if key in overridden:
+        origin = "from the command line"
+    elif env in os.environ:
+        origin = f"from {env}"
+    else:
+        origin = f"set it in the file or {env}"
     return f"  {key}: {message}{_shown_value(key, value)}; {origin}"
 
 

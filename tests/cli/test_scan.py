@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "corpus" / "emails"
 COMMAND = str(Path(sys.executable).with_name("mail-watchdog"))
 SAMPLES = sorted((CORPUS / "lhost-postfix").glob("*.eml"))[:5]
+FIFO_LIMIT = 30
+"""Seconds a scan of a FIFO may take before it counts as blocked."""
 
 
 def scan(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -141,6 +144,33 @@ def test_scan_missing_path_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "not found" in " ".join(result.stderr.split())
     assert not (tmp_path / "w.db").exists()
+
+
+def test_scan_fifo_exit_2(tmp_path: Path) -> None:
+    """A FIFO given as the path is rejected at once instead of blocking scan."""
+    fifo = tmp_path / "bounces.fifo"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [COMMAND, "scan", str(fifo), "--database", f"sqlite:///{tmp_path / 'w.db'}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=FIFO_LIMIT,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "not a regular file or folder" in " ".join(done.stderr.split())
+
+
+def test_scan_plain_path_database(tmp_path: Path) -> None:
+    """A file path given to --database is rejected with the URL to use."""
+    path = tmp_path / "w.db"
+    result = scan(str(SAMPLES[0]), "--database", str(path), cwd=tmp_path)
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2
+    assert f"use sqlite:///{path} " in message
+    assert "from the command line" in message
+    assert not path.exists()
 
 
 @pytest.mark.postgres

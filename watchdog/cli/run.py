@@ -99,6 +99,13 @@ def scan_command(
     for path in paths:
         if not path.exists():
             fail(f"mail source {str(path)!r} not found: check the path", EXIT_USAGE)
+        if not path.is_dir() and not path.is_file():
+            # Opening a FIFO would block until a writer appears.
+            fail(
+                f"mail source {str(path)!r} is not a regular file or folder: give "
+                "a Maildir, an mbox file, an .eml file or a folder of them",
+                EXIT_USAGE,
+            )
     started = time.monotonic()
     store = open_database(settings)
     try:

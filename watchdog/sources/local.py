@@ -49,11 +49,19 @@ class LocalMessage:
 def detect_format(path: Path) -> LocalFormat:
     """Tell whether ``path`` is a Maildir, an mbox file, one .eml file or a folder.
 
-    Raises MailboxMissing when ``path`` does not exist.
+    Raises MailboxMissing when ``path`` does not exist and SourceError when
+    it is neither a folder nor a regular file, because opening a FIFO
+    blocks until a writer appears.
     """
     if not path.exists():
         msg = f"mail source {str(path)!r} not found: check the path"
         raise MailboxMissing(msg, mailbox=str(path))
+    if _is_special(path):
+        msg = (
+            f"mail source {str(path)!r} is not a regular file or folder: give a "
+            "Maildir, an mbox file, an .eml file or a folder of them"
+        )
+        raise SourceError(msg, mailbox=str(path))
     if path.is_dir():
         if all((path / sub).is_dir() for sub in _MAILDIR_SUBDIRS):
             return LocalFormat.MAILDIR
@@ -74,8 +82,12 @@ def iter_messages(
     are not regular files (directories inside ``cur``, FIFOs, sockets,
     dangling symlinks) and files that vanish before they are read are logged
     and skipped, so one of them neither hangs the read nor hides the files
-    after it. Raises SourceError for a file that exists but cannot be read.
+    after it. So is ``path`` itself when it is such an entry. Raises
+    SourceError for a file that exists but cannot be read.
     """
+    if _is_special(path):
+        log.warning("local_file_skipped", path=str(path), reason="not a regular file")
+        return
     if fmt is LocalFormat.AUTO:
         fmt = detect_format(path)
     if fmt is LocalFormat.MAILDIR:
@@ -90,6 +102,8 @@ def iter_messages(
 
 def count_messages(path: Path, fmt: LocalFormat = LocalFormat.AUTO) -> int:
     """Count the messages under ``path`` without reading them (for progress bars)."""
+    if _is_special(path):
+        return 0
     if fmt is LocalFormat.AUTO:
         fmt = detect_format(path)
     if fmt is LocalFormat.MAILDIR:
@@ -179,6 +193,11 @@ def _is_regular(path: Path) -> bool:
         return stat.S_ISREG(path.stat().st_mode)
     except OSError:
         return False
+
+
+def _is_special(path: Path) -> bool:
+    """Tell whether ``path`` exists but is neither a folder nor a regular file."""
+    return path.exists() and not path.is_dir() and not _is_regular(path)
 
 
 def _read_listed(path: Path, key: str, max_bytes: int | None) -> LocalMessage | None:
