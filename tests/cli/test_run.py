@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -303,6 +304,41 @@ def test_run_invalid_config_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "http.port" in result.stderr
+
+
+def test_run_unconfigured_warns(tmp_path: Path) -> None:
+    """``run`` with nothing to poll or check logs what to configure."""
+    log = tmp_path / "daemon.log"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("WATCHDOG_")
+    }
+    env |= {"WATCHDOG_HTTP__PORT": str(free_port()), "WATCHDOG_LOG__FORMAT": "json"}
+    process = subprocess.Popen(
+        [COMMAND, "run", "--database", f"sqlite:///{tmp_path / 'w.db'}"],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        cwd=tmp_path,
+        env=env,
+    )
+    daemon = Daemon(process, 0, log)
+    try:
+        wait_until(
+            lambda: "daemon_started" in log.read_text(),
+            what="the daemon to start",
+            process=process,
+            log=log,
+            timeout=STARTUP_LIMIT,
+        )
+        code, _ = daemon.terminate()
+    finally:
+        stop(process)
+    warnings = [e for e in daemon.events() if e["event"] == "nothing_configured"]
+
+    assert code == 0
+    assert len(warnings) == 1
+    assert "[mailboxes.NAME]" in str(warnings[0]["hint"])
 
 
 def drop_messages(dovecot: Dovecot, user: str, copies: Path, count: int) -> None:

@@ -70,6 +70,16 @@ def run_command(database: DatabaseOption = None, config: ConfigOption = None) ->
     settings = _settings(database, config)
     logging_setup.configure(settings.log.level, settings.log.format)
     log = structlog.get_logger("watchdog.daemon")
+    if not _has_work(settings):
+        # Like ``config check``, which lists no sources as valid.
+        log.warning(
+            "nothing_configured",
+            config=str(config) if config is not None else None,
+            hint="no mailbox, local source, MTA log, sending IP or sending "
+            "domain is configured, so the daemon only serves /metrics and "
+            "/healthz: add [mailboxes.NAME], [local.NAME], [mta_log] or "
+            "[sending] to the file named by --config or WATCHDOG_CONFIG",
+        )
     try:
         asyncio.run(run_daemon(settings))
     except (WatchdogError, OSError, ClassifyFailed) as exc:
@@ -118,6 +128,18 @@ def scan_command(
     seconds = time.monotonic() - started
     where = escape(safe_database_url(settings.database.url))
     out.print(f"\nscanned {tally.messages} messages in {seconds:.1f} s into {where}")
+
+
+def _has_work(settings: Settings) -> bool:
+    """Tell whether the daemon has a source to poll or a target to check."""
+    sending = settings.sending
+    return bool(
+        settings.mailboxes
+        or settings.local
+        or settings.mta_log.enabled
+        or sending.ips
+        or sending.domains
+    )
 
 
 def _settings(database: str | None, config: Path | None) -> Settings:
