@@ -33,7 +33,12 @@ from watchdog.http import HttpServer, create_app
 from watchdog.jobs.checks import audit_poll, blocklist_poll, suppression_gauge_poll
 from watchdog.jobs.local import process_path
 from watchdog.jobs.mailbox import MailboxWorker
-from watchdog.jobs.mta_log import POLL_DEADLINE_SECONDS, SOURCE_NAME, MtaLogSource
+from watchdog.jobs.mta_log import (
+    POLL_DEADLINE_SECONDS,
+    SOURCE_NAME,
+    LogLock,
+    MtaLogSource,
+)
 from watchdog.jobs.scheduler import Scheduler
 from watchdog.metrics import Metrics
 from watchdog.pipeline import Outcome, Processor, Result
@@ -199,6 +204,7 @@ def _add_mta_log(
         default_provider_map(settings.rules_dir),
         wake=functools.partial(scheduler.wake, SOURCE_NAME),
         stop=stop,
+        lock=LogLock(store, settings.mta_log.key),
     )
     scheduler.add(
         SOURCE_NAME,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import structlog
 from prometheus_client import CollectorRegistry
 
 from tests.sources.mta_log.samples import (
@@ -19,7 +20,7 @@ from tests.sources.mta_log.samples import (
 )
 from watchdog.config import MtaLog, StartAt
 from watchdog.errors import SourceError
-from watchdog.jobs.mta_log import MtaLogSource
+from watchdog.jobs.mta_log import SOURCE_NAME, LogLock, MtaLogSource
 from watchdog.metrics import Metrics
 from watchdog.providers import default_provider_map
 from watchdog.store import Store
@@ -249,3 +250,68 @@ async def test_failed_save_rereads(store: Store, tmp_path: Path) -> None:
     assert _attempts(metrics.registry) == {}
     await source.poll()
     assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
+
+
+async def test_shared_database_one_reader(database_url: str, tmp_path: Path) -> None:
+    """Two daemons on one database: one reads, the other stands by, no line twice."""
+    log = tmp_path / "mail.log"
+    lines = sample_lines()
+    _write(log, lines[:45])
+    settings = _settings(log)
+    first_store = Store(database_url, busy_timeout=1.0)
+    first_store.upgrade()
+    second_store = Store(database_url, busy_timeout=1.0)
+    try:
+        first_metrics, second_metrics = Metrics(), Metrics()
+        first = MtaLogSource(
+            settings,
+            MtaLogState.of(first_store),
+            first_metrics,
+            default_provider_map(),
+            lock=LogLock(first_store, settings.key),
+        )
+        second = MtaLogSource(
+            settings,
+            MtaLogState.of(second_store),
+            second_metrics,
+            default_provider_map(),
+            lock=LogLock(second_store, settings.key),
+        )
+        held = second_store.take_consumer_lock(SOURCE_NAME, settings.key)
+        assert held.won
+        assert (await first.poll()).state == "locked"
+        held.release()
+        assert (await second.poll()).state == "done"
+        _write(log, lines[45:])
+        # The poll's release is queued on the store thread: let it run.
+        await second_store.call(lambda: None)
+        held = second_store.take_consumer_lock(SOURCE_NAME, settings.key)
+        assert held.won
+        assert (await first.poll()).state == "locked"
+        held.release()
+        assert (await first.poll()).state == "done"
+    finally:
+        first_store.close()
+        second_store.close()
+    total = _attempts(first_metrics.registry)
+    for key, value in _attempts(second_metrics.registry).items():
+        total[key] = total.get(key, 0) + value
+    assert total == EXPECTED_ATTEMPTS
+    assert _attempts(first_metrics.registry) != {}
+    assert _attempts(second_metrics.registry) != {}
+
+
+async def test_malformed_warning_limited(store: Store, tmp_path: Path) -> None:
+    """Malformed lines are logged once an hour at most, with their count."""
+    log = tmp_path / "mail.log"
+    bounced = next(line for line in sample_lines() if b"status=bounced" in line)
+    metrics = Metrics()
+    source = _source(store, metrics, _settings(log))
+    with structlog.testing.capture_logs() as events:
+        for _ in range(3):
+            _write(log, [bounced[:120]])
+            await source.poll()
+    warnings = [e for e in events if e["event"] == "mta_log_lines_malformed"]
+    assert len(warnings) == 1
+    assert warnings[0]["since_last_warning"] == {"malformed": 1, "too_long": 0}
+    assert _lines(metrics.registry, "malformed") == 3

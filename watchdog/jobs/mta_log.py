@@ -11,11 +11,16 @@ so a backlog drains without one poll running for minutes.
 When a poll fails (an unreadable file, a database error, a cancelled
 poll) the reader is rebuilt from the stored state at the next poll, so the
 lines of a batch that was not committed are read again.
+
+Daemons that share a database take the store's consumer lock of the log
+(``state_key``) for each poll, so only one of them reads a given log. The
+others stand by, and one that takes over starts from the stored position.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +33,8 @@ from watchdog.providers import ProviderMap
 from watchdog.sources.mta_log.follow import LogFollower, ReadResult
 from watchdog.sources.mta_log.lines import LineKind, LineParser, line_time
 from watchdog.sources.mta_log.tally import Counts, Pending, Tally
+from watchdog.store import Store
+from watchdog.store.locks import ConsumerLock
 from watchdog.store.mta_log_state import MtaLogState
 
 SOURCE_NAME = "mta-log"
@@ -35,6 +42,9 @@ BATCH_BYTES = 8 << 20
 POLL_BYTES = 64 << 20
 # Seconds one poll of at most POLL_BYTES may take before it is cancelled.
 POLL_DEADLINE_SECONDS = 300.0
+# Seconds between two warnings about malformed or overlong lines; the
+# metric counts every one of them.
+DAMAGED_WARNING_INTERVAL = 3600.0
 
 log = structlog.get_logger("watchdog.jobs.mta_log")
 
@@ -48,6 +58,53 @@ class _Reader:
     parser: LineParser
 
 
+@dataclass(frozen=True, slots=True)
+class PollSummary:
+    """Result of one poll, in the shape the scheduler reads.
+
+    ``state`` is ``done``, or ``locked`` when another daemon reads the log.
+    """
+
+    state: str
+    error: str | None = None
+    retry_in_seconds: float | None = None
+
+
+class LogLock:
+    """The store's consumer lock of one log, taken for each poll."""
+
+    def __init__(self, store: Store, key: str) -> None:
+        self._store = store
+        self._key = key
+
+    async def take(self) -> ConsumerLock:
+        """Try to take the lock; ``won`` is False when another process holds it.
+
+        A poll cancelled while the lock is being taken releases it once taken.
+        """
+        store = self._store
+        taking = asyncio.ensure_future(
+            store.call(store.take_consumer_lock, SOURCE_NAME, self._key)
+        )
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            taking.add_done_callback(self._release_taken)
+            raise
+
+    async def check(self, lock: ConsumerLock) -> None:
+        """Raise ConsumerLockLost when ``lock`` is no longer held."""
+        await self._store.call(lock.check)
+
+    def release(self, lock: ConsumerLock) -> None:
+        """Queue the release on the store thread without waiting for it."""
+        self._store.submit(lock.release)
+
+    def _release_taken(self, taking: asyncio.Future[ConsumerLock]) -> None:
+        if not taking.cancelled() and taking.exception() is None:
+            self.release(taking.result())
+
+
 @dataclass(slots=True)
 class _Batch:
     result: ReadResult
@@ -59,7 +116,8 @@ class MtaLogSource:
     """Read Postfix's log for ``Metrics.delivery_attempts``.
 
     ``wake`` requests another poll right after this one; the
-    daemon passes ``Scheduler.wake`` bound to ``SOURCE_NAME``.
+    daemon passes ``Scheduler.wake`` bound to ``SOURCE_NAME``. With a
+    ``lock``, a poll reads only while it holds the log's consumer lock.
     """
 
     def __init__(
@@ -71,6 +129,7 @@ class MtaLogSource:
         *,
         wake: Callable[[], None] | None = None,
         stop: asyncio.Event | None = None,
+        lock: LogLock | None = None,
     ) -> None:
         self._settings = settings
         self._state = state
@@ -78,20 +137,36 @@ class MtaLogSource:
         self._providers = providers
         self._wake = wake
         self._stop = stop
+        self._lock = lock
         self._reader: _Reader | None = None
         self._missing_logged = False
+        self._standby = False
+        self._damaged = {"malformed": 0, "too_long": 0}
+        self._damaged_warned_at: float | None = None
 
-    async def poll(self) -> None:
+    async def poll(self) -> PollSummary:
         """Read and count the lines added since the last poll.
 
-        Raises SourceError when the log cannot be read and StoreError when
-        the position cannot be stored; the scheduler logs both and retries.
+        Raises SourceError when the log cannot be read, and StoreError when
+        the position cannot be stored or the lock was lost. The scheduler
+        logs both and retries at the next interval.
         """
+        held = await self._lock.take() if self._lock is not None else None
         try:
-            await self._poll()
+            if held is not None and not held.won:
+                self._stand_by()
+                return PollSummary("locked")
+            if self._standby:
+                log.info("mta_log_taken_over", path=str(self._settings.path))
+                self._standby = False
+            await self._poll(held)
         except BaseException:
             self.close()
             raise
+        finally:
+            if held is not None and self._lock is not None:
+                self._lock.release(held)
+        return PollSummary("done")
 
     def close(self) -> None:
         """Close the log file; the next poll resumes from the stored state."""
@@ -99,7 +174,18 @@ class MtaLogSource:
             self._reader.follower.close()
             self._reader = None
 
-    async def _poll(self) -> None:
+    def _stand_by(self) -> None:
+        """Drop the reader: the daemon holding the lock moves the position."""
+        self.close()
+        if not self._standby:
+            log.info(
+                "mta_log_standby",
+                path=str(self._settings.path),
+                reason="consumer_lock_held",
+            )
+            self._standby = True
+
+    async def _poll(self, held: ConsumerLock | None) -> None:
         reader = self._reader or await self._open()
         read = 0
         while True:
@@ -109,6 +195,8 @@ class MtaLogSource:
                 self._log_missing()
                 return
             self._log_found(result)
+            if held is not None and self._lock is not None:
+                await self._lock.check(held)
             await self._state.save(
                 self._settings.key,
                 result.position,
@@ -174,14 +262,9 @@ class MtaLogSource:
         stamp = self._line_time(counts)
         if stamp is not None:
             metrics.mta_log_last_line.set(stamp.timestamp())
-        damaged = counts.lines[LineKind.MALFORMED] + result.too_long
-        if damaged:
-            log.warning(
-                "mta_log_lines_malformed",
-                path=str(self._settings.path),
-                malformed=counts.lines[LineKind.MALFORMED],
-                too_long=result.too_long,
-            )
+        self._damaged["malformed"] += counts.lines[LineKind.MALFORMED]
+        self._damaged["too_long"] += result.too_long
+        self._warn_damaged()
         log.debug(
             "mta_log_read",
             path=str(self._settings.path),
@@ -189,6 +272,24 @@ class MtaLogSource:
             deliveries=counts.lines[LineKind.DELIVERY],
             offset=result.position.offset if result.position else None,
         )
+
+    def _warn_damaged(self) -> None:
+        """Log the malformed and overlong lines, at most once an hour."""
+        if not any(self._damaged.values()):
+            return
+        now = time.monotonic()
+        last = self._damaged_warned_at
+        if last is not None and now - last < DAMAGED_WARNING_INTERVAL:
+            return
+        log.warning(
+            "mta_log_lines_malformed",
+            path=str(self._settings.path),
+            since_last_warning=dict(self._damaged),
+            hint="see mailwatchdog_mta_log_lines_total; raise "
+            "mta_log.max_line_bytes if the too_long lines are real",
+        )
+        self._damaged = dict.fromkeys(self._damaged, 0)
+        self._damaged_warned_at = now
 
     def _log_missing(self) -> None:
         if not self._missing_logged:
