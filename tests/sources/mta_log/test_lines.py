@@ -354,6 +354,24 @@ def test_time_of_rfc3339_stamp() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("stamp", "offset"),
+    [
+        (b"2026-12-04T22:05:03+0000", 0),
+        (b"2026-12-04T22:05:03.5-05:00", -5),
+        (b"2026-12-04T22:05:03Z", 0),
+    ],
+    ids=["journald-short-iso", "fraction", "zulu"],
+)
+def test_rfc3339_variants(stamp: bytes, offset: int) -> None:
+    """journald's and rsyslog's ISO stamps parse in the header and in time."""
+    line = stamp + b" mx postfix/smtp[1]: ABC: to=<a@gmail.com>, relay=x, "
+    assert isinstance(LineParser().parse(line + TAIL), Attempt)
+    moment = line_time(stamp, NOW)
+    assert moment is not None
+    assert moment.utcoffset() == timedelta(hours=offset)
+
+
 def test_time_last_year() -> None:
     """A December line read on 1 January belongs to last year."""
     moment = line_time(b"Dec 31 23:59:59", datetime(2027, 1, 1, 0, 5, tzinfo=UTC))
