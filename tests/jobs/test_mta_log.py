@@ -315,3 +315,26 @@ async def test_malformed_warning_limited(store: Store, tmp_path: Path) -> None:
     assert len(warnings) == 1
     assert warnings[0]["since_last_warning"] == {"malformed": 1, "too_long": 0}
     assert _lines(metrics.registry, "malformed") == 3
+
+
+async def test_idle_poll_writes_nothing(store: Store, tmp_path: Path) -> None:
+    """Polls that find no new line store nothing."""
+    log = tmp_path / "mail.log"
+    _write(log, sample_lines())
+    state = MtaLogState.of(store)
+    real_save = state.save
+    saves = 0
+
+    async def counting_save(*args: object, **kwargs: object) -> None:
+        nonlocal saves
+        saves += 1
+        await real_save(*args, **kwargs)  # type: ignore[arg-type]
+
+    state.save = counting_save  # type: ignore[method-assign]
+    source = MtaLogSource(_settings(log), state, Metrics(), default_provider_map())
+    for _ in range(3):
+        await source.poll()
+    assert saves == 1
+    _write(log, sample_lines()[:1])
+    await source.poll()
+    assert saves == 2

@@ -30,7 +30,7 @@ import structlog
 from watchdog.config import MtaLog, StartAt
 from watchdog.metrics import Metrics
 from watchdog.providers import ProviderMap
-from watchdog.sources.mta_log.follow import LogFollower, ReadResult
+from watchdog.sources.mta_log.follow import LogFollower, Position, ReadResult
 from watchdog.sources.mta_log.lines import LineKind, LineParser, line_time
 from watchdog.sources.mta_log.tally import Counts, Pending, Tally
 from watchdog.store import Store
@@ -56,6 +56,7 @@ class _Reader:
     follower: LogFollower
     tally: Tally
     parser: LineParser
+    saved: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,14 +196,17 @@ class MtaLogSource:
                 self._log_missing()
                 return
             self._log_found(result)
-            if held is not None and self._lock is not None:
-                await self._lock.check(held)
-            await self._state.save(
-                self._settings.key,
-                result.position,
-                self._line_time(batch.counts),
-                batch.changed,
-            )
+            if result.position != reader.saved or batch.changed:
+                # An idle poll changes nothing, so it writes nothing either.
+                if held is not None and self._lock is not None:
+                    await self._lock.check(held)
+                await self._state.save(
+                    self._settings.key,
+                    result.position,
+                    self._line_time(batch.counts),
+                    batch.changed,
+                )
+                reader.saved = result.position
             self._count(batch.counts, result)
             read += result.bytes_read
             stopping = self._stop is not None and self._stop.is_set()
@@ -230,7 +234,8 @@ class MtaLogSource:
             agents=settings.agents,
             ignore_relays=settings.ignore_relays,
         )
-        self._reader = _Reader(follower, Tally(self._providers, pending), parser)
+        tally = Tally(self._providers, pending)
+        self._reader = _Reader(follower, tally, parser, saved.position)
         log.info(
             "mta_log_opened",
             path=str(settings.path),
