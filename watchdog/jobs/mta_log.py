@@ -152,21 +152,21 @@ class MtaLogSource:
         the position cannot be stored or the lock was lost. The scheduler
         logs both and retries at the next interval.
         """
-        held = await self._lock.take() if self._lock is not None else None
+        consumer_lock = await self._lock.take() if self._lock is not None else None
         try:
-            if held is not None and not held.won:
+            if consumer_lock is not None and not consumer_lock.won:
                 self._stand_by()
                 return PollSummary("locked")
             if self._standby:
                 log.info("mta_log_taken_over", path=str(self._settings.path))
                 self._standby = False
-            await self._poll(held)
+            await self._poll(consumer_lock)
         except BaseException:
             self.close()
             raise
         finally:
-            if held is not None and self._lock is not None:
-                self._lock.release(held)
+            if consumer_lock is not None and self._lock is not None:
+                self._lock.release(consumer_lock)
         return PollSummary("done")
 
     def close(self) -> None:
@@ -186,7 +186,7 @@ class MtaLogSource:
             )
             self._standby = True
 
-    async def _poll(self, held: ConsumerLock | None) -> None:
+    async def _poll(self, consumer_lock: ConsumerLock | None) -> None:
         reader = self._reader or await self._open()
         read = 0
         while True:
@@ -198,8 +198,8 @@ class MtaLogSource:
             self._log_found(result)
             if result.position != reader.saved or batch.changed:
                 # An idle poll changes nothing, so it writes nothing either.
-                if held is not None and self._lock is not None:
-                    await self._lock.check(held)
+                if consumer_lock is not None and self._lock is not None:
+                    await self._lock.check(consumer_lock)
                 await self._state.save(
                     self._settings.key,
                     result.position,
