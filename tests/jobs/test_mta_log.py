@@ -338,3 +338,34 @@ async def test_idle_poll_writes_nothing(store: Store, tmp_path: Path) -> None:
     _write(log, sample_lines()[:1])
     await source.poll()
     assert saves == 2
+
+
+async def test_backlog_drains_in_steps(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog is read a bounded amount per poll, each asking for the next."""
+    monkeypatch.setattr("watchdog.jobs.mta_log.BATCH_BYTES", 1500)
+    monkeypatch.setattr("watchdog.jobs.mta_log.POLL_BYTES", 4000)
+    log = tmp_path / "mail.log"
+    _write(log, sample_lines())
+    metrics = Metrics()
+    wakes = 0
+
+    def wake() -> None:
+        nonlocal wakes
+        wakes += 1
+
+    source = MtaLogSource(
+        _settings(log),
+        MtaLogState.of(store),
+        metrics,
+        default_provider_map(),
+        wake=wake,
+    )
+    polls = 0
+    while polls == 0 or wakes >= polls:
+        polls += 1
+        await source.poll()
+    assert polls > 3
+    assert wakes == polls - 1
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
