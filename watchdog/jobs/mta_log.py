@@ -196,6 +196,14 @@ class MtaLogSource:
                 self._log_missing()
                 return
             self._log_found(result)
+            if result.position_lost:
+                log.warning(
+                    "mta_log_position_lost",
+                    path=str(self._settings.path),
+                    hint="the file read before the stop was rotated away or "
+                    "truncated; lines written to it after the stop were not "
+                    "counted. Keep one rotation uncompressed (delaycompress)",
+                )
             if result.position != reader.saved or batch.changed:
                 # An idle poll changes nothing, so it writes nothing either.
                 if consumer_lock is not None and self._lock is not None:

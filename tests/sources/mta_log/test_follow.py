@@ -182,6 +182,7 @@ def test_restart_after_rename(log: Path) -> None:
     seen, result = _read(again, lines)
     assert seen == [b"unread 1", b"fresh 1"]
     assert result.rotations == [Rotation.RENAMED]
+    assert not result.position_lost
 
 
 def test_restart_rotated_away(log: Path) -> None:
@@ -194,6 +195,7 @@ def test_restart_rotated_away(log: Path) -> None:
     seen, result = _read(LogFollower(log, result.position), lines)
     assert seen == [b"fresh 1"]
     assert result.rotations == [Rotation.RENAMED]
+    assert result.position_lost
 
 
 def test_restart_after_truncation(log: Path) -> None:

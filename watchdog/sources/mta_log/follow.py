@@ -75,7 +75,9 @@ class ReadResult:
 
     ``position`` is None while no file has been opened (the path does not
     exist yet). ``more`` is true when the byte budget ran out before the end
-    of the file.
+    of the file. ``position_lost`` is true when the stored position pointed
+    into a file that is gone or was truncated, so the lines after it in that
+    file were not read.
     """
 
     position: Position | None
@@ -83,6 +85,7 @@ class ReadResult:
     too_long: int = 0
     more: bool = False
     missing: bool = False
+    position_lost: bool = False
     rotations: list[Rotation] = field(default_factory=list)
 
 
@@ -208,6 +211,7 @@ class LogFollower:
         if saved is not None:
             same = (current.st_dev, current.st_ino) == (saved.device, saved.inode)
             result.rotations.append(Rotation.TRUNCATED if same else Rotation.RENAMED)
+            result.position_lost = True
             self._use(self.path, 0)
         elif self._from_start or self._waited:
             # A file that appears after the reader started holds only new lines.
