@@ -47,10 +47,15 @@ def deferral_reason(dsn: str) -> str:
 class Pending:
     """Providers of the deferred recipients of each queued message.
 
-    Holds at most ``max_recipients`` recipients: past that, the messages
+    Contains at most ``max_recipients`` recipients: past that, the messages
     deferred longest ago are forgotten first, and their expiry counts under
-    ``unknown``. ``dirty`` names the queue IDs changed since the last
-    ``take_dirty``, so the caller can persist only those.
+    ``unknown``. ``take_dirty`` returns the queue IDs changed since its last
+    call, so the caller can persist only those.
+
+    NOTE: Postfix reuses short queue IDs. An entry whose ``removed`` line
+    was never read (lost with a log rotated away while the daemon was
+    stopped) is charged to a later message with the same ID, until that
+    message leaves the queue or the bound pushes the entry out.
     """
 
     def __init__(
