@@ -1,10 +1,11 @@
 """Time the authentication audit against a resolver that drops every packet.
 
 Binds a UDP socket on 127.0.0.1 that reads queries and never replies, then
-runs ``run_audit`` through it twice: with the unreachable-resolver cut-off
-of ``watchdog.checks.auth.lookup`` and with the cut-off disabled, which is
-how the audit behaved before it had one. Prints one line per run with the
-wall time and how many queries reached the socket.
+runs ``run_audit`` through it twice: with the unreachable-resolver and
+per-domain cut-offs of ``watchdog.checks.auth.health`` and with both
+disabled, which is how the audit behaved before it had them. Prints one
+line per run with the wall time and how many queries reached the socket,
+liveness probes (queries for the root) included.
 
     .venv/bin/python bench/audit_blackhole.py --domains 3 --ips 2
 """
@@ -18,7 +19,7 @@ import threading
 import time
 
 from watchdog.checks.auth import audit
-from watchdog.checks.auth.lookup import ResolverHealth
+from watchdog.checks.auth.health import ResolverHealth
 from watchdog.checks.resolver import make_resolver
 from watchdog.config import Dns, Sending, Settings
 
@@ -54,7 +55,10 @@ class _Blackhole:
 
 
 class _NeverUnreachable(ResolverHealth):
-    """The health tracker with the cut-off disabled."""
+    """The health tracker with both cut-offs disabled.
+
+    ``Lookup`` gives each domain's cut-off the limit of the run's tracker.
+    """
 
     def __init__(self) -> None:
         super().__init__(limit=2**31)

@@ -18,8 +18,9 @@ from watchdog.checks.auth.bimi import check_bimi
 from watchdog.checks.auth.dkim import DkimReport, check_dkim
 from watchdog.checks.auth.dmarc import DmarcReport, check_dmarc
 from watchdog.checks.auth.findings import Check, Finding, Status, worst
+from watchdog.checks.auth.health import ResolverHealth
 from watchdog.checks.auth.learned import Learned, LearnedKind
-from watchdog.checks.auth.lookup import Lookup, ResolverHealth, normalise
+from watchdog.checks.auth.lookup import Lookup, normalise
 from watchdog.checks.auth.mta_sts import check_mta_sts
 from watchdog.checks.auth.mta_sts_drift import PolicyHistory, UnavailableHistory
 from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher, PolicyFetcher
@@ -137,7 +138,7 @@ async def _audit_domain(
     learned_only: set[str],
     identifiers: Identifiers,
 ) -> list[Finding]:
-    lookup = Lookup(run.resolver, run.health)
+    lookup = Lookup(run.resolver, run.health, domain=domain)
     # The independent checks run together, so the timeouts of a dead
     # resolver arrive at once and mark it unreachable for the rest of the run.
     selector_checks = asyncio.gather(

@@ -6,13 +6,18 @@ findings. A timeout, SERVFAIL or REFUSED from every nameserver raises
 
 The lookups of one audit share a ``ResolverHealth``. Once it has seen
 ``UNREACHABLE_AFTER_TIMEOUTS`` timeouts in a row with no response during
-their lifetimes, later queries are not sent: they raise DnsError with
-reason ``resolver_unreachable`` at once, so a resolver that drops every
-packet costs one lookup lifetime instead of one per lookup.
+their lifetimes, and a liveness probe got no reply either, later queries
+are not sent: they raise DnsError with reason ``resolver_unreachable`` at
+once, so a resolver that drops every packet costs one lookup lifetime
+instead of one per lookup. The lookups of one audited domain also share a
+``DomainTimeouts``, which stops queries for that domain's names the same
+way with reason ``timeout`` while the resolver still responds (see
+``watchdog.checks.auth.health``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import time
@@ -26,6 +31,11 @@ import dns.nameserver
 import dns.resolver
 import dns.reversename
 
+from watchdog.checks.auth.health import (
+    DomainTimeouts,
+    ResolverHealth,
+    udp_endpoints,
+)
 from watchdog.errors import DnsError
 
 
@@ -80,58 +90,27 @@ _INVALID_NAME = (
 _HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
-# Two, so that one name whose nameservers are down does not stop the
-# audit, because a live resolver responds to other lookups in between.
-UNREACHABLE_AFTER_TIMEOUTS = 2
-
-
-class ResolverHealth:
-    """Consecutive timeouts of the lookups that share this object.
-
-    Any answer, NXDOMAIN, SERVFAIL and REFUSED included, proves that the
-    resolver responds and resets the count, even when it arrives after the
-    resolver was taken as unreachable. A timeout counts only when no
-    response arrived while that query was in flight, so the timeouts of one
-    domain whose nameservers are down do not count while the lookups of
-    other domains, sent at the same time, get answers.
-    """
-
-    def __init__(self, limit: int = UNREACHABLE_AFTER_TIMEOUTS) -> None:
-        self.limit = limit
-        self.consecutive_timeouts = 0
-        # time.monotonic() of the last response, -inf before the first one.
-        self.last_response = float("-inf")
-
-    @property
-    def unreachable(self) -> bool:
-        """True once ``limit`` queries in a row timed out."""
-        return self.consecutive_timeouts >= self.limit
-
-    def record_answer(self) -> None:
-        """Note a response from the resolver."""
-        self.consecutive_timeouts = 0
-        self.last_response = time.monotonic()
-
-    def record_timeout(self, sent_at: float) -> None:
-        """Note a query sent at ``sent_at`` (monotonic) that timed out."""
-        if self.last_response < sent_at:
-            self.consecutive_timeouts += 1
-
-
 class Lookup:
     """Query DNS through one resolver and translate dnspython's outcomes.
 
     ``health`` is shared by every lookup of one audit run. Without one, this
-    object counts the timeouts of its own queries.
+    object counts the timeouts of its own queries. With ``domain``, the
+    queries for names at or below it stop after their own timeouts, even
+    while the resolver answers other names.
     """
 
     def __init__(
         self,
         resolver: dns.asyncresolver.Resolver,
         health: ResolverHealth | None = None,
+        *,
+        domain: str | None = None,
     ) -> None:
         self.resolver = resolver
         self.health = health if health is not None else ResolverHealth()
+        self.domain_timeouts = (
+            DomainTimeouts(domain, self.health.limit) if domain else None
+        )
         self.queries = 0
 
     async def query(self, name: str, rdtype: str) -> Answer:
@@ -141,54 +120,100 @@ class Lookup:
         bytes, over 255 bytes in all) is absent, because no record can exist
         there. RFC 7208 section 4.3 gives such a domain the result none.
         Raises DnsError (reason ``timeout``, ``servfail`` or ``error``) when
-        no nameserver gave an answer, and with reason ``resolver_unreachable``
-        without sending the query once ``health`` counts the resolver as
-        unreachable.
+        no nameserver gave an answer. Raises it without sending the query
+        with reason ``resolver_unreachable`` once ``health`` counts the
+        resolver as unreachable, and with reason ``timeout`` once the
+        domain's earlier queries timed out while the resolver responded.
         """
         name = normalise(name)
-        if self.health.unreachable:
-            msg = (
-                f"DNS query {name!r} {rdtype} not sent: the last "
-                f"{self.health.consecutive_timeouts} queries of this audit to "
-                f"{self._nameservers()} timed out with no answer in between, so "
-                "the resolver is taken as unreachable: check that the resolver "
-                "in dns.nameservers or --nameserver answers"
-            )
-            raise DnsError(msg, name=name, reason="resolver_unreachable")
+        await self._raise_if_cut_off(name, rdtype)
+        domain = self.domain_timeouts
+        if domain is not None and not domain.covers(name):
+            domain = None
         self.queries += 1
         sent_at = time.monotonic()
+        # A query still unanswered after one try's timeout starts a probe,
+        # so that its outcome is known when the query's lifetime runs out.
+        probe_timer = asyncio.get_running_loop().call_later(
+            self.resolver.timeout,
+            self.health.probe_soon,
+            udp_endpoints(self.resolver),
+            self.resolver.timeout,
+            sent_at,
+        )
         try:
             answer = await self.resolver.resolve(
                 name, rdtype, search=False, raise_on_no_answer=False
             )
         except dns.resolver.NXDOMAIN:
-            self.health.record_answer()
+            self._record_answer(domain)
             return absent_answer(name, rdtype, nxdomain=True)
         except _INVALID_NAME:
             # No query is sent, and no record can exist at such a name.
             return absent_answer(name, rdtype, nxdomain=True)
         except dns.exception.Timeout as exc:
             self.health.record_timeout(sent_at)
+            if domain is not None:
+                domain.record_timeout(sent_at)
             msg = (
                 f"DNS query {name!r} {rdtype} to {self._nameservers()} timed out "
                 f"after {self.resolver.lifetime:g} s: check that the resolver in "
-                "dns.nameservers or --nameserver answers"
+                "dns.nameservers or --nameserver answers, and that the "
+                "nameservers of the name's zone do"
             )
             raise DnsError(msg, name=name, reason="timeout") from exc
         except dns.resolver.NoNameservers as exc:
             # SERVFAIL and REFUSED are responses, and a closed port fails
             # at once, so neither counts toward an unreachable resolver.
-            self.health.record_answer()
+            self._record_answer(domain)
             msg = f"DNS query {name!r} {rdtype} failed: {_failure_summary(exc)}"
             raise DnsError(msg, name=name, reason="servfail") from exc
         except dns.exception.DNSException as exc:
             msg = f"DNS query {name!r} {rdtype} failed: {exc}"
             raise DnsError(msg, name=name, reason="error") from exc
+        finally:
+            probe_timer.cancel()
 
-        self.health.record_answer()
+        self._record_answer(domain)
         records = tuple(answer.rrset) if answer.rrset is not None else ()
         canonical = normalise(answer.canonical_name.to_text())
         return Answer(name, rdtype, records, canonical)
+
+    async def _raise_if_cut_off(self, name: str, rdtype: str) -> None:
+        """Raise DnsError, sending nothing, when the resolver or domain is cut off.
+
+        Timeouts alone do not cut the resolver off: a probe must get no
+        reply first. When the probe gets a reply, the count starts again
+        and the query is sent, unless the domain's own count cuts it off.
+        """
+        health = self.health
+        if health.needs_probe:
+            await health.probe(udp_endpoints(self.resolver), self.resolver.timeout)
+        if health.unreachable:
+            msg = (
+                f"DNS query {name!r} {rdtype} not sent: the last "
+                f"{health.consecutive_timeouts} queries of this audit to "
+                f"{self._nameservers()} timed out with no answer in between, and "
+                "so did a non-recursive probe for the root, so the resolver is "
+                "taken as unreachable: check that the resolver in dns.nameservers "
+                "or --nameserver answers"
+            )
+            raise DnsError(msg, name=name, reason="resolver_unreachable")
+        domain = self.domain_timeouts
+        if domain is not None and domain.exceeded and domain.covers(name):
+            msg = (
+                f"DNS query {name!r} {rdtype} not sent: the last "
+                f"{domain.consecutive_timeouts} queries for names under "
+                f"{domain.domain!r} timed out while {self._nameservers()} kept "
+                "responding, so the domain's nameservers are taken as unreachable: "
+                "check its NS records and that those nameservers answer"
+            )
+            raise DnsError(msg, name=name, reason="timeout")
+
+    def _record_answer(self, domain: DomainTimeouts | None) -> None:
+        self.health.record_answer()
+        if domain is not None:
+            domain.record_answer()
 
     def _nameservers(self) -> str:
         shown = []

@@ -80,7 +80,14 @@ async def check_spf(
     findings += _walk_findings(domain, walked)
 
     results = [
-        await spf_eval.check_host(resolver, ip, domain, helo, lookup.health)
+        await spf_eval.check_host(
+            resolver,
+            ip,
+            domain,
+            helo,
+            health=lookup.health,
+            domain_timeouts=lookup.domain_timeouts,
+        )
         for ip in ips
     ]
     findings += [_host_finding(domain, result) for result in results]

@@ -20,7 +20,8 @@ import dns.exception
 import dns.resolver
 import spf
 
-from watchdog.checks.auth.lookup import ResolverHealth
+from watchdog.checks.auth.health import DomainTimeouts, ResolverHealth, udp_endpoints
+from watchdog.checks.auth.lookup import normalise
 
 # One row of pyspf's lookup contract: ((name, type), value).
 SpfRow = tuple[tuple[str, str], Any]
@@ -83,42 +84,73 @@ def evaluate(
 
 
 def resolver_lookup(
-    resolver: dns.resolver.Resolver, health: ResolverHealth | None = None
+    resolver: dns.resolver.Resolver,
+    health: ResolverHealth | None = None,
+    domain_timeouts: DomainTimeouts | None = None,
 ) -> SpfLookupFunction:
     """Return a pyspf lookup function that queries ``resolver``.
 
     NXDOMAIN and NODATA return no rows, which pyspf counts as void lookups.
     A timeout, SERVFAIL or REFUSED raises ``spf.TempError``, which pyspf turns
     into the ``temperror`` result. With ``health`` (the audit run's), every
-    response and timeout is counted there, and once it counts the resolver
-    as unreachable a lookup raises ``spf.TempError`` without being sent.
+    response and timeout is counted there as in ``Lookup.query``: once the
+    timeouts reach its limit a blocking probe is sent, and once the probe
+    gets no reply either a lookup raises ``spf.TempError`` without being
+    sent. ``domain_timeouts`` (the audited domain's) cuts off the names
+    under that domain in the same way.
     """
 
     def lookup(name: str, qtype: str) -> list[SpfRow]:
-        if health is not None and health.unreachable:
-            raise spf.TempError(f"DNS {name} {qtype}: resolver unreachable")
+        _raise_if_cut_off(resolver, health, domain_timeouts, name, qtype)
+        domain = domain_timeouts
+        if domain is not None and not domain.covers(normalise(name)):
+            domain = None
+        counters = [c for c in (health, domain) if c is not None]
         sent_at = time.monotonic()
         try:
             answer = resolver.resolve(
                 name, qtype, search=False, raise_on_no_answer=False
             )
         except dns.resolver.NXDOMAIN:
-            if health is not None:
-                health.record_answer()
+            for counter in counters:
+                counter.record_answer()
             return []
         except dns.resolver.LifetimeTimeout as exc:
-            if health is not None:
-                health.record_timeout(sent_at)
+            for counter in counters:
+                counter.record_timeout(sent_at)
             raise spf.TempError(f"DNS {name} {qtype}: {exc}") from exc
         except dns.exception.DNSException as exc:
             raise spf.TempError(f"DNS {name} {qtype}: {exc}") from exc
-        if health is not None:
-            health.record_answer()
+        for counter in counters:
+            counter.record_answer()
         if answer.rrset is None:
             return []
         return [((name, qtype), _row_value(qtype, rdata)) for rdata in answer.rrset]
 
     return lookup
+
+
+def _raise_if_cut_off(
+    resolver: dns.resolver.Resolver,
+    health: ResolverHealth | None,
+    domain_timeouts: DomainTimeouts | None,
+    name: str,
+    qtype: str,
+) -> None:
+    if health is not None and health.needs_probe:
+        health.probe_blocking(udp_endpoints(resolver), resolver.timeout)
+    if health is not None and health.unreachable:
+        raise spf.TempError(f"DNS {name} {qtype}: resolver unreachable, not sent")
+    if (
+        domain_timeouts is not None
+        and domain_timeouts.exceeded
+        and domain_timeouts.covers(normalise(name))
+    ):
+        msg = (
+            f"DNS {name} {qtype}: not sent, because the nameservers of "
+            f"{domain_timeouts.domain} stopped answering"
+        )
+        raise spf.TempError(msg)
 
 
 def _row_value(qtype: str, rdata: Any) -> Any:
@@ -146,12 +178,14 @@ async def check_host(
     ip: str,
     domain: str,
     helo: str | None = None,
+    *,
     health: ResolverHealth | None = None,
+    domain_timeouts: DomainTimeouts | None = None,
 ) -> HostResult:
     """Evaluate ``check_host(ip, domain)`` in a worker thread against ``resolver``.
 
-    ``health`` is the audit run's count of resolver timeouts; see
-    ``resolver_lookup``.
+    ``health`` is the audit run's count of resolver timeouts and
+    ``domain_timeouts`` the audited domain's; see ``resolver_lookup``.
     """
-    lookup = resolver_lookup(sync_resolver(resolver), health)
+    lookup = resolver_lookup(sync_resolver(resolver), health, domain_timeouts)
     return await asyncio.to_thread(run_check_host, lookup, ip, domain, helo)
