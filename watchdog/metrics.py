@@ -133,7 +133,8 @@ class Metrics:
         )
         self.mta_log_lines = Counter(
             _NS + "_mta_log_lines",
-            "Lines read from the MTA log, by result: delivery, removed, "
+            "Lines read from the MTA log, by result: delivery, queue (a message "
+            "entered or left the queue), "
             "skipped, malformed or too_long.",
             ["result"],
             registry=r,

@@ -11,7 +11,7 @@ from watchdog.sources.mta_log.lines import (
     Attempt,
     LineKind,
     LineParser,
-    Removed,
+    QueueChange,
     Status,
     line_time,
 )
@@ -193,7 +193,15 @@ def test_expiry_line(word: str) -> None:
 def test_removed_line() -> None:
     """``QID: removed`` ends a message's stay in the queue."""
     parsed = LineParser().parse(_line("postfix/qmgr[16911]", "removed"))
-    assert parsed == Removed("92CAE20ED9D", b"Dec 04 22:11:13")
+    assert parsed == QueueChange("92CAE20ED9D", b"Dec 04 22:11:13")
+
+
+def test_message_id_line() -> None:
+    """The cleanup daemon's message-id line starts a message's stay."""
+    line = _line("postfix/cleanup[16882]", "message-id=<x@mta.test>")
+    assert LineParser().parse(line) == QueueChange("92CAE20ED9D", b"Dec 04 22:11:13")
+    other = _line("postfix/smtpd[1]", "message-id=<x@mta.test>")
+    assert LineParser().parse(other) is LineKind.SKIPPED
 
 
 SKIPPED = [
@@ -328,7 +336,7 @@ def test_stamp_formats(rewrite: object) -> None:
     for line in sample_lines():
         original = parser.parse(line)
         other = parser.parse(rewrite(line))
-        if isinstance(original, Attempt | Removed):
+        if isinstance(original, Attempt | QueueChange):
             assert type(other) is type(original), line
             assert other.queue_id == original.queue_id
         else:

@@ -10,7 +10,7 @@ from tests.sources.mta_log.samples import (
     DELIVERY_LINES,
     EXPECTED_ATTEMPTS,
     EXPECTED_DEFERRALS,
-    REMOVED_LINES,
+    QUEUE_LINES,
     TOTAL_LINES,
     as_rfc3339,
     as_syslog,
@@ -44,7 +44,7 @@ def test_sample_counts(rewrite: Callable[[bytes], bytes]) -> None:
     assert _attempts(tally) == EXPECTED_ATTEMPTS
     assert dict(tally.counts.deferrals) == EXPECTED_DEFERRALS
     assert tally.counts.lines[LineKind.DELIVERY] == DELIVERY_LINES
-    assert tally.counts.lines[LineKind.REMOVED] == REMOVED_LINES
+    assert tally.counts.lines[LineKind.QUEUE] == QUEUE_LINES
     assert sum(tally.counts.lines.values()) == TOTAL_LINES
     assert len(tally.pending) == 0
 
@@ -117,3 +117,19 @@ def test_deferral_repeats_one_recipient() -> None:
 def test_deferral_reason(dsn: str, reason: str) -> None:
     """The reason class is the subject of the enhanced status code."""
     assert deferral_reason(dsn) == reason
+
+
+def test_reused_queue_id() -> None:
+    """A new message under a reused ID does not inherit old deferrals."""
+    lines = sample_lines()
+    deferred = next(line for line in lines if b"to=<full1@outlook.com>" in line)
+    enqueued = deferred.split(b": to=<")[0].replace(b"smtp[", b"cleanup[")
+    expiry = deferred.split(b": to=<")[0].replace(b"smtp[", b"qmgr[")
+    tally = _count(
+        [
+            deferred,
+            enqueued + b": message-id=<new@app>",
+            expiry + b": from=<a@b>, status=expired, returned to sender",
+        ]
+    )
+    assert _attempts(tally) == {("deferred", "outlook"): 1, ("expired", "unknown"): 1}

@@ -14,7 +14,8 @@ message and without recipients::
     ... postfix/qmgr[99]: 4F1A2B3C4D: from=<app@example.com>, status=expired,
         returned to sender
 
-and ``QID: removed`` when a message leaves the queue. Three timestamp forms
+and ``QID: removed`` when a message leaves the queue. The cleanup daemon
+logs ``QID: message-id=<...>`` when a message enters it. Three timestamp forms
 precede the host: traditional syslog (``Dec  4 22:05:03``), Postfix's own
 ``maillog_file`` (``Dec 04 22:05:03``) and RFC 3339 from rsyslog or journald
 (``2026-12-04T22:05:03.123456+00:00``).
@@ -46,7 +47,7 @@ class LineKind(StrEnum):
 
     DELIVERY = "delivery"
     SKIPPED = "skipped"
-    REMOVED = "removed"
+    QUEUE = "queue"
     MALFORMED = "malformed"
     TOO_LONG = "too_long"
 
@@ -79,6 +80,8 @@ _HEADER = re.compile(
 )
 _EXPIRED_SUFFIX = b"expired, returned to sender"
 _REMOVED = b"removed"
+_MESSAGE_ID = b": message-id="
+CLEANUP = b"cleanup"
 # Syslog names matched so far. A log with more distinct names than this
 # contains garbage, and further names are matched without the cache.
 _NAME_CACHE_SIZE = 1024
@@ -101,15 +104,19 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
-class Removed:
-    """A message left the queue: every recipient was delivered, bounced or
-    expired, or ``postsuper -d`` deleted it."""
+class QueueChange:
+    """A message entered or left the queue under ``queue_id``.
+
+    It left when every recipient was delivered, bounced or expired, or
+    ``postsuper -d`` deleted it. Either way the deferrals recorded under
+    this ID no longer apply, which matters because Postfix reuses IDs.
+    """
 
     queue_id: str
     stamp: bytes
 
 
-Parsed = Attempt | Removed | LineKind
+Parsed = Attempt | QueueChange | LineKind
 
 
 class LineParser:
@@ -138,13 +145,17 @@ class LineParser:
         self._names: dict[bytes, bool] = {}
 
     def parse(self, line: bytes) -> Parsed:
-        """Return the attempt or removal ``line`` records, or why it is neither.
+        """Return the attempt or queue change of ``line``, or why it is neither.
 
         ``line`` has no line ending. Never raises: text that is not a
         Postfix line is SKIPPED, and a delivery line with a missing or
         unknown field is MALFORMED.
         """
-        if b"status=" not in line and not line.endswith(_REMOVED):
+        if (
+            b"status=" not in line
+            and not line.endswith(_REMOVED)
+            and _MESSAGE_ID not in line
+        ):
             # A delivery line cut before its status is damaged, not foreign.
             if b": to=<" in line and b"postfix" in line:
                 return LineKind.MALFORMED
@@ -158,8 +169,8 @@ class LineParser:
         body = line[match.end() :]
         stamp = match["rfc"] or match["bsd"]
         queue_id = match["qid"].decode("ascii")
-        if body == _REMOVED:
-            return Removed(queue_id, stamp)
+        if body == _REMOVED or (process == CLEANUP and body.startswith(b"message-id=")):
+            return QueueChange(queue_id, stamp)
         if process in self._agents:
             return self._attempt(queue_id, body, stamp)
         if process == QUEUE_MANAGER and body.endswith(_EXPIRED_SUFFIX):

@@ -16,7 +16,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from watchdog.providers import ProviderMap
-from watchdog.sources.mta_log.lines import Attempt, LineKind, Parsed, Removed, Status
+from watchdog.sources.mta_log.lines import (
+    Attempt,
+    LineKind,
+    Parsed,
+    QueueChange,
+    Status,
+)
 
 UNKNOWN_PROVIDER = "unknown"
 DEFAULT_MAX_PENDING = 100_000
@@ -52,10 +58,9 @@ class Pending:
     ``unknown``. ``take_dirty`` returns the queue IDs changed since its last
     call, so the caller can persist only those.
 
-    NOTE: Postfix reuses short queue IDs. An entry whose ``removed`` line
-    was never read (lost with a log rotated away while the daemon was
-    stopped) is charged to a later message with the same ID, until that
-    message leaves the queue or the bound pushes the entry out.
+    Postfix reuses short queue IDs, so the entries of an ID are dropped
+    when a message enters the queue under it (``QueueChange``), even if
+    the ``removed`` line of the earlier message was lost.
     """
 
     def __init__(
@@ -161,8 +166,8 @@ class Tally:
         if isinstance(parsed, LineKind):
             self.counts.lines[parsed] += 1
             return
-        if isinstance(parsed, Removed):
-            self.counts.lines[LineKind.REMOVED] += 1
+        if isinstance(parsed, QueueChange):
+            self.counts.lines[LineKind.QUEUE] += 1
             self.pending.pop(parsed.queue_id)
             return
         self.counts.lines[LineKind.DELIVERY] += 1
