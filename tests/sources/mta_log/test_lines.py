@@ -140,6 +140,17 @@ ATTEMPTS = [
     ),
     pytest.param(
         _line(
+            "postfix/qmgr[99]",
+            "to=<e@yahoo.com>, relay=none, delay=0.1, delays=0.1/0/0/0, "
+            "dsn=4.3.0, status=deferred (mail transport unavailable)",
+        ),
+        Status.DEFERRED,
+        "e@yahoo.com",
+        "4.3.0",
+        id="qmgr-deferral",
+    ),
+    pytest.param(
+        _line(
             "postfix-out/smtp[2007]",
             "to=<c@gmail.com>, relay=gmail-smtp-in.l.google.com"
             "[192.0.2.8]:25, delay=1.5, delays=0.1/0/0.4/1, dsn=5.7.1, "

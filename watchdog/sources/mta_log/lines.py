@@ -173,8 +173,14 @@ class LineParser:
             return QueueChange(queue_id, stamp)
         if process in self._agents:
             return self._attempt(queue_id, body, stamp)
-        if process == QUEUE_MANAGER and body.endswith(_EXPIRED_SUFFIX):
-            return _expiry(queue_id, body, stamp)
+        if process == QUEUE_MANAGER:
+            if body.endswith(_EXPIRED_SUFFIX):
+                return _expiry(queue_id, body, stamp)
+            # The queue manager logs the recipients it defers itself, in the
+            # agents' format, with reasons such as "mail transport
+            # unavailable" (a string of Postfix 3.7.11's qmgr).
+            if body.startswith(b"to=<"):
+                return self._attempt(queue_id, body, stamp)
         return LineKind.SKIPPED
 
     def _counts_name(self, name: bytes) -> bool:
