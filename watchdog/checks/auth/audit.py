@@ -26,6 +26,7 @@ from watchdog.checks.auth.mta_sts_drift import PolicyHistory, UnavailableHistory
 from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher, PolicyFetcher
 from watchdog.checks.auth.mx import check_mx
 from watchdog.checks.auth.ptr import PtrReport, check_ptr
+from watchdog.checks.auth.series import AuditScope, drop_stale_series
 from watchdog.checks.auth.spf import SpfReport, check_spf
 from watchdog.checks.auth.tls_rpt import check_tls_rpt
 from watchdog.config import Settings
@@ -73,7 +74,9 @@ async def run_audit(
     and ``settings.sending.return_path_domains``. DNS failures become
     ``lookup_failed`` findings; nothing is raised for them. With
     ``policy_history``, each MTA-STS policy is compared with the one the
-    previous audit stored.
+    previous audit stored. With ``metrics``, the results are exported and
+    the series of domains, selectors, IPs and checks that this run left
+    out are removed.
     """
     sending = settings.sending
     ips = sending.ips if ips is None else ips
@@ -115,7 +118,25 @@ async def run_audit(
             _record_ptr(metrics, report)
     if metrics is not None:
         _record_status(metrics, findings)
+        scope = _scope(findings, domains, configured, learned, ips)
+        drop_stale_series(metrics, scope)
     return findings
+
+
+def _scope(
+    findings: list[Finding],
+    domains: list[str],
+    configured: list[str],
+    learned: Collection[Learned],
+    ips: list[str],
+) -> AuditScope:
+    audited = [normalise(domain) for domain in domains]
+    selector_pairs = [
+        (domain, selector)
+        for domain in audited
+        for selector in _selectors_for(domain, configured, learned)[0]
+    ]
+    return AuditScope.of(findings, audited, selector_pairs, ips)
 
 
 def _selectors_for(
