@@ -131,3 +131,56 @@ def run_slow_forwarder(
         stop.set()
         thread.join(timeout=2)
         sock.close()
+
+
+# How ``run_mismatched_replier`` replies: with the query ID plus one, from
+# another port than the one queried, or with five zero octets.
+MISMATCHES = ("wrong_id", "other_port", "garbage")
+
+
+@contextlib.contextmanager
+def run_mismatched_replier(mismatch: str) -> Iterator[UdpResolver]:
+    """Reply to every query with a datagram that does not answer it.
+
+    ``mismatch`` is one of ``MISMATCHES``. Such a reply is what a forger
+    who cannot see the query sends, so a client must keep waiting.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(_POLL_SECONDS)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    resolver = UdpResolver(sock.getsockname()[1])
+    stop = threading.Event()
+
+    def reply_to(query: dns.message.Message) -> tuple[socket.socket, bytes]:
+        wire = bytearray(dns.message.make_response(query).to_wire())
+        if mismatch == "wrong_id":
+            wire[0:2] = ((query.id + 1) & 0xFFFF).to_bytes(2, "big")
+            return sock, bytes(wire)
+        if mismatch == "other_port":
+            return other, bytes(wire)
+        return sock, bytes(5)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, client = sock.recvfrom(_MAX_DATAGRAM)
+            except TimeoutError:
+                continue
+            query = resolver.note(data)
+            if query is None:
+                continue
+            sender, wire = reply_to(query)
+            with contextlib.suppress(OSError):
+                sender.sendto(wire, client)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield resolver
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        sock.close()
+        other.close()

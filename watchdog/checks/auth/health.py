@@ -6,9 +6,10 @@ lookups of one audit share a ``ResolverHealth``: after
 ``UNREACHABLE_AFTER_TIMEOUTS`` timeouts in a row with no response in
 between, it sends a liveness probe: a query for the root NS records with
 RD=0, to which a resolver replies from its cache, or with REFUSED,
-without recursing. Any reply, REFUSED included, proves the resolver alive and
-resets the count. Only when the probe gets no reply either is the
-resolver taken as unreachable, and later queries of the run are not sent.
+without recursing. Any reply that matches the probe's ID and question,
+REFUSED included, proves the resolver alive and resets the count. Only
+when the probe gets no such reply either is the resolver taken as
+unreachable, and later queries of the run are not sent.
 
 After a probe proves the resolver alive, the lookups of the domain keep
 failing with reason ``timeout``. Each domain's lookups also share a
@@ -192,20 +193,39 @@ def _probe_query() -> dns.message.Message:
 async def _probe_async(endpoint: Endpoint, reply_seconds: float) -> bool:
     address, port = endpoint
     query = _probe_query()
+    # A datagram from another address or port, one that does not parse, or
+    # one whose ID or question differs is skipped and the probe keeps
+    # waiting, because anyone can send those. A matching reply that raises
+    # (truncated, say) still came from the resolver.
     try:
-        await dns.asyncquery.udp(query, address, timeout=reply_seconds, port=port)
+        await dns.asyncquery.udp(
+            query,
+            address,
+            timeout=reply_seconds,
+            port=port,
+            ignore_unexpected=True,
+            ignore_errors=True,
+        )
     except (dns.exception.Timeout, OSError):
         return False
     except dns.exception.DNSException:
-        # A reply that does not parse or match still came back.
         return True
     return True
 
 
 def _probe_blocking(endpoint: Endpoint, reply_seconds: float) -> bool:
     address, port = endpoint
+    query = _probe_query()
+    # Mismatched datagrams are skipped as in ``_probe_async``.
     try:
-        dns.query.udp(_probe_query(), address, timeout=reply_seconds, port=port)
+        dns.query.udp(
+            query,
+            address,
+            timeout=reply_seconds,
+            port=port,
+            ignore_unexpected=True,
+            ignore_errors=True,
+        )
     except (dns.exception.Timeout, OSError):
         return False
     except dns.exception.DNSException:
