@@ -161,3 +161,27 @@ async def test_prefetch_timeout_not_asked_again() -> None:
         assert caught.value.reason == "timeout"
     assert fast.sent == sent
     assert asked == []
+
+
+async def test_prefetch_drops_expired_names(dns_servers: DnsServers) -> None:
+    """Expired answers of names no longer asked leave the cache.
+
+    A daemon checks a changing set of learned link domains, so a cache that
+    kept every name it ever asked would grow for the life of the process.
+    """
+    now = [0.0]
+    resolver = make_resolver(Dns(nameservers=[dns_servers.unbound.nameserver]))
+    fast = fast_resolver_for(resolver)
+    lookup = Lookup(
+        resolver, concurrency=4, per_zone=2, clock=lambda: now[0], fast=fast
+    )
+    first = [(f"{n}.2.0.192.zen.test", "zen.test") for n in range(100, 110)]
+    second = [(f"{n}.2.0.192.zen.test", "zen.test") for n in range(110, 120)]
+
+    await lookup.prefetch(first)
+    assert len(lookup) == len(first)
+    now[0] += 7200.0
+    await lookup.prefetch(second)
+
+    assert len(lookup) == len(second)
+    assert all(lookup.cached(name) is not None for name, _ in second)

@@ -109,6 +109,10 @@ class Lookup:
             self._expires.pop(name, None)
             self._timed_out.pop(name, None)
 
+    def __len__(self) -> int:
+        """Return the number of names with a cached answer, expired or not."""
+        return len(self._expires)
+
     def cached(self, name: str, now: float | None = None) -> Records | None:
         """Return the cached records of ``name``, or None when absent or expired.
 
@@ -162,14 +166,18 @@ class Lookup:
         Only answers the fast path reads completely are cached. A name whose
         A query needed dnspython is left for ``records``, which asks again
         with its retries and fallback; one whose A query timed out makes
-        ``records`` raise DnsError until the next prefetch. Does nothing
+        ``records`` raise DnsError until the next prefetch. Sends nothing
         without a FastResolver. A resolver that stops replying costs the batch
         about one lifetime (see ``batch.Run``).
+
+        Every expired answer is dropped first, so the names of targets that
+        are no longer checked do not stay cached for the life of the process.
         """
+        now = self._clock()
+        self._drop_expired(now)
         if self.fast is None:
             return
         self._timed_out = {}
-        now = self._clock()
         pending: dict[str, str] = {}
         for name, zone in requests:
             if self._expires.get(name, now) <= now:
@@ -226,6 +234,12 @@ class Lookup:
         self._store(name, records, now)
         if self.on_query is not None:
             self.on_query(seconds)
+
+    def _drop_expired(self, now: float) -> None:
+        expired = [name for name, expires in self._expires.items() if expires <= now]
+        for name in expired:
+            del self._records[name]
+            del self._expires[name]
 
     def _store(self, name: str, records: Records, now: float) -> None:
         self._records[name] = records
