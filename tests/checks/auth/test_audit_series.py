@@ -6,10 +6,12 @@ import dns.asyncresolver
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.checks.auth.udp_resolvers import run_blackhole
 from tests.checks.auth.zones import GOOD_IP, UNCONFIRMED_IP
 from watchdog.checks.auth import run_audit
 from watchdog.checks.auth.learned import Learned, LearnedKind
-from watchdog.config import Audit, Sending, Settings
+from watchdog.checks.resolver import make_resolver
+from watchdog.config import Audit, Dns, Sending, Settings
 from watchdog.metrics import Metrics
 
 pytestmark = pytest.mark.dns
@@ -114,3 +116,25 @@ async def test_blocklist_series_untouched(resolver: dns.asyncresolver.Resolver) 
     assert registry.get_sample_value("mailwatchdog_dnsbl_zone_healthy", healthy) == 1
     assert registry.get_sample_value("mailwatchdog_dnsbl_listed", listed) == 1
     assert not _has(metrics, "check_status", domain="clean.test", check="spf")
+
+
+async def test_dead_resolver_keeps_series(
+    resolver: dns.asyncresolver.Resolver,
+) -> None:
+    """An audit whose every lookup times out removes no series."""
+    metrics = Metrics(CollectorRegistry())
+    await _audit(resolver, metrics, ["good.test", "clean.test"], [GOOD_IP], LEARNED)
+    first = _series(metrics)
+
+    with run_blackhole() as blackhole:
+        dead = make_resolver(
+            Dns(
+                nameservers=[blackhole.nameserver],
+                timeout_seconds=0.2,
+                lifetime_seconds=0.4,
+            )
+        )
+        await _audit(dead, metrics, ["good.test", "clean.test"], [GOOD_IP], LEARNED)
+
+    assert first
+    assert _series(metrics) == first
