@@ -167,3 +167,19 @@ def test_pyspf_domain_cut_off(lame_unbound: Unbound) -> None:
     with pytest.raises(spf.TempError, match="not sent"):
         lookup("_spf." + DEAD, "TXT")
     assert lookup("split.test", "TXT")
+
+
+def test_pyspf_refused_resets_count(nsd: Nsd) -> None:
+    """A REFUSED response to pyspf resets the timeout counts, as in Lookup."""
+    resolver = sync_resolver(_resolver(nsd.nameserver))
+    health = ResolverHealth()
+    domain_timeouts = DomainTimeouts("example.org")
+    lookup = resolver_lookup(resolver, health, domain_timeouts)
+    health.record_timeout(time.monotonic())
+    domain_timeouts.record_timeout(time.monotonic())
+
+    with pytest.raises(spf.TempError, match="REFUSED"):
+        lookup("example.org", "TXT")
+
+    assert health.consecutive_timeouts == 0
+    assert domain_timeouts.consecutive_timeouts == 0

@@ -119,6 +119,11 @@ def resolver_lookup(
             for counter in counters:
                 counter.record_timeout(sent_at)
             raise spf.TempError(f"DNS {name} {qtype}: {exc}") from exc
+        except dns.resolver.NoNameservers as exc:
+            # SERVFAIL and REFUSED are responses, so they reset the counts.
+            for counter in counters:
+                counter.record_answer()
+            raise spf.TempError(f"DNS {name} {qtype}: {exc}") from exc
         except dns.exception.DNSException as exc:
             raise spf.TempError(f"DNS {name} {qtype}: {exc}") from exc
         for counter in counters:
