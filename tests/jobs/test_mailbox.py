@@ -42,7 +42,7 @@ from tests.servers.faultproxy import Fault, FaultProxy, Mode
 from watchdog.classify.verdict import Verdict
 from watchdog.config import Limits
 from watchdog.jobs.mailbox import CycleState
-from watchdog.pipeline import ClassifyFailed
+from watchdog.pipeline import ClassifyFailed, Outcome
 from watchdog.sources.imap.cycle import FolderPlan, oversize_digest
 from watchdog.sources.imap.faults import reset_fault_points
 from watchdog.store.engine import database_url as sqlalchemy_url
@@ -336,6 +336,92 @@ async def test_failed_counted_once(
     assert counted(rig, "quarantined") == 1
     assert counted(rig, "processed") + counted(rig, "unverified") == 2
     assert dovecot.uids(user) == []
+
+
+async def test_lost_move_then_uidvalidity_change(
+    dovecot: Dovecot, user: str, database_url: str
+) -> None:
+    """A batch moved just before the connection dropped is counted once.
+
+    UIDVALIDITY changes before the next pass, so the UIDs stored for the
+    batch no longer name its messages.
+    """
+    raws = make_bounces(4, user)
+    fill(dovecot, user, raws)
+    proxy = FaultProxy(dovecot.imap_port)
+    proxy.start()
+    try:
+        # Plaintext, so the proxy can see the MOVE reply.
+        settings = settings_for(dovecot, user, port=proxy.port, tls="none")
+        first = make_rig(settings, database_url)
+        proxy.set_fault(Fault(Mode.RST, trigger=b"[COPYUID"))
+        lost = await first.worker.poll()
+        await first.worker.close()
+        proxy.set_fault(Fault(Mode.PASS))
+        await asyncio.to_thread(dovecot.reset_uidvalidity, user)
+        restarted = make_rig(settings, database_url)
+        summaries = await drain(restarted)
+        await restarted.worker.close()
+    finally:
+        proxy.stop()
+
+    total = sum(
+        counted(rig, outcome.value) for rig in (first, restarted) for outcome in Outcome
+    )
+    assert lost.state is CycleState.FAILED
+    assert summaries[0].uidvalidity_changed
+    assert dovecot.uids(user) == []
+    assert_clean(audit(dovecot, user, raws, database_url), 4)
+    assert total == 4
+
+
+@pytest.mark.parametrize("fault", ["rst", "after_commit"])
+async def test_oversize_uidvalidity_change(
+    dovecot: Dovecot, user: str, database_url: str, fault: str
+) -> None:
+    """Oversized messages recorded before UIDVALIDITY changed count once.
+
+    Their key is where they were found, so it changes with UIDVALIDITY. With
+    ``rst`` the server moved them but the reply was lost; with
+    ``after_commit`` the MOVE never ran and they are still in INBOX.
+    """
+    raws = make_bounces(3, user)
+    fill(dovecot, user, raws)
+    proxy = FaultProxy(dovecot.imap_port)
+    proxy.start()
+    try:
+        settings = settings_for(
+            dovecot, user, port=proxy.port, tls="none", max_message_bytes=100
+        )
+        first = make_rig(settings, database_url)
+        reset_fault_points()
+        if fault == "rst":
+            proxy.set_fault(Fault(Mode.RST, trigger=b"[COPYUID"))
+            await first.worker.poll()
+        else:
+            os.environ["WATCHDOG_TEST_FAULT"] = "after_commit:raise"
+            try:
+                with pytest.raises(RuntimeError, match="after_commit"):
+                    await first.worker.poll()
+            finally:
+                del os.environ["WATCHDOG_TEST_FAULT"]
+        await first.worker.close()
+        proxy.set_fault(Fault(Mode.PASS))
+        await asyncio.to_thread(dovecot.reset_uidvalidity, user)
+        restarted = make_rig(settings, database_url)
+        await drain(restarted)
+        await restarted.worker.close()
+    finally:
+        proxy.stop()
+
+    total = sum(
+        counted(rig, outcome.value) for rig in (first, restarted) for outcome in Outcome
+    )
+    assert dovecot.uids(user) == []
+    assert len(dovecot.uids(user, "Quarantine")) == 3
+    assert restarted.store.stats().messages == {"quarantined": 3}
+    assert counted(restarted, "quarantined") + counted(first, "quarantined") == 3
+    assert total == 3
 
 
 async def test_uidvalidity_change(

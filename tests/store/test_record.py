@@ -287,6 +287,24 @@ def test_uidvalidity_change(store: Store) -> None:
     assert message_row(store, sha)["uid"] is None
 
 
+def test_uidvalidity_change_keeps_unmoved(store: Store) -> None:
+    """Unmoved rows wait without a UID under the new UIDVALIDITY until read."""
+    moved, waiting, read = digest(), digest(), digest()
+    store.set_uidvalidity("bounces", "INBOX", 7)
+    for sha in (moved, waiting, read):
+        record(store, bounce("a@example.com"), sha256=sha)
+    store.mark_moved(moved, "Processed")
+    store.set_uidvalidity("bounces", "INBOX", 8)
+
+    store.adopt_uids("bounces", "INBOX", 8, {read: 3, moved: 4})
+    found = store.unmoved_without_uid("bounces", "INBOX", 8, [Outcome.PROCESSED])
+
+    assert found == {waiting: Outcome.PROCESSED}
+    assert message_row(store, read)["uid"] == 3
+    assert message_row(store, moved)["uid"] is None
+    assert message_row(store, moved)["uidvalidity"] == 7
+
+
 def test_uidvalidity_unknown(store: Store) -> None:
     """A folder never seen has no UIDVALIDITY."""
     assert store.uidvalidity("bounces", "Nowhere") is None

@@ -316,6 +316,16 @@ class MailboxWorker:
         async for report in folder_pass.batches(session, start):
             self._report(report)
             outcomes.update(report.outcomes())
+        if not self._stop.is_set():
+            settled = await folder_pass.settle(start.uidvalidity)
+            if settled:
+                self._log.info(
+                    "moves_confirmed",
+                    folder=self._mailbox.folder,
+                    messages=len(settled),
+                    reason="recorded messages left the folder before its "
+                    "UIDVALIDITY changed",
+                )
         state = CycleState.STOPPED if self._stop.is_set() else CycleState.DONE
         return CycleSummary(
             self.name,

@@ -74,7 +74,9 @@ class Message(SQLModel, table=True):
 
     ``message_id`` is the Message-ID header, stored for lookups only: it can
     be missing, repeated or forged. ``uid`` is cleared when the folder's
-    UIDVALIDITY changes. ``outcome`` is a ``watchdog.pipeline.Outcome``.
+    UIDVALIDITY changes, and a row not yet moved then takes the new
+    UIDVALIDITY (see ``watchdog.store.uid_change``). ``outcome`` is a
+    ``watchdog.pipeline.Outcome``.
     """
 
     __tablename__ = "message"

@@ -21,6 +21,7 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
+    Mapping,
     Sequence,
     Set,
 )
@@ -37,7 +38,7 @@ from watchdog.classify.verdict import Verdict
 from watchdog.config import Policy
 from watchdog.errors import StoreError
 from watchdog.pipeline import MessageRef, Outcome
-from watchdog.store import left, locks, recording, suppressions
+from watchdog.store import left, locks, recording, suppressions, uid_change
 from watchdog.store.engine import (
     READ_ONLY,
     create_store_engine,
@@ -380,7 +381,9 @@ class Store(SuppressionList):
 
         On a change every stored UID of that folder is cleared, because the
         numbers now name other messages. The SHA-256 key still prevents
-        counting a message twice when the folder is scanned again.
+        counting a message twice when the folder is scanned again. Rows not
+        yet marked moved also take the new UIDVALIDITY, so that
+        ``unmoved_without_uid`` finds them for the pass that settles them.
         """
         now = utcnow()
         with self._write("storing UIDVALIDITY") as conn:
@@ -404,11 +407,14 @@ class Store(SuppressionList):
                 .where(B.source == source, B.folder == folder)
                 .values(uidvalidity=value, updated_at=now)
             )
+            stale = (M.source == source) & (M.folder == folder)
+            stale &= M.uidvalidity != value
             conn.execute(
                 update(message_table)
-                .where(M.source == source, M.folder == folder, M.uidvalidity != value)
-                .values(uid=None)
+                .where(stale, M.moved_to.is_(None))
+                .values(uid=None, uidvalidity=value)
             )
+            conn.execute(update(message_table).where(stale).values(uid=None))
             return True
 
     def mark_moved(self, sha256: str, folder: str) -> None:
@@ -494,6 +500,42 @@ class Store(SuppressionList):
         """
         with self._write("storing messages left in place") as conn:
             return left.remember(conn, source, folder, uidvalidity, uids, now=utcnow())
+
+    def unmoved_without_uid(
+        self,
+        source: str,
+        folder: str,
+        uidvalidity: int,
+        outcomes: Sequence[Outcome],
+    ) -> dict[str, Outcome]:
+        """Return the unmoved rows whose UID a UIDVALIDITY change cleared.
+
+        See ``watchdog.store.uid_change.unmoved_without_uid``.
+        """
+        with self._read("listing unmoved messages without a UID") as conn:
+            return uid_change.unmoved_without_uid(
+                conn, source, folder, uidvalidity, outcomes
+            )
+
+    def adopt_uids(
+        self, source: str, folder: str, uidvalidity: int, uids: Mapping[str, int]
+    ) -> None:
+        """Give rows whose UID a UIDVALIDITY change cleared their new UID.
+
+        ``uids`` maps SHA-256 digests to the UID where those bytes were read.
+        """
+        if uids:
+            with self._write("storing the new UIDs of messages") as conn:
+                uid_change.adopt_uids(conn, source, folder, uidvalidity, uids)
+
+    def adopt_oversize(self, ref: MessageRef, size: int) -> str | None:
+        """Give a waiting oversized row of ``size`` bytes the UID of ``ref``.
+
+        Returns that row's SHA-256 key, or None when no such row exists.
+        See ``watchdog.store.uid_change.adopt_oversize``.
+        """
+        with self._write("storing the new UID of an oversized message") as conn:
+            return uid_change.adopt_oversize(conn, ref, size)
 
     @contextlib.contextmanager
     def consumer_lock(self, source: str, folder: str) -> Iterator[bool]:

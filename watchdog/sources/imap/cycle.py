@@ -12,9 +12,12 @@ commit. If the connection drops after the server moved a batch but before
 its reply arrived, the next pass finds the recorded messages gone from the
 source folder, marks them moved then and counts them. If the MOVE never
 ran, the next pass moves the duplicates and counts them under the outcome
-stored for the first copy. Either way each message is counted once. A
-message left in place is counted when its UID is first stored as left,
-in the transaction of its record, and later passes skip that UID.
+stored for the first copy. Either way each message is counted once. When
+UIDVALIDITY changed meanwhile, the stored UIDs name nothing, so the pass
+that has read the whole folder again does the same with the recorded
+messages it did not find there. A message left in place is counted when
+its UID is first stored as left, in the transaction of its record, and
+later passes skip that UID.
 
 Every store call runs on the store's thread through ``store.call``, so a
 database that stops responding never blocks the event loop.
@@ -35,6 +38,7 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
+    Mapping,
     Sequence,
     Set,
 )
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from watchdog.classify.verdict import Kind
 from watchdog.pipeline import Classified, MessageRef, Outcome, Pending, Result
 from watchdog.sources.imap.faults import fault_point
 from watchdog.sources.imap.session import ImapSession, MoveMethod
@@ -76,6 +81,17 @@ class CycleStore(Protocol):
         uidvalidity: int,
         outcomes: Sequence[Outcome],
     ) -> list[Unmoved]: ...
+    def unmoved_without_uid(
+        self,
+        source: str,
+        folder: str,
+        uidvalidity: int,
+        outcomes: Sequence[Outcome],
+    ) -> dict[str, Outcome]: ...
+    def adopt_uids(
+        self, source: str, folder: str, uidvalidity: int, uids: Mapping[str, int]
+    ) -> None: ...
+    def adopt_oversize(self, ref: MessageRef, size: int) -> str | None: ...
     def batch(self) -> contextlib.AbstractContextManager[None]: ...
     def left_uids(
         self, source: str, folder: str, uidvalidity: int, present: Set[int]
@@ -263,18 +279,46 @@ class FolderPass:
         commit and before the MOVE is marked moved and counted the same way.
         """
         plan, store = self._plan, self._store
-        movable = [o for o in Outcome if outcome_destination(o, plan) is not None]
         unmoved = await store.call(
-            store.unmoved, plan.source, plan.folder, uidvalidity, movable
+            store.unmoved, plan.source, plan.folder, uidvalidity, self._movable()
         )
+        gone = {row.sha256: row.outcome for row in unmoved if row.uid not in present}
+        return await self._confirm(gone)
+
+    async def settle(self, uidvalidity: int) -> tuple[Counted, ...]:
+        """Mark moved the messages that left the folder before UIDVALIDITY changed.
+
+        Call it only after a pass that read every UID listed at its start.
+        Each read gives a recorded message still in the folder its new UID
+        back. So a row whose UID the change cleared and that no read took
+        is of a message that left the folder before the change, by a MOVE
+        whose reply was lost. NOTE: as in ``_confirm_moves``, a message
+        that another client expunged meanwhile is counted the same way.
+        """
+        plan, store = self._plan, self._store
+        gone = await store.call(
+            store.unmoved_without_uid,
+            plan.source,
+            plan.folder,
+            uidvalidity,
+            self._movable(),
+        )
+        return await self._confirm(gone)
+
+    def _movable(self) -> list[Outcome]:
+        """Return the outcomes whose messages leave the source folder."""
+        return [o for o in Outcome if outcome_destination(o, self._plan) is not None]
+
+    async def _confirm(self, gone: Mapping[str, Outcome]) -> tuple[Counted, ...]:
+        """Mark moved and count recorded messages found gone from the folder."""
         by_folder: dict[str, list[str]] = {}
-        for row in unmoved:
-            folder = outcome_destination(row.outcome, plan)
-            if row.uid not in present and folder is not None:
-                by_folder.setdefault(folder, []).append(row.sha256)
+        for digest, outcome in gone.items():
+            folder = outcome_destination(outcome, self._plan)
+            if folder is not None:
+                by_folder.setdefault(folder, []).append(digest)
         confirmed: list[Counted] = []
         for folder, digests in by_folder.items():
-            marked = await store.call(self._mark_confirmed, digests, folder)
+            marked = await self._store.call(self._mark_confirmed, digests, folder)
             confirmed.extend(marked)
         return tuple(confirmed)
 
@@ -410,11 +454,7 @@ class FolderPass:
         with self._store.batch():
             for uid in uids:
                 if sizes[uid] > plan.max_message_bytes:
-                    ref = self._ref(uidvalidity, uid)
-                    digest = oversize_digest(plan, uidvalidity, uid)
-                    result = self._processor.quarantine_oversize(
-                        ref, sizes[uid], digest
-                    )
+                    result = self._oversize(uidvalidity, uid, sizes[uid])
                 elif uid in classified:
                     result = self._processor.record(classified[uid])
                 else:
@@ -422,6 +462,7 @@ class FolderPass:
                 reports.append(MessageReport(uid, result, destination(result, plan)))
                 if len(reports) == 1:
                     fault_point("mid_batch")
+            self._adopt(uidvalidity, reports)
             staying = [
                 r
                 for r in reports
@@ -430,6 +471,31 @@ class FolderPass:
             left = self._remember_left(uidvalidity, staying)
         self._count(left)
         return reports, tuple(left)
+
+    def _oversize(self, uidvalidity: int, uid: int, size: int) -> Result:
+        """Quarantine an oversized message unread, on the store thread.
+
+        After a UIDVALIDITY change the message may have a row under the key
+        of its old UID, and then it is that row's duplicate.
+        """
+        ref = self._ref(uidvalidity, uid)
+        adopted = self._store.adopt_oversize(ref, size)
+        if adopted is not None:
+            return Result(
+                Outcome.DUPLICATE, Kind.UNKNOWN, adopted, earlier=Outcome.QUARANTINED
+            )
+        digest = oversize_digest(self._plan, uidvalidity, uid)
+        return self._processor.quarantine_oversize(ref, size, digest)
+
+    def _adopt(self, uidvalidity: int, reports: Sequence[MessageReport]) -> None:
+        """Give the rows of duplicates their UID if a UIDVALIDITY change cleared it."""
+        uids = {
+            r.result.sha256: r.uid
+            for r in reports
+            if r.result.outcome is Outcome.DUPLICATE
+        }
+        plan = self._plan
+        self._store.adopt_uids(plan.source, plan.folder, uidvalidity, uids)
 
     def _remember_left(
         self, uidvalidity: int, reports: Sequence[MessageReport]
