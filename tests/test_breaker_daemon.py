@@ -34,6 +34,7 @@ from tests.cli.test_run import (
 )
 from tests.jobs.mailbox_support import (
     InProcessClassifier,
+    Rig,
     audit,
     make_rig,
     ordinary_samples,
@@ -257,6 +258,18 @@ def counted_in(metrics: Metrics) -> float:
     return total
 
 
+async def stop_rig(rig: Rig) -> None:
+    """Log out and close the store once the consumer lock is released.
+
+    ``poll`` queues the release on the store thread without waiting, and
+    ``Store.close`` cancels queued calls, so a rig of the same process
+    started next could find the folder still locked.
+    """
+    await rig.worker.close()
+    await rig.store.call(lambda: None)
+    rig.store.close()
+
+
 @pytest.mark.dovecot
 async def test_left_mail_counted_once(dovecot: Dovecot, database_url: str) -> None:
     """Ordinary mail left in INBOX is counted once across a daemon restart."""
@@ -269,12 +282,10 @@ async def test_left_mail_counted_once(dovecot: Dovecot, database_url: str) -> No
 
     first = make_rig(settings, database_url)
     first_summary = await first.worker.poll()
-    await first.worker.close()
-    first.store.close()
+    await stop_rig(first)
     restarted = make_rig(settings, database_url)
     second_summary = await restarted.worker.poll()
-    await restarted.worker.close()
-    restarted.store.close()
+    await stop_rig(restarted)
 
     report = audit(dovecot, user, ordinary, database_url)
     assert report.where["INBOX"] == len(ordinary)
@@ -299,12 +310,10 @@ async def test_left_copies_counted_once(dovecot: Dovecot, database_url: str) -> 
 
     first = make_rig(settings, database_url)
     await first.worker.poll()
-    await first.worker.close()
-    first.store.close()
+    await stop_rig(first)
     restarted = make_rig(settings, database_url)
     second_summary = await restarted.worker.poll()
-    await restarted.worker.close()
-    restarted.store.close()
+    await stop_rig(restarted)
 
     assert len(dovecot.uids(user)) == 2
     assert second_summary.messages == 0
