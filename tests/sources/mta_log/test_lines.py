@@ -25,8 +25,9 @@ def _line(prefix: str, body: str) -> bytes:
     return f"Dec 04 22:11:13 mta {prefix}: 92CAE20ED9D: {body}".encode()
 
 
-# Lines copied from the fixture's log (data/postfix-3.7.11.log), then
-# lines of other agents in the same format as Postfix 3.7 writes them.
+# Lines copied from the fixture's log (data/postfix-3.7.11.log, and a run
+# with soft_bounce = yes), then lines of other agents in the same format as
+# Postfix 3.7 writes them.
 ATTEMPTS = [
     pytest.param(
         _line(
@@ -137,6 +138,20 @@ ATTEMPTS = [
         "b@gmail.com",
         "4.3.0",
         id="retry",
+    ),
+    pytest.param(
+        _line(
+            "postfix/smtp[7108]",
+            f"to=<unknown9@gmail.com>, relay={RELAY}, delay=0.03, "
+            "delays=0.01/0.01/0/0.01, dsn=4.1.1, status=SOFTBOUNCE (host "
+            "127.0.0.1[127.0.0.1] said: 550 5.1.1 <unknown9@gmail.com>: "
+            "Recipient address rejected: User unknown (in reply to RCPT TO "
+            "command))",
+        ),
+        Status.DEFERRED,
+        "unknown9@gmail.com",
+        "4.1.1",
+        id="softbounce-real",
     ),
     pytest.param(
         _line(
