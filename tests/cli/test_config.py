@@ -253,3 +253,26 @@ def test_run_rejects_broken_rules(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "05-local.yaml" in result.output
+
+
+def test_check_mta_log_summary(tmp_path: Path) -> None:
+    """config check prints the MTA log source and warns about a missing file."""
+    missing = tmp_path / "mail.log"
+    path = tmp_path / "watchdog.toml"
+    path.write_text(f'[mta_log]\nenabled = true\npath = "{missing}"\n')
+    result = runner.invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"mta log:   {missing}, every 10 s, first start at the end" in result.stdout
+    assert "does not exist yet" in result.stdout
+    missing.write_text("")
+    result = runner.invoke(app, ["config", "check", "--config", str(path)])
+    assert "warning" not in result.stdout
+
+
+def test_check_mta_log_invalid_agent(tmp_path: Path) -> None:
+    """An unknown delivery agent is rejected with the valid names."""
+    path = tmp_path / "watchdog.toml"
+    path.write_text('[mta_log]\nagents = ["smtp", "smpt"]\n')
+    result = runner.invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "mta_log.agents: unknown delivery agent 'smpt'" in result.output
