@@ -20,8 +20,9 @@ precede the host: traditional syslog (``Dec  4 22:05:03``), Postfix's own
 ``maillog_file`` (``Dec 04 22:05:03``) and RFC 3339 from rsyslog or journald
 (``2026-12-04T22:05:03.123456+00:00``).
 
-The parser works on bytes and rejects most lines with one substring test,
-because a busy log contains ten or more other lines per delivery line.
+The parser works on bytes and rejects most lines with a few substring
+tests before any regular expression, because a busy log contains several
+other lines per delivery line.
 """
 
 from __future__ import annotations
