@@ -84,3 +84,24 @@ def test_scan_log_settings(tmp_path: Path) -> None:
     config.write_text('[mta_log]\nignore_relays = ["127.0.0.1[127.0.0.1]:*"]\n')
     data = _json("--config", str(config), str(SAMPLE))
     assert _attempts(data) == {("expired", "unknown"): 3}
+
+
+def test_scan_log_folder(tmp_path: Path) -> None:
+    """A folder is rejected with a hint to name its files."""
+    result = runner.invoke(app, ["scan-log", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is not a file" in result.output
+
+
+def test_scan_log_garbage(tmp_path: Path) -> None:
+    """Binary garbage and overlong lines are counted, not fatal."""
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"\x00\xff" * 50_000 + b"\n" + SAMPLE.read_bytes())
+    data = _json(str(log))
+    assert _attempts(data) == EXPECTED_ATTEMPTS
+    assert data["lines"] == {
+        "delivery": 34,
+        "queue": 16,
+        "skipped": 43,
+        "too_long": 1,
+    }

@@ -57,8 +57,10 @@ def scan_log_command(
     except (ConfigError, RulesError) as exc:
         fail(str(exc), EXIT_USAGE)
     for path in paths:
-        if not path.is_file():
+        if not path.exists():
             fail(f"log file {str(path)!r} not found: check the path", EXIT_USAGE)
+        if not path.is_file():
+            fail(f"{str(path)!r} is not a file: name the log files in it", EXIT_USAGE)
 
     options = settings.mta_log
     parser = LineParser(
