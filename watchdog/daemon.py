@@ -350,7 +350,7 @@ async def _shutdown(parts: _Parts, watchers: list[asyncio.Task[None]]) -> None:
         log.warning("polls_cancelled", sources=cancelled, budget_seconds=POLL_BUDGET)
     await _finish(watchers)
     if parts.mta_log is not None:
-        parts.mta_log.close()
+        parts.mta_log.stop()
     logouts = [_bounded(worker.close()) for worker in parts.workers.values()]
     await asyncio.gather(*logouts)
     if parts.http is not None:

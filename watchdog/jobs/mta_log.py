@@ -175,6 +175,16 @@ class MtaLogSource:
             self._reader.follower.close()
             self._reader = None
 
+    def stop(self) -> None:
+        """Close the log file at shutdown and log where reading stopped."""
+        saved = self._reader.saved if self._reader is not None else None
+        self.close()
+        log.info(
+            "mta_log_stopped",
+            path=str(self._settings.path),
+            offset=saved.offset if saved is not None else None,
+        )
+
     def _stand_by(self) -> None:
         """Drop the reader: the daemon holding the lock moves the position."""
         self.close()
