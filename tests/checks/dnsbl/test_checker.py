@@ -169,3 +169,28 @@ async def test_failed_kind_voids_zone(
     assert health.reason.startswith("ip4 ")
     assert outcome.results[0].state is State.ZONE_UNHEALTHY
     assert not outcome.results[0].alerts
+
+
+async def test_pause_ending_mid_pass_keeps_zone(
+    dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """A pause that ends while a pass starts leaves the zone in the pass.
+
+    The clock moves one second per reading, so the pause ends between two
+    readings. A zone missing from a pass would lose its metric series.
+    """
+    now = [0.0]
+
+    def tick() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    backoff = ZoneBackoff(seconds=2.0, clock=tick)
+    backoff.start("refuse.test")
+    zones = [test_zones["refuse.test"]]
+    target = [parse_target("192.0.2.99")]
+
+    outcome = await check_zones(_lookup(dns_servers), zones, target, backoff)
+
+    assert list(outcome.health) == ["refuse.test"]
+    assert [result.zone for result in outcome.results] == ["refuse.test"]

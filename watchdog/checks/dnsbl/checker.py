@@ -78,8 +78,11 @@ async def check_zones(
     ``zone_unhealthy``. A zone paused by ``backoff`` is not queried, and its
     targets come back ``operator_error``.
     """
-    active = [zone for zone in zones if not backoff.remaining(zone.name)]
-    paused = [zone for zone in zones if backoff.remaining(zone.name)]
+    # Each pause is read once, so a pause that ends meanwhile cannot leave
+    # a zone in neither list, and so out of the pass and its metrics.
+    waits = {zone.name: backoff.remaining(zone.name) for zone in zones}
+    active = [zone for zone in zones if not waits[zone.name]]
+    paused = [zone for zone in zones if waits[zone.name]]
     plans = [_ZonePlan.of(zone, targets) for zone in active]
     lookup.forget(name for plan in plans for name in plan.names[: plan.points])
     await lookup.prefetch(
@@ -95,7 +98,7 @@ async def check_zones(
         for zone, (_, zone_health) in zip(active, passes, strict=True)
     }
     for zone in paused:
-        wait = backoff.remaining(zone.name)
+        wait = waits[zone.name]
         answer = Answer(
             State.OPERATOR_ERROR,
             reason=f"zone paused for {wait:.0f} s after an operator-error code",
