@@ -419,3 +419,62 @@ def test_time_last_year() -> None:
 def test_time_invalid(stamp: bytes) -> None:
     """A stamp that names no real moment gives None."""
     assert line_time(stamp, NOW) is None
+
+
+# Postfix 3.5 and later log addresses in external form: a local part with
+# spaces, commas or ">" is quoted, and '"' and "\" inside it are escaped.
+# The first line is from the fixture's log, for RCPT TO:<"a\"b>, relay=c,
+# ..., status=bounced (\\"@gmail.com>; the others are built like it.
+QUOTED = [
+    pytest.param(
+        _line(
+            "postfix/smtp[14093]",
+            r'to=<"a\"b>, relay=c, delay=1, delays=1/1/1/1, dsn=5.0.0, '
+            r'status=bounced (\\"@gmail.com>, relay=127.0.0.1[127.0.0.1]:45881, '
+            "delay=0.02, delays=0.01/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 "
+            "Ok: queued as SINK)",
+        ),
+        Status.SENT,
+        r'"a\"b>, relay=c, delay=1, delays=1/1/1/1, dsn=5.0.0, '
+        r'status=bounced (\\"@gmail.com',
+        "127.0.0.1[127.0.0.1]:45881",
+        id="forged-bounce",
+    ),
+    pytest.param(
+        _line(
+            "postfix/smtp[1]",
+            'to=<"full>, relay=x, delay=1, delays=1/1/1/1, dsn=2.0.0, '
+            'status=sent (ok"@outlook.com>, relay=mx[192.0.2.1]:25, delay=1, '
+            "delays=1/0/0/0, dsn=4.2.2, status=deferred (452 4.2.2 full)",
+        ),
+        Status.DEFERRED,
+        '"full>, relay=x, delay=1, delays=1/1/1/1, dsn=2.0.0, status=sent '
+        '(ok"@outlook.com',
+        "mx[192.0.2.1]:25",
+        id="forged-sent",
+    ),
+    pytest.param(
+        _line(
+            "postfix/smtp[1]",
+            'to=<a@gmail.com>, orig_to=<"x>, relay=y, dsn=2.0.0, status=sent '
+            '(z"@alias.test>, relay=mx[192.0.2.1]:25, delay=1, '
+            "delays=1/0/0/0, dsn=5.1.1, status=bounced (550 5.1.1 unknown)",
+        ),
+        Status.BOUNCED,
+        "a@gmail.com",
+        "mx[192.0.2.1]:25",
+        id="forged-orig-to",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "status", "recipient", "relay"), QUOTED)
+def test_quoted_recipient(
+    line: bytes, status: Status, recipient: str, relay: str
+) -> None:
+    """Fields inside a quoted address do not count as the line's own."""
+    parsed = LineParser().parse(line)
+    assert isinstance(parsed, Attempt)
+    assert parsed.status is status
+    assert parsed.recipient == recipient
+    assert parsed.relay == relay

@@ -79,6 +79,17 @@ _HEADER = re.compile(
     rb"|(?P<bsd>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?))"
     rb" \S+ (?P<tag>[^\s\[]+)\[\d+\]: (?P<qid>[0-9A-Za-z]+): "
 )
+# The recipient and orig_to addresses, as Postfix 3.5 and later log them
+# (info_log_address_format = external): a local part that contains spaces,
+# commas or angle brackets is in double quotes, with a backslash before
+# each '"' and "\\" inside. Whoever supplies an address chooses its local
+# part, so a field written inside the quotes is not the line's own.
+# NOTE: Postfix 3.4 and earlier, and info_log_address_format = internal,
+# log them unquoted, and such a recipient can then hide the real fields.
+_ADDRESS = rb'(?:"(?:[^"\\]|\\.)*+"|[^"<>])*+'
+_ADDRESSES = re.compile(
+    rb"to=<(?P<to>" + _ADDRESS + rb")>, (?:orig_to=<" + _ADDRESS + rb">, )?relay="
+)
 _EXPIRED_SUFFIX = b"expired, returned to sender"
 _REMOVED = b"removed"
 _MESSAGE_ID = b": message-id="
@@ -197,11 +208,13 @@ class LineParser:
     def _attempt(self, queue_id: str, body: bytes, stamp: bytes) -> Parsed:
         if not body.startswith(b"to=<"):
             return LineKind.SKIPPED
-        end = body.find(b">, ", 4)
-        relay_at = body.find(b"relay=", end)
+        addresses = _ADDRESSES.match(body)
+        if addresses is None:
+            return LineKind.MALFORMED
+        relay_at = addresses.end()
         dsn_at = body.find(b", dsn=", relay_at)
         status_at = body.find(b", status=", dsn_at)
-        if min(end, relay_at, dsn_at, status_at) < 0:
+        if min(dsn_at, status_at) < 0:
             return LineKind.MALFORMED
         word = body[status_at + 9 :].partition(b" ")[0]
         if word not in _STATUS_WORDS:
@@ -209,13 +222,13 @@ class LineParser:
         status = _STATUS_WORDS[word]
         if status is None:
             return LineKind.SKIPPED
-        relay = body[relay_at + 6 :].partition(b",")[0].decode("utf-8", "replace")
+        relay = body[relay_at:].partition(b",")[0].decode("utf-8", "replace")
         if self._ignore_relays and self._ignore_relays.fullmatch(relay):
             return LineKind.SKIPPED
         return Attempt(
             queue_id=queue_id,
             status=status,
-            recipient=body[4:end].decode("utf-8", "replace"),
+            recipient=addresses["to"].decode("utf-8", "replace"),
             dsn=body[dsn_at + 6 : status_at].decode("ascii", "replace"),
             relay=relay,
             stamp=stamp,
