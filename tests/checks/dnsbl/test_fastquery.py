@@ -219,3 +219,25 @@ def test_https_nameserver_keeps_dnspython() -> None:
     resolver.nameservers = [dns.nameserver.DoHNameserver("https://127.0.0.1/q")]
 
     assert fast_resolver_for(resolver) is None
+
+
+async def test_prefetch_draws_new_ports(dns_servers: DnsServers) -> None:
+    """Each prefetch sends from new random source ports, in one event loop.
+
+    The daemon runs every cycle in one event loop, so ports drawn once per
+    loop would stay the same for the life of the process.
+    """
+    fast = _fast(f"127.0.0.1:{dns_servers.rbldnsd.port}")
+    lookup = _lookup(fast, _dead())
+    request = [("2.0.0.127.zen.test", "zen.test")]
+
+    await lookup.prefetch(request)
+    first = fast.source_ports()
+    lookup.forget()
+    await lookup.prefetch(request)
+    second = fast.source_ports()
+
+    assert len(first) == 4
+    assert len(second) == 4
+    assert first != second
+    assert lookup.cached(request[0][0]) is not None

@@ -15,8 +15,9 @@ Resolver, whose outcome then decides the state.
 Concurrency limits (overall and per zone) are the caller's: see ``Lookup``
 and ``batch.resolve_many``.
 
-NOTE: source ports are drawn once per event loop (one per cycle), not per
-query, so for the length of a cycle the port a forged reply must hit stays
+NOTE: source ports are drawn when sockets open: under each new event loop
+and at each ``renew`` (``Lookup.prefetch`` calls it once per pass), not per
+query, so for the length of a pass the port a forged reply must hit stays
 the same.
 """
 
@@ -50,8 +51,8 @@ class FastResolver:
     """Send A and TXT queries straight to ``nameservers`` (address, port).
 
     Sockets belong to the event loop that first used them. Under a new
-    loop (one ``asyncio.run`` per cycle) fresh sockets on new random ports
-    are opened and the old ones closed.
+    loop (one ``asyncio.run`` per cycle) or after ``renew``, fresh sockets
+    on new random ports are opened and the old ones closed.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class FastResolver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: EndpointPool | None = None
         self._sweeping = False
+        self._sweep_timer: asyncio.TimerHandle | None = None
 
     async def resolve(self, name: str, rdtype: int, default_ttl: float) -> Reply:
         """Return the records of type ``rdtype`` for ``name``.
@@ -105,6 +107,22 @@ class FastResolver:
             for endpoint in self._pool.endpoints():
                 loop.add_reader(endpoint.fileno(), endpoint.drain)
         return loop
+
+    def renew(self) -> None:
+        """Close the sockets unless a query waits on them.
+
+        The next query opens new sockets on new random source ports. One
+        event loop can last as long as the process, as in the daemon, and
+        ports kept that long would leave a forger only the query ID to guess.
+        """
+        if self._pool is not None and not self._pool.pending():
+            self.close()
+
+    def source_ports(self) -> list[int]:
+        """Return the local ports of the open sockets, none before a query."""
+        if self._pool is None:
+            return []
+        return [endpoint.sock.getsockname()[1] for endpoint in self._pool.endpoints()]
 
     def endpoint(self, attempt: int) -> Endpoint:
         """Return the socket for try number ``attempt`` (from 0) of a query.
@@ -156,7 +174,9 @@ class FastResolver:
 
     def _schedule_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sweeping = True
-        loop.call_later(self.timeout / SWEEPS_PER_TIMEOUT, self._sweep, loop)
+        self._sweep_timer = loop.call_later(
+            self.timeout / SWEEPS_PER_TIMEOUT, self._sweep, loop
+        )
 
     def close(self) -> None:
         """Close every socket. Queries still waiting on them get no reply."""
@@ -165,6 +185,9 @@ class FastResolver:
                 for endpoint in self._pool.endpoints():
                     self._loop.remove_reader(endpoint.fileno())
             self._pool.close()
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
         self._pool = None
         self._loop = None
         self._sweeping = False

@@ -172,11 +172,13 @@ class Lookup:
 
         Every expired answer is dropped first, so the names of targets that
         are no longer checked do not stay cached for the life of the process.
+        The FastResolver then draws new source ports for the pass.
         """
         now = self._clock()
         self._drop_expired(now)
         if self.fast is None:
             return
+        self.fast.renew()
         self._timed_out = {}
         pending: dict[str, str] = {}
         for name, zone in requests:
