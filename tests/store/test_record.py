@@ -296,9 +296,10 @@ def test_uidvalidity_change_keeps_unmoved(store: Store) -> None:
     store.mark_moved(moved, "Processed")
     store.set_uidvalidity("bounces", "INBOX", 8)
 
-    store.adopt_uids("bounces", "INBOX", 8, {read: 3, moved: 4})
+    adopted = store.adopt_uids("bounces", "INBOX", 8, {read: 3, moved: 4})
     found = store.unmoved_without_uid("bounces", "INBOX", 8, [Outcome.PROCESSED])
 
+    assert adopted == {read}
     assert found == {waiting: Outcome.PROCESSED}
     assert message_row(store, read)["uid"] == 3
     assert message_row(store, moved)["uid"] is None

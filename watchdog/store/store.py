@@ -519,14 +519,16 @@ class Store(SuppressionList):
 
     def adopt_uids(
         self, source: str, folder: str, uidvalidity: int, uids: Mapping[str, int]
-    ) -> None:
+    ) -> set[str]:
         """Give rows whose UID a UIDVALIDITY change cleared their new UID.
 
         ``uids`` maps SHA-256 digests to the UID where those bytes were read.
+        Returns the digests of the rows that took a UID.
         """
-        if uids:
-            with self._write("storing the new UIDs of messages") as conn:
-                uid_change.adopt_uids(conn, source, folder, uidvalidity, uids)
+        if not uids:
+            return set()
+        with self._write("storing the new UIDs of messages") as conn:
+            return uid_change.adopt_uids(conn, source, folder, uidvalidity, uids)
 
     def adopt_oversize(self, ref: MessageRef, size: int) -> str | None:
         """Give a waiting oversized row of ``size`` bytes the UID of ``ref``.

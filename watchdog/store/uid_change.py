@@ -57,20 +57,24 @@ def adopt_uids(
     folder: str,
     uidvalidity: int,
     uids: Mapping[str, int],
-) -> None:
-    """Set the UID of each row in ``uids`` (SHA-256 to UID) that has none."""
+) -> set[str]:
+    """Set the UID of each row in ``uids`` (SHA-256 to UID) that has none.
+
+    Returns the keys of the rows that took a UID.
+    """
     source_key, folder_key = _names(source, folder)
-    params = [
-        {
+    adopted: set[str] = set()
+    for digest, uid in uids.items():
+        params = {
             "match_sha256": digest,
             "match_source": source_key,
             "match_folder": folder_key,
             "match_uidvalidity": uidvalidity,
             "new_uid": uid,
         }
-        for digest, uid in uids.items()
-    ]
-    conn.execute(_ADOPT, params)
+        if conn.execute(_ADOPT, params).rowcount:
+            adopted.add(digest)
+    return adopted
 
 
 def adopt_oversize(conn: Connection, ref: MessageRef, size: int) -> str | None:

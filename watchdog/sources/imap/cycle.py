@@ -17,7 +17,8 @@ UIDVALIDITY changed meanwhile, the stored UIDs name nothing, so the pass
 that has read the whole folder again does the same with the recorded
 messages it did not find there. A message left in place is counted when
 its UID is first stored as left, in the transaction of its record, and
-later passes skip that UID.
+later passes skip that UID. Once mail is no longer left, they read it
+again and move it without counting it.
 
 Every store call runs on the store's thread through ``store.call``, so a
 database that stops responding never blocks the event loop.
@@ -90,7 +91,7 @@ class CycleStore(Protocol):
     ) -> dict[str, Outcome]: ...
     def adopt_uids(
         self, source: str, folder: str, uidvalidity: int, uids: Mapping[str, int]
-    ) -> None: ...
+    ) -> set[str]: ...
     def adopt_oversize(self, ref: MessageRef, size: int) -> str | None: ...
     def batch(self) -> contextlib.AbstractContextManager[None]: ...
     def left_uids(
@@ -214,7 +215,8 @@ class FolderPass:
     done: what was processed is committed and moved, the rest stays for
     later.
     Messages left in place are not fetched again while their UIDs stay
-    valid: the store keeps their UIDs, so a restarted daemon skips them too.
+    valid and the plan still leaves them. The store keeps their UIDs, so a
+    restarted daemon skips them too.
     ``concurrency`` messages are classified at once, to keep a worker pool
     busy.
     ``check_lock`` raises when the consumer lock was lost; it runs on the
@@ -248,6 +250,9 @@ class FolderPass:
         # INTERNALDATE by UID for the current batch, which bounds the
         # arrival time the soft-bounce window uses.
         self._received: dict[int, datetime | None] = {}
+        # UIDs left in place and counted by an earlier pass that this pass
+        # reads again, because mail is no longer left; they are not counted.
+        self._counted_before: frozenset[int] = frozenset()
 
     async def start(self, session: ImapSession) -> Start:
         """Select the folder, check UIDVALIDITY and list the UIDs to process."""
@@ -265,7 +270,13 @@ class FolderPass:
         left = await store.call(
             store.left_uids, plan.source, plan.folder, uidvalidity, set(present)
         )
-        uids = [uid for uid in present if uid not in left]
+        if plan.leave_unrecognised or not session.can_move:
+            uids = [uid for uid in present if uid not in left]
+        else:
+            # Mail left while ``unrecognised = "leave"`` was set is moved
+            # now, but it was counted when it was first left.
+            uids = list(present)
+            self._counted_before = frozenset(left)
         return Start(uidvalidity, changed, tuple(uids), confirmed)
 
     async def _confirm_moves(
@@ -462,13 +473,13 @@ class FolderPass:
                 reports.append(MessageReport(uid, result, destination(result, plan)))
                 if len(reports) == 1:
                     fault_point("mid_batch")
-            self._adopt(uidvalidity, reports)
+            adopted = self._adopt(uidvalidity, reports)
             staying = [
                 r
                 for r in reports
                 if r.destination is None and r.result.outcome is not Outcome.FAILED
             ]
-            left = self._remember_left(uidvalidity, staying)
+            left = self._remember_left(uidvalidity, staying, counted=adopted)
         self._count(left)
         return reports, tuple(left)
 
@@ -487,29 +498,44 @@ class FolderPass:
         digest = oversize_digest(self._plan, uidvalidity, uid)
         return self._processor.quarantine_oversize(ref, size, digest)
 
-    def _adopt(self, uidvalidity: int, reports: Sequence[MessageReport]) -> None:
-        """Give the rows of duplicates their UID if a UIDVALIDITY change cleared it."""
+    def _adopt(self, uidvalidity: int, reports: Sequence[MessageReport]) -> set[str]:
+        """Give the rows of duplicates their UID if a UIDVALIDITY change cleared it.
+
+        Returns the keys of the rows that took a UID.
+        """
         uids = {
             r.result.sha256: r.uid
             for r in reports
             if r.result.outcome is Outcome.DUPLICATE
         }
         plan = self._plan
-        self._store.adopt_uids(plan.source, plan.folder, uidvalidity, uids)
+        return self._store.adopt_uids(plan.source, plan.folder, uidvalidity, uids)
 
     def _remember_left(
-        self, uidvalidity: int, reports: Sequence[MessageReport]
+        self,
+        uidvalidity: int,
+        reports: Sequence[MessageReport],
+        *,
+        counted: Set[str] = frozenset(),
     ) -> list[Counted]:
         """Store the UIDs of messages that stay in place; return those to count.
 
         A message is counted by the pass that first stores its UID, so a
         pass that finds it in place again, in this process or after a
-        restart, counts nothing.
+        restart, counts nothing. Nor is one counted whose key is in
+        ``counted``: its row took the message's new UID after a UIDVALIDITY
+        change, so it was left and counted under the old UIDVALIDITY.
+        NOTE: a second copy of those bytes read in a later batch of the
+        same pass finds the row's UID set, and is counted again.
         """
         plan = self._plan
         by_uid = {r.uid: r for r in reports}
         new = self._store.remember_left(plan.source, plan.folder, uidvalidity, by_uid)
-        return [_as_counted(by_uid[uid].result) for uid in sorted(new)]
+        return [
+            _as_counted(by_uid[uid].result)
+            for uid in sorted(new)
+            if by_uid[uid].result.sha256 not in counted
+        ]
 
     async def _move(
         self,
@@ -567,6 +593,8 @@ class FolderPass:
         counted: list[Counted] = []
         for report in group:
             first = marked.pop(report.result.sha256, None)
+            if report.uid in self._counted_before:
+                continue
             if first is None:
                 first = Counted(report.result.kind.value, Outcome.DUPLICATE.value)
             counted.append(first)

@@ -189,6 +189,15 @@ class ImapSession:
             i.uid: i.body for i in items if i.uid is not None and i.body is not None
         }
 
+    @property
+    def can_move(self) -> bool:
+        """Tell whether ``move`` takes messages out of the folder.
+
+        False when the server offers neither MOVE nor UIDPLUS, so ``move``
+        only flags the messages.
+        """
+        return bool({"MOVE", "UIDPLUS"} & self.capabilities)
+
     async def move(self, uids: Sequence[int], target: str) -> MoveMethod:
         """Take ``uids`` out of the selected folder into ``target``.
 
