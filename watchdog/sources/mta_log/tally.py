@@ -11,7 +11,7 @@ provider ``unknown``.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -69,7 +69,9 @@ class Pending:
         *,
         max_recipients: int = DEFAULT_MAX_PENDING,
     ) -> None:
-        self._messages: dict[str, dict[str, str]] = {}
+        # An OrderedDict finds its oldest key in constant time. A plain dict
+        # scans past the slots of every key deleted before it.
+        self._messages: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._size = 0
         self._max = max_recipients
         self._dirty: set[str] = set()
