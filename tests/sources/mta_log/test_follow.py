@@ -119,6 +119,70 @@ def test_rename_rotation(log: Path) -> None:
     assert result.position.inode == log.stat().st_ino
 
 
+def _rotate(log: Path, text: str) -> None:
+    """Rename mail.log.1 to mail.log.2 and mail.log to mail.log.1, then write
+    ``text`` to a new mail.log, a second later by the files' clocks."""
+    first = log.with_name("mail.log.1")
+    if first.exists():
+        first.rename(log.with_name("mail.log.2"))
+    log.rename(first)
+    log.write_text(text)
+    later = first.stat().st_mtime + 1
+    os.utime(log, (later, later))
+
+
+def test_two_renames_between_reads(log: Path) -> None:
+    """A file rotated in and out between two reads is read too."""
+    follower, lines = LogFollower(log), Lines()
+    _read(follower, lines)
+    _append(log, "tail 1\n")
+    _rotate(log, "middle 1\nmiddle 2\n")
+    _rotate(log, "fresh 1\n")
+    seen, result = _read(follower, lines)
+    assert seen == [b"tail 1", b"middle 1", b"middle 2", b"fresh 1"]
+    assert result.rotations == [Rotation.RENAMED, Rotation.RENAMED]
+    assert result.position is not None
+    assert result.position.inode == log.stat().st_ino
+
+
+def test_restart_after_two_renames(log: Path) -> None:
+    """Two rotations while stopped: mail.log.2, mail.log.1, then mail.log."""
+    follower, lines = LogFollower(log, from_start=True), Lines()
+    _, result = _read(follower, lines)
+    follower.close()
+    _append(log, "unread 1\n")
+    _rotate(log, "middle 1\n")
+    _rotate(log, "fresh 1\n")
+    seen, result = _read(LogFollower(log, result.position), lines)
+    assert seen == [b"unread 1", b"middle 1", b"fresh 1"]
+    assert not result.position_lost
+
+
+def test_other_live_logs_not_read(tmp_path: Path) -> None:
+    """Beside SUSE's /var/log/mail, mail.info is another log, not a rotation."""
+    log = tmp_path / "mail"
+    log.write_text("old 1\n")
+    follower, lines = LogFollower(log), Lines()
+    _read(follower, lines)
+    log.rename(tmp_path / "mail-20261204")
+    info = tmp_path / "mail.info"
+    info.write_text("copy 1\n")
+    log.write_text("fresh 1\n")
+    later = log.with_name("mail-20261204").stat().st_mtime + 1
+    os.utime(info, (later, later))
+    assert _read(follower, lines)[0] == [b"fresh 1"]
+
+
+def test_older_rotations_not_reread(log: Path) -> None:
+    """Files rotated before the open one are not read again."""
+    follower, lines = LogFollower(log, from_start=True), Lines()
+    _read(follower, lines)
+    _rotate(log, "second 1\n")
+    assert _read(follower, lines)[0] == [b"second 1"]
+    _rotate(log, "third 1\n")
+    assert _read(follower, lines)[0] == [b"third 1"]
+
+
 def test_rename_waits_for_writer(log: Path) -> None:
     """While the new file is empty the writer may still use the old one."""
     follower, lines = LogFollower(log), Lines()

@@ -11,7 +11,9 @@ Rotation:
   ``mail.log.1``): the open file is read to its end first, so the lines
   written just before the rename are counted. The reader moves to the new
   file once that file has data, because the writer keeps writing to the old
-  one until it reopens its log;
+  one until it reopens its log. When the path was rotated twice before
+  the reader noticed, the file in between (``mail.log.1`` by then) is read
+  whole before the new one;
 - ``copytruncate``: the file shrinks below the offset, or its first bytes
   change, and reading starts again at offset 0. Lines written between the
   copy and the truncation are lost, as ``copytruncate`` documents;
@@ -29,6 +31,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -42,6 +45,9 @@ DEFAULT_MAX_LINE_BYTES = 64 * 1024
 # Bytes at the start of the file hashed to recognise it after a restart.
 HEAD_BYTES = 1024
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z")
+# Suffixes of rotated copies: ".1", "-20261204", ".2026-12-04". Other
+# siblings, such as SUSE's "mail.info" next to "mail", are other live logs.
+_ROTATION_SUFFIX = re.compile(r"[.\-_]\d[\d.\-_]*")
 
 OnLine = Callable[[bytes], None]
 
@@ -225,15 +231,7 @@ class LogFollower:
         self, saved: Position, current: os.stat_result | None
     ) -> Path | None:
         """Return the file ``saved`` points into: the path or a rotated sibling."""
-        candidates = [self.path]
-        with contextlib.suppress(OSError):
-            candidates += sorted(
-                p
-                for p in self.path.parent.iterdir()
-                if p.name.startswith(self.path.name)
-                and p != self.path
-                and not p.name.endswith(_COMPRESSED)
-            )
+        candidates = [self.path, *self._siblings()]
         for candidate in candidates:
             info = current if candidate == self.path else _stat(candidate)
             if info is None or (info.st_dev, info.st_ino) != (
@@ -244,6 +242,44 @@ class LogFollower:
             if info.st_size >= saved.offset and _head_of(candidate, saved) is not None:
                 return candidate
         return None
+
+    def _siblings(self) -> list[Path]:
+        """Return the uncompressed rotations of the path (``mail.log.1``)."""
+        with contextlib.suppress(OSError):
+            return sorted(
+                p
+                for p in self.path.parent.iterdir()
+                if p.name.startswith(self.path.name)
+                and p != self.path
+                and not p.name.endswith(_COMPRESSED)
+            )
+        return []
+
+    def _next_rotation(self, current: os.stat_result) -> Path | None:
+        """Return the rotated file written after the open one, if any.
+
+        When the path was rotated twice since the open file's last line,
+        the file in between (now ``mail.log.1``) was written after the open
+        one and before the path, so its modification time is later than
+        the open file's. Of several such files, the oldest comes next.
+        NOTE: a sibling copied by hand at that moment would be read too, and
+        one compressed already (no delaycompress) is lost without a warning.
+        """
+        opened = self._stat_open()
+        later: list[tuple[int, Path]] = []
+        for sibling in self._siblings():
+            suffix = sibling.name[len(self.path.name) :]
+            if _ROTATION_SUFFIX.fullmatch(suffix) is None:
+                continue
+            info = _stat(sibling)
+            if info is None or not info.st_size:
+                continue
+            identity = (info.st_dev, info.st_ino)
+            if identity in (self._identity, (current.st_dev, current.st_ino)):
+                continue
+            if info.st_mtime_ns > opened.st_mtime_ns:
+                later.append((info.st_mtime_ns, sibling))
+        return min(later)[1] if later else None
 
     def _use(self, path: Path, offset: int | None) -> None:
         """Open ``path`` at ``offset``, or at its last line when None."""
@@ -287,7 +323,7 @@ class LogFollower:
             if current.st_size == 0:
                 return False
             self._splitter.finish(on_line)
-            self._use(self.path, 0)
+            self._use(self._next_rotation(current) or self.path, 0)
             result.rotations.append(Rotation.RENAMED)
             return True
         return self._truncated(current, result)
