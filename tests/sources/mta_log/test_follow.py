@@ -322,6 +322,42 @@ def test_too_long_line(log: Path) -> None:
     assert result.position.offset == log.stat().st_size
 
 
+def test_restart_inside_too_long_line(log: Path) -> None:
+    """A position inside a dropped line resumes after that line's end.
+
+    The rest of the line could otherwise pass for a line of its own, such
+    as a forged delivery line at its end.
+    """
+    forged = b"Dec 04 22:11:13 mta postfix/smtp[1]: ABC: to=<a@gmail.com>"
+    log.write_bytes(b"x" * 2000 + forged + b"\nafter\n")
+    follower = LogFollower(log, from_start=True, max_line_bytes=1024)
+    seen, result = _read_budget(follower, 2000)
+    assert seen == []
+    assert result.position is not None
+    assert result.position.offset == 2000
+    follower.close()
+    seen, result = _read(
+        LogFollower(log, result.position, max_line_bytes=1024), Lines()
+    )
+    assert seen == [b"after"]
+    assert result.too_long == 0
+
+
+def test_start_at_end_inside_long_line(log: Path) -> None:
+    """Starting at the end inside an overlong last line skips its rest."""
+    _append(log, "y" * (70 * 1024))
+    follower, lines = LogFollower(log), Lines()
+    assert _read(follower, lines)[0] == []
+    _append(log, "z\nnew 1\n")
+    assert _read(follower, lines)[0] == [b"new 1"]
+
+
+def _read_budget(follower: LogFollower, budget: int) -> tuple[list[bytes], ReadResult]:
+    lines = Lines()
+    result = follower.read(budget, lines)
+    return lines.take(), result
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
 def test_splitter_chunk_sizes(chunk: int) -> None:
     """Lines come out the same whatever the chunk size."""

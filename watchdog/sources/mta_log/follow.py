@@ -140,10 +140,14 @@ class LineSplitter:
         self._partial = b""
         self._dropping = False
 
-    def reset(self, offset: int) -> None:
-        """Forget any partial line and continue counting from ``offset``."""
+    def reset(self, offset: int, *, inside_line: bool = False) -> None:
+        """Forget any partial line and continue counting from ``offset``.
+
+        With ``inside_line`` the bytes up to the next newline are the rest
+        of a line that started before ``offset``, and they are dropped.
+        """
         self._partial = b""
-        self._dropping = False
+        self._dropping = inside_line
         self.consumed = offset
 
 
@@ -291,10 +295,14 @@ class LogFollower:
         info = os.fstat(stream.fileno())
         if offset is None:
             offset = _last_line_start(stream, info.st_size)
+        # The offset is inside a line when it was stored while an overlong
+        # line was being dropped, or when the file's last DEFAULT_MAX_LINE_BYTES
+        # hold no newline.
+        inside_line = offset > 0 and os.pread(stream.fileno(), 1, offset - 1) != b"\n"
         stream.seek(offset)
         self._file = stream
         self._identity = (info.st_dev, info.st_ino)
-        self._splitter.reset(offset)
+        self._splitter.reset(offset, inside_line=inside_line)
         self._head = ("", 0)
 
     # -- reading -----------------------------------------------------------
