@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -378,6 +379,35 @@ def test_unreadable_path(tmp_path: Path) -> None:
     path.mkdir()
     with pytest.raises(SourceError, match="cannot read MTA log"):
         LogFollower(path).read(BUDGET, Lines())
+
+
+def test_fifo_path_rejected(tmp_path: Path) -> None:
+    """A FIFO at the path fails the read at once instead of blocking.
+
+    Opening a FIFO for reading waits for a writer, which held the reader's
+    worker thread until the process exited.
+    """
+    path = tmp_path / "mail.log"
+    os.mkfifo(path)
+    outcome: list[BaseException | ReadResult] = []
+
+    def read() -> None:
+        try:
+            outcome.append(LogFollower(path).read(BUDGET, Lines()))
+        except SourceError as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():
+        # Unblock the thread before failing.
+        with path.open("wb"):
+            pass
+    assert not reader.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], SourceError)
+    assert "not a regular file" in str(outcome[0])
 
 
 def test_position_identity(log: Path) -> None:

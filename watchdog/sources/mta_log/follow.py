@@ -32,6 +32,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -288,11 +289,7 @@ class LogFollower:
     def _use(self, path: Path, offset: int | None) -> None:
         """Open ``path`` at ``offset``, or at its last line when None."""
         self.close()
-        try:
-            stream = path.open("rb", buffering=0)
-        except OSError as exc:
-            raise _read_error(path, exc) from exc
-        info = os.fstat(stream.fileno())
+        stream, info = _open_regular(path)
         if offset is None:
             offset = _last_line_start(stream, info.st_size)
         # The offset is inside a line when it was stored while an overlong
@@ -384,6 +381,27 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
     except OSError as exc:
         raise _read_error(path, exc) from exc
+
+
+def _open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    """Open ``path`` for reading; raise SourceError unless it is a regular file.
+
+    O_NONBLOCK keeps the open of a FIFO from waiting for a writer, and has
+    no effect on reads of a regular file.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _read_error(path, exc) from exc
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(descriptor)
+        msg = (
+            f"cannot read MTA log {str(path)!r}: not a regular file, so set "
+            "mta_log.path to the log file itself"
+        )
+        raise SourceError(msg, mailbox="mta-log")
+    return os.fdopen(descriptor, "rb", buffering=0), info
 
 
 def _hash_at(stream: BinaryIO, size: int) -> str:
