@@ -10,6 +10,7 @@ import pytest
 
 from tests.servers.common import service_dir
 from watchdog.errors import SourceError
+from watchdog.sources.mta_log import follow
 from watchdog.sources.mta_log.follow import (
     LineSplitter,
     LogFollower,
@@ -182,6 +183,32 @@ def test_older_rotations_not_reread(log: Path) -> None:
     assert _read(follower, lines)[0] == [b"second 1"]
     _rotate(log, "third 1\n")
     assert _read(follower, lines)[0] == [b"third 1"]
+
+
+def test_rename_write_after_last_read(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line the writer adds to the old file after the reader reached its
+    end, and before the reader looks at the path, is still read.
+
+    The writer plays that moment inside the reader's stat of the path.
+    """
+    follower, lines = LogFollower(log), Lines()
+    _read(follower, lines)
+    rotated = log.with_name("mail.log.1")
+    log.rename(rotated)
+    real_stat = follow._stat
+
+    def stat_after_write(path: Path) -> os.stat_result | None:
+        if path == log and not log.exists():
+            _append(rotated, "last 1\n")
+            log.write_text("fresh 1\n")
+        return real_stat(path)
+
+    monkeypatch.setattr(follow, "_stat", stat_after_write)
+    seen, result = _read(follower, lines)
+    assert seen == [b"last 1", b"fresh 1"]
+    assert result.rotations == [Rotation.RENAMED]
 
 
 def test_rename_waits_for_writer(log: Path) -> None:

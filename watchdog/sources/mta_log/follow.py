@@ -198,7 +198,7 @@ class LogFollower:
         too_long = self._splitter.too_long
         while True:
             self._drain(budget - result.bytes_read, on_line, result)
-            if result.more or not self._rotated(on_line, result):
+            if result.more or not self._rotated(budget, on_line, result):
                 break
         result.too_long = self._splitter.too_long - too_long
         result.position = self._position()
@@ -318,7 +318,7 @@ class LogFollower:
             self._splitter.feed(chunk, on_line)
         result.more = True
 
-    def _rotated(self, on_line: OnLine, result: ReadResult) -> bool:
+    def _rotated(self, budget: int, on_line: OnLine, result: ReadResult) -> bool:
         """Switch files after a rotation; return True when reading goes on."""
         assert self._file is not None
         current = _stat(self.path)
@@ -326,6 +326,11 @@ class LogFollower:
             return False
         if (current.st_dev, current.st_ino) != self._identity:
             if current.st_size == 0:
+                return False
+            # The writer has moved to the new file, so the old one is
+            # complete, but lines may have reached it after the last read.
+            self._drain(budget - result.bytes_read, on_line, result)
+            if result.more:
                 return False
             self._splitter.finish(on_line)
             self._use(self._next_rotation(current) or self.path, 0)
