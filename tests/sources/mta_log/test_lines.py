@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -411,6 +413,43 @@ def test_time_last_year() -> None:
     moment = line_time(b"Dec 31 23:59:59", datetime(2027, 1, 1, 0, 5, tzinfo=UTC))
     assert moment is not None
     assert moment.year == 2026
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run in Europe/Berlin, whose offset is +01:00 in winter, +02:00 in summer."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("berlin")
+@pytest.mark.parametrize(
+    ("stamp", "now", "expected"),
+    [
+        (
+            b"Mar 29 01:59:00",
+            datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
+            datetime(2026, 3, 29, 0, 59, tzinfo=UTC),
+        ),
+        (
+            b"Jan 15 12:00:00",
+            datetime(2026, 7, 1, 12, 0, tzinfo=UTC),
+            datetime(2026, 1, 15, 11, 0, tzinfo=UTC),
+        ),
+        (
+            b"Jul  1 12:00:00",
+            datetime(2026, 12, 1, 12, 0, tzinfo=UTC),
+            datetime(2026, 7, 1, 10, 0, tzinfo=UTC),
+        ),
+    ],
+    ids=["before-spring-change", "winter-read-in-summer", "summer-read-in-winter"],
+)
+def test_time_daylight_saving(stamp: bytes, now: datetime, expected: datetime) -> None:
+    """A traditional stamp takes the local offset of its own date, not of now."""
+    assert line_time(stamp, now) == expected
 
 
 @pytest.mark.parametrize(

@@ -305,20 +305,15 @@ def line_time(stamp: bytes, now: datetime) -> datetime | None:
     try:
         day = int(stamp[4:6])
         hour, minute, second = (int(part) for part in text[7:15].split(":"))
-        local = now.astimezone()
-        moment = local.replace(
-            month=month,
-            day=day,
-            hour=hour,
-            minute=minute,
-            second=second,
-            microsecond=0,
-        )
+        # A naive datetime's astimezone() takes the local offset in force
+        # on that date, so a winter line read in summer is not an hour off.
+        wall = datetime(now.astimezone().year, month, day, hour, minute, second)
     except ValueError:
         return None
-    if moment > local + timedelta(days=1):
+    moment = wall.astimezone()
+    if moment > now + timedelta(days=1):
         try:
-            moment = moment.replace(year=moment.year - 1)
+            moment = wall.replace(year=wall.year - 1).astimezone()
         except ValueError:  # 29 February
             return None
     return moment
