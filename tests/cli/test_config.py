@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tomllib
@@ -267,6 +268,24 @@ def test_check_mta_log_summary(tmp_path: Path) -> None:
     missing.write_text("")
     result = runner.invoke(app, ["config", "check", "--config", str(path)])
     assert "warning" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [("folder", "is not a regular file"), ("fifo", "is not a regular file")],
+)
+def test_check_mta_log_not_a_file(tmp_path: Path, kind: str, problem: str) -> None:
+    """config check warns about a log path the daemon cannot read lines from."""
+    log = tmp_path / "mail.log"
+    if kind == "folder":
+        log.mkdir()
+    else:
+        os.mkfifo(log)
+    path = tmp_path / "watchdog.toml"
+    path.write_text(f'[mta_log]\nenabled = true\npath = "{log}"\n')
+    result = runner.invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {log} {problem}" in result.stdout
 
 
 def test_check_mta_log_invalid_agent(tmp_path: Path) -> None:

@@ -123,6 +123,11 @@ def _print_mta_log(settings: Settings) -> None:
     path = mta_log.path
     if not path.exists():
         problem = "does not exist yet; the daemon waits for it"
+    elif not path.is_file():
+        problem = (
+            "is not a regular file, so every poll fails: set mta_log.path "
+            "to the log file itself"
+        )
     elif not os.access(path, os.R_OK):
         problem = "is not readable by this user"
     else:
