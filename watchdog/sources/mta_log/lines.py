@@ -86,7 +86,7 @@ _HEADER = re.compile(
 # part, so a field written inside the quotes is not the line's own.
 # NOTE: Postfix 3.4 and earlier, and info_log_address_format = internal,
 # log them unquoted, and such a recipient can then hide the real fields.
-_ADDRESS = rb'(?:"(?:[^"\\]|\\.)*+"|[^"<>])*+'
+_ADDRESS = rb'[^"<>]*+(?:"(?:[^"\\]++|\\.)*+"[^"<>]*+)*+'
 _ADDRESSES = re.compile(
     rb"to=<(?P<to>" + _ADDRESS + rb")>, (?:orig_to=<" + _ADDRESS + rb">, )?relay="
 )
