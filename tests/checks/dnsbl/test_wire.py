@@ -149,3 +149,19 @@ def test_negative_ttl_malformed_every_time() -> None:
     for _ in range(2):
         with pytest.raises(Unusual):
             parse_reply(truncated, QUESTION, TYPE_A, 30.0)
+
+
+def test_ttl_with_top_bit_is_zero() -> None:
+    """A TTL with the top bit set reads as 0 (RFC 2181 section 8), as in dnspython.
+
+    Read as a number it would keep a listing or an absence cached for the
+    1 h maximum instead of the 60 s minimum.
+    """
+    huge = 0x8000_0000 + 300
+    record = b"\xc0\x0c" + struct.pack("!HHIH", TYPE_A, 1, huge, 4) + b"\x7f\0\0\2"
+
+    listed = parse_reply(_reply(record), QUESTION, TYPE_A, 60.0)
+    absent = parse_reply(_negative(_soa(900, ttl=huge)), QUESTION, TYPE_A, 60.0)
+
+    assert listed.ttl == 0
+    assert absent.ttl == 0

@@ -45,6 +45,8 @@ MAX_POINTERS = 127
 # Owner name written as a pointer to the question name. rbldnsd and unbound
 # write answers this way; any other owner is decoded and compared in full.
 QNAME_POINTER = b"\xc0\x0c"
+# RFC 2181 section 8: a TTL with the top bit set is read as 0.
+MAX_TTL = 0x7FFF_FFFF
 
 
 class Unusual(Exception):
@@ -164,6 +166,8 @@ def _parse(data: bytes, question: bytes, rdtype: int, default_ttl: float) -> Rep
         if rtype != rdtype or rclass != CLASS_IN:
             raise Unusual(f"record of type {rtype} class {rclass} in the answer")
         records.append(_rdata_text(data, start, offset, rtype))
+        if rttl > MAX_TTL:
+            rttl = 0
         ttl = rttl if ttl is None else min(ttl, rttl)
 
     if records:
@@ -224,7 +228,7 @@ def _soa_minimum(data: bytes, offset: int, count: int) -> float | None:
             if length < 22:
                 raise Unusual(f"SOA record of {length} octets")
             (minimum,) = SOA_MINIMUM.unpack_from(data, offset - 4)
-            return float(min(rttl, minimum))
+            return float(0 if rttl > MAX_TTL else min(rttl, minimum))
     return None
 
 
