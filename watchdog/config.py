@@ -358,10 +358,10 @@ class MtaLog(_Section):
         "end skips the backlog, start counts the whole file",
     )
     syslog_names: list[str] = Field(
-        default_factory=lambda: ["postfix", "postfix-*"],
+        default_factory=lambda: ["postfix", "postfix/*", "postfix-*"],
         min_length=1,
         description="shell patterns for Postfix's syslog_name, the part of a "
-        "line's tag before the program (postfix, postfix-out)",
+        "line's tag before the program (postfix, postfix/relay, postfix-out)",
     )
     agents: list[str] = Field(
         default_factory=lambda: list(MTA_LOG_AGENTS),

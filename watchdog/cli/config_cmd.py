@@ -277,9 +277,11 @@ poll_interval_seconds = 10.0
 # lines written from now on, "start" counts the whole file first. Later
 # starts resume at the stored position either way.
 start_at = "end"
-# Postfix syslog names to count, * matching any text: "postfix" and the
-# instances of postmulti ("postfix-out").
-syslog_names = ["postfix", "postfix-*"]
+# Postfix syslog names to count, * matching any text: "postfix", the
+# master.cf services that set syslog_name=postfix/$service_name
+# ("postfix/relay" in Debian's master.cf) and the instances of postmulti
+# ("postfix-out").
+syslog_names = ["postfix", "postfix/*", "postfix-*"]
 # Delivery agents whose lines count; drop "local", "virtual" and "lmtp"
 # to count outbound mail only.
 agents = ["smtp", "lmtp", "local", "virtual", "pipe", "error", "retry"]

@@ -337,6 +337,26 @@ def test_syslog_name_patterns() -> None:
     assert LineParser(syslog_names=["postfix"]).parse(line) is LineKind.SKIPPED
 
 
+def test_master_cf_service_name() -> None:
+    """Debian's master.cf names the relay transport postfix/relay.
+
+    Its ``-o syslog_name=postfix/$service_name`` makes the tag
+    postfix/relay/smtp. The line is from the fixture, with relay_domains
+    sent through that transport.
+    """
+    line = (
+        b"Dec 04 22:52:17 mta postfix/relay/smtp[5235]: 987A820C2B0: "
+        b"to=<ok@relay.test>, relay=127.0.0.1[127.0.0.1]:45881, delay=0.03, "
+        b"delays=0.02/0.01/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued "
+        b"as SINK)"
+    )
+    parsed = LineParser().parse(line)
+    assert isinstance(parsed, Attempt)
+    assert parsed.status is Status.SENT
+    instance = line.replace(b"postfix/relay/", b"postfix-out/relay/")
+    assert isinstance(LineParser().parse(instance), Attempt)
+
+
 def test_long_queue_id() -> None:
     """Long queue IDs (enable_long_queue_ids = yes) parse like short ones."""
     line = HEAD.replace(b"92CAE20ED9D", b"4Kc7SZ3Pqkz9sxY") + b"to=<a@b>, relay=x, "

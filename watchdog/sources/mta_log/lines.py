@@ -72,7 +72,7 @@ _STATUS_WORDS: dict[bytes, Status | None] = {
 
 DELIVERY_AGENTS = ("smtp", "lmtp", "local", "virtual", "pipe", "error", "retry")
 QUEUE_MANAGER = b"qmgr"
-DEFAULT_SYSLOG_NAMES = ("postfix", "postfix-*")
+DEFAULT_SYSLOG_NAMES = ("postfix", "postfix/*", "postfix-*")
 
 _HEADER = re.compile(
     rb"(?:(?P<rfc>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
