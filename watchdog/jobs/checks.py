@@ -38,6 +38,7 @@ def blocklist_poll(settings: Settings, store: Store, metrics: Metrics) -> Poll:
     to, as learned from bounces, are checked too.
     """
     history = ListingHistory.of(store)
+    learned = LearnedReader(store)
 
     async def poll() -> None:
         # The cycle logs its own summary (dnsbl_cycle_done).
@@ -45,7 +46,7 @@ def blocklist_poll(settings: Settings, store: Store, metrics: Metrics) -> Poll:
         if settings.blocklists.learn_link_domains:
             links = [
                 item.value
-                for item in await _learned(store)
+                for item in await learned.read()
                 if item.kind is LearnedKind.LINK_DOMAIN
             ]
         targets = targets_from_settings(settings, links)
@@ -64,11 +65,12 @@ def audit_poll(
     is stored there for the next one to compare with.
     """
     policy_history = MtaStsHistory.of(store) if store is not None else None
+    reader = LearnedReader(store) if store is not None else None
 
     async def poll() -> None:
         started = time.monotonic()
         resolver = make_resolver(settings.dns)
-        learned = await _learned(store) if store is not None else set()
+        learned = await reader.read() if reader is not None else set()
         findings = await run_audit(
             settings,
             list(settings.sending.domains),
@@ -99,17 +101,27 @@ def audit_poll(
     return poll
 
 
-async def _learned(store: Store) -> set[Learned]:
-    """Return the learned identifiers, or none when the database fails.
+class LearnedReader:
+    """Read the learned identifiers for each poll, keeping the last good read.
 
-    The checks still run on the configured values, so a database outage
-    narrows them for one poll instead of stopping them.
+    When the database fails, ``read`` returns the values of the last read
+    that worked (none before the first), so the checks keep running on the
+    configured and last learned values. Checking fewer would remove the
+    metric series of the learned targets, selectors and identifiers, and
+    their alerts would resolve during the outage and fire again after it.
     """
-    try:
-        return await store.call(load_learned, store)
-    except StoreError as exc:
-        log.warning("learned_load_failed", error=str(exc))
-        return set()
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.last: set[Learned] = set()
+
+    async def read(self) -> set[Learned]:
+        """Return the learned identifiers now in the store, or the last ones."""
+        try:
+            self.last = await self.store.call(load_learned, self.store)
+        except StoreError as exc:
+            log.warning("learned_load_failed", error=str(exc), kept=len(self.last))
+        return self.last
 
 
 def suppression_gauge_poll(store: Store, metrics: Metrics) -> Poll:

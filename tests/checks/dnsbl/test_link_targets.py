@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from tests.checks.dnsbl.conftest import DnsServers
 from watchdog.checks.auth.learned import Learned, LearnedKind
@@ -124,3 +126,47 @@ async def test_poll_checks_learned_links(
     assert sample(info, target="spam.example", kind="domain", source="link") == 1
     assert sample(info, target="phish.example", kind="domain", source="link") == 1
     assert sample(info, target="good.example", kind="domain", source="sending") == 1
+
+
+async def test_store_outage_keeps_learned_links(
+    dns_servers: DnsServers, settings: Settings, tmp_path: Path
+) -> None:
+    """A poll that cannot read the learned links still checks the last ones.
+
+    Dropping them would remove their series, so a listing alert would
+    resolve during a database outage and fire again after it.
+    """
+    del dns_servers
+    path = tmp_path / "w.db"
+    store = Store(f"sqlite:///{path}")
+    store.upgrade()
+    record_learned(
+        store, {Learned(LearnedKind.LINK_DOMAIN, "good.example", "spam.example")}
+    )
+    poll_settings = settings.model_copy(
+        update={
+            "sending": Sending(domains=["good.example"]),
+            "blocklists": settings.blocklists.model_copy(
+                update={"disable": ONLY_DBL, "learn_link_domains": True}
+            ),
+        }
+    )
+    metrics = Metrics(CollectorRegistry())
+    poll = blocklist_poll(poll_settings, store, metrics)
+    listed = {"target": "spam.example", "kind": "domain", "zone": "dbl.test"}
+    try:
+        await poll()
+        first = metrics.registry.get_sample_value("mailwatchdog_dnsbl_listed", listed)
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE learned_identifier")
+        with capture_logs() as logs:
+            await poll()
+    finally:
+        store.close()
+
+    second = metrics.registry.get_sample_value("mailwatchdog_dnsbl_listed", listed)
+    assert first == 1
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "learned_load_failed"
+    ]
+    assert second == 1
