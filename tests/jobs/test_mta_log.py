@@ -184,6 +184,25 @@ async def test_hostile_lines(store: Store, tmp_path: Path) -> None:
     assert _lines(metrics.registry, "malformed") == 2
 
 
+async def test_nul_in_deferred_recipient(store: Store, tmp_path: Path) -> None:
+    """A NUL byte in a deferred recipient is stored, so the reader goes on.
+
+    PostgreSQL's text type cannot hold NUL, and a failed save makes every
+    later poll read the same batch and fail again.
+    """
+    log = tmp_path / "mail.log"
+    deferred = (
+        b"Dec 04 22:11:13 mta postfix/smtp[1]: ABC: to=<a\x00b@outlook.com>, "
+        b"relay=x, delay=1, delays=1/0/0/0, dsn=4.2.2, status=deferred (full)"
+    )
+    _write(log, [deferred, *sample_lines()])
+    metrics = Metrics()
+    await _source(store, metrics, _settings(log)).poll()
+    expected = dict(EXPECTED_ATTEMPTS)
+    expected["deferred", "outlook"] += 1
+    assert _attempts(metrics.registry) == expected
+
+
 async def test_partial_line_waits(store: Store, tmp_path: Path) -> None:
     """A line without its newline yet is counted once, when it is complete."""
     log = tmp_path / "mail.log"

@@ -225,10 +225,13 @@ class LineParser:
         relay = body[relay_at:].partition(b",")[0].decode("utf-8", "replace")
         if self._ignore_relays and self._ignore_relays.fullmatch(relay):
             return LineKind.SKIPPED
+        # NUL becomes U+FFFD like invalid UTF-8, because PostgreSQL's text
+        # type, where deferred recipients are stored, rejects it.
+        recipient = addresses["to"].decode("utf-8", "replace").replace("\0", "\ufffd")
         return Attempt(
             queue_id=queue_id,
             status=status,
-            recipient=addresses["to"].decode("utf-8", "replace"),
+            recipient=recipient,
             dsn=body[dsn_at + 6 : status_at].decode("ascii", "replace"),
             relay=relay,
             stamp=stamp,
