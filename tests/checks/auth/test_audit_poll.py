@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import dns.asyncresolver
@@ -12,11 +13,13 @@ from structlog.testing import capture_logs
 from tests.checks.auth.policy_server import Reply, run_policy_server
 from tests.servers.dns import Unbound
 from watchdog.checks.auth import audit
+from watchdog.checks.auth.learned import Learned, LearnedKind
 from watchdog.checks.auth.mta_sts_policy import HttpsPolicyFetcher
 from watchdog.config import Audit, Dns, Sending, Settings
 from watchdog.jobs.checks import audit_poll
 from watchdog.metrics import Metrics
 from watchdog.store import Store
+from watchdog.store.learned import record_learned
 from watchdog.store.mta_sts_history import MtaStsHistory
 
 pytestmark = pytest.mark.dns
@@ -70,3 +73,37 @@ async def test_poll_reports_drift(
     assert stored.mode == "testing"
     assert stored.policy_id == "20260101T0000"
     assert stored.stale_until is not None
+
+
+async def test_store_outage_keeps_learned_series(
+    unbound: Unbound, tmp_path: Path
+) -> None:
+    """A poll that cannot read the learned selectors keeps their series."""
+    settings = Settings(
+        sending=Sending(domains=["good.test"], ips=[]),
+        dns=Dns(nameservers=[unbound.nameserver]),
+        audit=Audit(allow_private_mx=True),
+    )
+    path = tmp_path / "watchdog.db"
+    store = Store(f"sqlite:///{path}")
+    store.upgrade()
+    record_learned(store, {Learned(LearnedKind.DKIM_SELECTOR, "good.test", "ed")})
+    metrics = Metrics(CollectorRegistry())
+    poll = audit_poll(settings, metrics, store)
+    labels = {"domain": "good.test", "selector": "ed"}
+    try:
+        await poll()
+        first = metrics.registry.get_sample_value(
+            "mailwatchdog_auth_dkim_key_bits", labels
+        )
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE learned_identifier")
+        await poll()
+    finally:
+        store.close()
+
+    second = metrics.registry.get_sample_value(
+        "mailwatchdog_auth_dkim_key_bits", labels
+    )
+    assert first is not None
+    assert second == first
