@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -201,6 +202,35 @@ async def test_nul_in_deferred_recipient(store: Store, tmp_path: Path) -> None:
     expected = dict(EXPECTED_ATTEMPTS)
     expected["deferred", "outlook"] += 1
     assert _attempts(metrics.registry) == expected
+
+
+async def test_long_deferred_recipient(store: Store, tmp_path: Path) -> None:
+    """A deferred recipient too long for an index entry is stored all the same.
+
+    PostgreSQL's B-tree index entries hold at most 2704 bytes, and a
+    syslog client can write a line with an 8000-byte recipient under
+    Postfix's tag. Its expiry still counts under its provider.
+    """
+    log = tmp_path / "mail.log"
+    local = bytes(random.Random(1).choices(b"abcdefghijklmnopqrstuvwxyz0123", k=8000))
+    head = b"Dec 04 22:11:13 mta postfix/"
+    deferred = (
+        head + b"smtp[1]: ABC: to=<" + local + b"@outlook.com>, relay=x, "
+        b"delay=1, delays=1/0/0/0, dsn=4.2.2, status=deferred (full)"
+    )
+    expired = (
+        head + b"qmgr[2]: ABC: from=<a@b.test>, status=expired, returned to sender"
+    )
+    _write(log, [deferred])
+    metrics = Metrics()
+    settings = _settings(log)
+    await _source(store, metrics, settings).poll()
+    _write(log, [expired])
+    await _source(store, metrics, settings).poll()
+    assert _attempts(metrics.registry) == {
+        ("deferred", "outlook"): 1,
+        ("expired", "outlook"): 1,
+    }
 
 
 async def test_partial_line_waits(store: Store, tmp_path: Path) -> None:

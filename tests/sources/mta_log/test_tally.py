@@ -19,7 +19,12 @@ from tests.sources.mta_log.samples import (
 )
 from watchdog.providers import default_provider_map
 from watchdog.sources.mta_log.lines import Attempt, LineKind, LineParser, Status
-from watchdog.sources.mta_log.tally import Pending, Tally, deferral_reason
+from watchdog.sources.mta_log.tally import (
+    MAX_RECIPIENT_BYTES,
+    Pending,
+    Tally,
+    deferral_reason,
+)
 
 
 def _count(lines: list[bytes], tally: Tally | None = None) -> Tally:
@@ -99,6 +104,18 @@ def test_pending_eviction_cost() -> None:
     evicting = time.perf_counter() - started
     assert len(pending) == limit
     assert evicting / (limit // 2) < 5 * filling / limit
+
+
+def test_pending_long_recipient() -> None:
+    """A recipient over MAX_RECIPIENT_BYTES is kept short and still resolves."""
+    long = "a" * 5000 + "@outlook.com"
+    pending = Pending()
+    pending.add("Q1", long, "outlook")
+    stored = pending.recipients("Q1")
+    assert len(stored) == 1
+    assert len(stored[0][0].encode()) <= MAX_RECIPIENT_BYTES
+    pending.resolve("Q1", long)
+    assert len(pending) == 0
 
 
 def test_pending_dirty() -> None:

@@ -11,6 +11,7 @@ provider ``unknown``.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ from watchdog.sources.mta_log.lines import (
 
 UNKNOWN_PROVIDER = "unknown"
 DEFAULT_MAX_PENDING = 100_000
+# Longer recipients are kept as their SHA-256. A PostgreSQL B-tree index
+# entry holds at most 2704 bytes, and the primary key of mta_log_pending
+# also holds the log's key and the queue ID. Postfix 3.7 itself rejects
+# SMTP commands and queue file records over line_length_limit (2048).
+MAX_RECIPIENT_BYTES = 1024
 
 # The ``reason`` label of deferrals: the subject digit of the RFC 3463
 # enhanced status code (X.SUBJECT.DETAIL) that Postfix logs as ``dsn=``.
@@ -84,6 +90,7 @@ class Pending:
 
     def add(self, queue_id: str, recipient: str, provider: str) -> None:
         """Remember that ``recipient`` of ``queue_id`` was deferred."""
+        recipient = _stored_form(recipient)
         recipients = self._messages.setdefault(queue_id, {})
         if recipient in recipients:
             return
@@ -95,6 +102,7 @@ class Pending:
 
     def resolve(self, queue_id: str, recipient: str) -> None:
         """Forget ``recipient`` of ``queue_id``: it was delivered or bounced."""
+        recipient = _stored_form(recipient)
         recipients = self._messages.get(queue_id)
         if recipients is None or recipients.pop(recipient, None) is None:
             return
@@ -125,6 +133,14 @@ class Pending:
         for queue_id, recipients in self._messages.items():
             for recipient, provider in recipients.items():
                 yield queue_id, recipient, provider
+
+
+def _stored_form(recipient: str) -> str:
+    """Return ``recipient``, or its SHA-256 when it is over MAX_RECIPIENT_BYTES."""
+    encoded = recipient.encode()
+    if len(encoded) <= MAX_RECIPIENT_BYTES:
+        return recipient
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
 @dataclass(slots=True)
