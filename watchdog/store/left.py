@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Set
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 
 from watchdog.store import suppressions
-from watchdog.store.models import clean, left_table
+from watchdog.store.models import clean, left_table, message_table
 
 L = left_table.c
+M = message_table.c
 _KEYS = ("source", "folder", "uidvalidity", "uid")
 
 UIDS_PER_STATEMENT = 500
@@ -29,7 +30,10 @@ def still_present(
     """Return the left UIDs still in the folder, deleting the others.
 
     Rows of another UIDVALIDITY name other messages now, and a UID missing
-    from ``present`` was moved or deleted by someone else.
+    from ``present`` was moved or deleted by someone else. A message row
+    still at such a UID loses its UID and UIDVALIDITY, because the message
+    is no longer in the folder: a later pass must neither confirm it as
+    moved nor count it again.
     """
     source, folder = _names(source, folder)
     in_folder = (L.source == source) & (L.folder == folder)
@@ -47,6 +51,17 @@ def still_present(
             delete(left_table).where(
                 in_folder, L.uidvalidity == uidvalidity, L.uid.in_(chunk)
             )
+        )
+        conn.execute(
+            update(message_table)
+            .where(
+                M.source == source,
+                M.folder == folder,
+                M.uidvalidity == uidvalidity,
+                M.uid.in_(chunk),
+                M.moved_to.is_(None),
+            )
+            .values(uid=None, uidvalidity=None)
         )
     return stored & set(present)
 

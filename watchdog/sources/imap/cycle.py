@@ -253,6 +253,9 @@ class FolderPass:
         # UIDs left in place and counted by an earlier pass that this pass
         # reads again, because mail is no longer left; they are not counted.
         self._counted_before: frozenset[int] = frozenset()
+        # Keys of rows that took a new UID after a UIDVALIDITY change in
+        # this pass. Their messages stayed in place and were counted before.
+        self._adopted: set[str] = set()
 
     async def start(self, session: ImapSession) -> Start:
         """Select the folder, check UIDVALIDITY and list the UIDs to process."""
@@ -266,10 +269,12 @@ class FolderPass:
                 store.set_uidvalidity, plan.source, plan.folder, uidvalidity
             )
         present = await session.search_uids()
-        confirmed = await self._confirm_moves(uidvalidity, set(present))
+        # Left mail gone from the folder is forgotten first, so that it is
+        # not confirmed as moved.
         left = await store.call(
             store.left_uids, plan.source, plan.folder, uidvalidity, set(present)
         )
+        confirmed = await self._confirm_moves(uidvalidity, set(present))
         if plan.leave_unrecognised or not session.can_move:
             uids = [uid for uid in present if uid not in left]
         else:
@@ -473,13 +478,13 @@ class FolderPass:
                 reports.append(MessageReport(uid, result, destination(result, plan)))
                 if len(reports) == 1:
                     fault_point("mid_batch")
-            adopted = self._adopt(uidvalidity, reports)
+            self._adopted |= self._adopt(uidvalidity, reports)
             staying = [
                 r
                 for r in reports
                 if r.destination is None and r.result.outcome is not Outcome.FAILED
             ]
-            left = self._remember_left(uidvalidity, staying, counted=adopted)
+            left = self._remember_left(uidvalidity, staying, counted=self._adopted)
         self._count(left)
         return reports, tuple(left)
 
@@ -523,10 +528,10 @@ class FolderPass:
         A message is counted by the pass that first stores its UID, so a
         pass that finds it in place again, in this process or after a
         restart, counts nothing. Nor is one counted whose key is in
-        ``counted``: its row took the message's new UID after a UIDVALIDITY
-        change, so it was left and counted under the old UIDVALIDITY.
-        NOTE: a second copy of those bytes read in a later batch of the
-        same pass finds the row's UID set, and is counted again.
+        ``counted``: its row took a new UID after a UIDVALIDITY change, so
+        the copies of those bytes were left and counted under the old
+        UIDVALIDITY. NOTE: a copy appended after the change and read in
+        the same pass is therefore not counted either.
         """
         plan = self._plan
         by_uid = {r.uid: r for r in reports}
@@ -578,7 +583,7 @@ class FolderPass:
 
         Runs on the store thread.
         """
-        counted = self._remember_left(uidvalidity, group)
+        counted = self._remember_left(uidvalidity, group, counted=self._adopted)
         self._count(counted)
         return counted
 
