@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import threading
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -90,7 +92,23 @@ def test_scan_log_folder(tmp_path: Path) -> None:
     """A folder is rejected with a hint to name its files."""
     result = runner.invoke(app, ["scan-log", str(tmp_path)])
     assert result.exit_code == 2
-    assert "is not a file" in result.output
+    assert "is a folder" in result.output
+
+
+def test_scan_log_pipe(tmp_path: Path) -> None:
+    """A pipe is read like a file, as in scan-log <(zcat mail.log.2.gz)."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+
+    def feed() -> None:
+        with pipe.open("wb") as stream:
+            stream.write(SAMPLE.read_bytes())
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    data = _json(str(pipe))
+    writer.join(5)
+    assert _attempts(data) == EXPECTED_ATTEMPTS
 
 
 def test_scan_log_garbage(tmp_path: Path) -> None:

@@ -59,8 +59,12 @@ def scan_log_command(
     for path in paths:
         if not path.exists():
             fail(f"log file {str(path)!r} not found: check the path", EXIT_USAGE)
-        if not path.is_file():
-            fail(f"{str(path)!r} is not a file: name the log files in it", EXIT_USAGE)
+        if path.is_dir():
+            fail(f"{str(path)!r} is a folder: name the log files in it", EXIT_USAGE)
+        # A pipe is read too, for scan-log <(zcat mail.log.2.gz).
+        if not path.is_file() and not path.is_fifo():
+            msg = f"{str(path)!r} is not a regular file or a pipe: name a log file"
+            fail(msg, EXIT_USAGE)
 
     options = settings.mta_log
     parser = LineParser(
