@@ -382,3 +382,41 @@ def test_sigkill_mid_move(
     assert report.where["INBOX"] == kept
     assert rows_moved(database_url) == len(everything) - kept
     assert left_rows(database_url) == kept
+
+
+@pytest.mark.dovecot
+@pytest.mark.xfail(
+    reason="an oversized row waiting after a UIDVALIDITY change is matched by "
+    "size alone, so a new oversized message of the same size takes it",
+    strict=True,
+)
+async def test_oversize_same_size_after_change(
+    dovecot: Dovecot, database_url: str
+) -> None:
+    """A new oversized message the size of a lost MOVE's message is recorded."""
+    user = f"pipoversize{next(USERS)}"
+    dovecot.add_user(user)
+    raw = make_bounces(1, user)[0]
+    moved, arrived = unique(raw, "aaaa"), unique(raw, "bbbb")
+    dovecot.append(user, moved)
+    proxy = FaultProxy(dovecot.imap_port)
+    proxy.start()
+    try:
+        settings = settings_for(
+            dovecot, user, port=proxy.port, tls="none", max_message_bytes=100
+        )
+        first = make_rig(settings, database_url)
+        proxy.set_fault(Fault(Mode.RST, trigger=b"[COPYUID"))
+        await first.worker.poll()
+        await stop_rig(first)
+        proxy.set_fault(Fault(Mode.PASS))
+        await asyncio.to_thread(dovecot.reset_uidvalidity, user)
+        dovecot.append(user, arrived)
+        second = make_rig(settings, database_url)
+        await drain(second)
+        await stop_rig(second)
+    finally:
+        proxy.stop()
+
+    assert len(dovecot.uids(user, "Quarantine")) == 2
+    assert counted_in(first.metrics) + counted_in(second.metrics) == 2

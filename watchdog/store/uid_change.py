@@ -84,7 +84,9 @@ def adopt_oversize(conn: Connection, ref: MessageRef, size: int) -> str | None:
     (``watchdog.sources.imap.cycle.oversize_digest``) and changes with
     UIDVALIDITY. Matching a waiting row by its size keeps the message from
     being recorded, and counted, a second time under its new key. Returns
-    the adopted row's key, or None.
+    the adopted row's key, or None. NOTE: another oversized message of the
+    same size, arriving after a lost MOVE took the row's message out, takes
+    the row too. It is then moved without a row of its own and not counted.
     """
     if ref.uidvalidity is None or ref.uid is None:
         return None
