@@ -179,9 +179,9 @@ async def test_prefetch_drops_expired_names(dns_servers: DnsServers) -> None:
     second = [(f"{n}.2.0.192.zen.test", "zen.test") for n in range(110, 120)]
 
     await lookup.prefetch(first)
-    assert len(lookup) == len(first)
+    assert lookup.cached_count() == len(first)
     now[0] += 7200.0
     await lookup.prefetch(second)
 
-    assert len(lookup) == len(second)
+    assert lookup.cached_count() == len(second)
     assert all(lookup.cached(name) is not None for name, _ in second)

@@ -109,7 +109,7 @@ class Lookup:
             self._expires.pop(name, None)
             self._timed_out.pop(name, None)
 
-    def __len__(self) -> int:
+    def cached_count(self) -> int:
         """Return the number of names with a cached answer, expired or not."""
         return len(self._expires)
 
