@@ -58,6 +58,29 @@ def test_scan_log_rotated_files(tmp_path: Path) -> None:
     assert _attempts(_json(str(old), str(live))) == EXPECTED_ATTEMPTS
 
 
+def test_scan_log_compression_by_content(tmp_path: Path) -> None:
+    """Compression is told by the file's first bytes, not by its name."""
+    packed = tmp_path / "mail.log.2"
+    packed.write_bytes(gzip.compress(SAMPLE.read_bytes()))
+    assert _attempts(_json(str(packed))) == EXPECTED_ATTEMPTS
+    plain = tmp_path / "mail.log.3.gz"
+    plain.write_bytes(SAMPLE.read_bytes())
+    assert _attempts(_json(str(plain))) == EXPECTED_ATTEMPTS
+
+
+def test_scan_log_corrupt_gzip(tmp_path: Path) -> None:
+    """Damaged compressed data fails with the file's name, not a traceback."""
+    data = bytearray(gzip.compress(SAMPLE.read_bytes(), mtime=0))
+    for start, end in [(100, 160), (len(data) - 8, len(data) - 4)]:
+        data[start:end] = b"Z" * (end - start)
+        damaged = tmp_path / "mail.log.2.gz"
+        damaged.write_bytes(bytes(data))
+        result = runner.invoke(app, ["scan-log", str(damaged)])
+        assert result.exit_code == 1
+        assert isinstance(result.exception, SystemExit)
+        assert f"cannot read MTA log {str(damaged)!r}" in result.output
+
+
 def test_scan_log_table() -> None:
     """The table shows one row per provider with its delivered share."""
     result = runner.invoke(app, ["scan-log", str(SAMPLE)])

@@ -28,12 +28,14 @@ neither counted nor skipped, and the stored offset stays before it.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import os
 import re
 import stat
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -46,6 +48,7 @@ DEFAULT_MAX_LINE_BYTES = 64 * 1024
 # Bytes at the start of the file hashed to recognise it after a restart.
 HEAD_BYTES = 1024
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z")
+_GZIP_MAGIC = b"\x1f\x8b"
 # Suffixes of rotated copies: ".1", "-20261204", ".2026-12-04". Other
 # siblings, such as SUSE's "mail.info" next to "mail", are other live logs.
 _ROTATION_SUFFIX = re.compile(r"[.\-_]\d[\d.\-_]*")
@@ -455,18 +458,25 @@ def read_lines(path: Path, on_line: OnLine, *, max_line_bytes: int) -> int:
         with _open_whole(path) as stream:
             for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
                 splitter.feed(chunk, on_line)
-    except (OSError, EOFError) as exc:
-        if isinstance(exc, OSError):
-            raise _read_error(path, exc) from exc
-        msg = f"cannot read MTA log {str(path)!r}: the compressed file is cut short"
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        reason = "is cut short" if isinstance(exc, EOFError) else f"is damaged ({exc})"
+        msg = f"cannot read MTA log {str(path)!r}: the compressed data {reason}"
         raise SourceError(msg, mailbox="mta-log") from exc
+    except OSError as exc:
+        raise _read_error(path, exc) from exc
     splitter.finish(on_line)
     return splitter.too_long
 
 
-def _open_whole(path: Path) -> contextlib.AbstractContextManager[io.BufferedIOBase]:
-    if path.name.endswith(".gz"):
-        import gzip  # noqa: PLC0415
+@contextlib.contextmanager
+def _open_whole(path: Path) -> Iterator[io.BufferedIOBase]:
+    """Open ``path``, uncompressing it when it starts with gzip's magic bytes.
 
-        return gzip.open(path, "rb")
-    return path.open("rb")
+    The content decides, not the name, because a pipe has no ``.gz``.
+    """
+    with path.open("rb") as stream:
+        if not stream.peek(len(_GZIP_MAGIC)).startswith(_GZIP_MAGIC):
+            yield stream
+            return
+        with gzip.GzipFile(fileobj=stream, mode="rb") as unpacked:
+            yield unpacked
