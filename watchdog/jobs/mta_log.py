@@ -257,7 +257,7 @@ class MtaLogSource:
         log.info(
             "mta_log_opened",
             path=str(settings.path),
-            key=settings.key,
+            state_key=settings.key,
             offset=saved.position.offset if saved.position else None,
             start_at=None if saved.position else settings.start_at.value,
             pending_recipients=len(pending),

@@ -62,4 +62,6 @@ def test_unreadable_log_retried(tmp_path: Path) -> None:
     events = [e.get("event") for e in daemon.events()]
     assert "poll_recovered" in events
     assert events.index("mta_log_opened") < events.index("mta_log_stopped")
+    opened = next(e for e in daemon.events() if e.get("event") == "mta_log_opened")
+    assert opened["state_key"] == str(log)
     assert "Traceback" not in json.dumps(daemon.events())
