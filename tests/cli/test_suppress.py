@@ -138,3 +138,20 @@ def test_bad_database(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["suppress", "list", "--database", url])
     assert result.exit_code == 1
     assert "error:" in result.output
+
+
+@pytest.mark.parametrize("command", ["list", "export"])
+def test_json_means_json_lines(run: Invoke, command: str) -> None:
+    """--format json prints JSON Lines, as check and classify do."""
+    run("suppress", "add", "a@example.com", "b@example.com")
+    result = run("suppress", command, "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["address"] for row in rows] == ["a@example.com", "b@example.com"]
+
+
+def test_import_json_stdin(run: Invoke) -> None:
+    stdin = '{"address": "a@example.com", "reason": "complaint"}\n'
+    result = run("suppress", "import", "-", "--format", "json", stdin=stdin)
+    assert result.exit_code == 0, result.output
+    assert "added 1" in result.output

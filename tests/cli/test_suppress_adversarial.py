@@ -230,3 +230,28 @@ def test_read_command_missing_sqlite_file(tmp_path: Path, command: list[str]) ->
     assert result.exit_code == 1
     assert "not found" in result.output
     assert not path.exists()
+
+
+def test_show_says_events_left_out(run: Invoke, database_url: str) -> None:
+    """show names the option that shows the older events it left out."""
+    store = Store(database_url)
+    store.upgrade()
+    for uid in range(1, 4):
+        store.record(
+            MessageRef("bounces", "INBOX", uidvalidity=1, uid=uid),
+            sha256=hashlib.sha256(b"left out %d" % uid).hexdigest(),
+            size=10,
+            verdict=bounce("a@example.com", status="5.1.1"),
+            outcome=Outcome.PROCESSED,
+            verified=True,
+            policy=Policy(),
+        )
+    store.close()
+
+    some = run("suppress", "show", "a@example.com", "--events", "2")
+    every = run("suppress", "show", "a@example.com", "--events", "3")
+
+    assert some.exit_code == 0, some.output
+    assert "pass --events 4 to see more" in some.output
+    assert every.exit_code == 0, every.output
+    assert "left out" not in every.output

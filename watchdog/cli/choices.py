@@ -32,7 +32,17 @@ class ReasonChoice(StrEnum):
 
 
 class TransferFormat(StrEnum):
-    """Value of ``suppress import|export --format``: a ``FileFormat``."""
+    """Value of ``suppress import|export --format``: a ``FileFormat``.
+
+    ``json`` is another name for ``jsonl``, because ``check`` and
+    ``classify`` call their JSON Lines output ``json``.
+    """
 
     CSV = "csv"
     JSONL = "jsonl"
+    JSON = "json"
+
+    @property
+    def file_format(self) -> str:
+        """The ``FileFormat`` value this choice names."""
+        return "jsonl" if self is TransferFormat.JSON else self.value

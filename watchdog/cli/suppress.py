@@ -45,11 +45,12 @@ err = output_console(stderr=True)
 
 
 class ListFormat(StrEnum):
-    """Output format of ``suppress list``."""
+    """Output format of ``suppress list``; ``json`` is another name for ``jsonl``."""
 
     TABLE = "table"
     CSV = "csv"
     JSONL = "jsonl"
+    JSON = "json"
 
 
 ActorOption = Annotated[
@@ -137,7 +138,9 @@ def list_command(
     ] = 100,
     output_format: Annotated[
         ListFormat,
-        typer.Option("--format", metavar="FORMAT", help="table, csv or jsonl."),
+        typer.Option(
+            "--format", metavar="FORMAT", help="table, csv or jsonl (or json)."
+        ),
     ] = ListFormat.TABLE,
     database: DatabaseOption = None,
     config: ConfigOption = None,
@@ -157,7 +160,8 @@ def list_command(
         if output_format is ListFormat.TABLE:
             out.print(_entries_table(entries))
         else:
-            write_rows(sys.stdout, entries, FileFormat(output_format.value))
+            transfer = TransferFormat(output_format.value)
+            write_rows(sys.stdout, entries, FileFormat(transfer.file_format))
 
 
 @app.command("show", cls=Command)
@@ -165,6 +169,10 @@ def show_command(
     address: Annotated[
         str, typer.Argument(metavar="ADDRESS", help="The address to look up.")
     ],
+    events_shown: Annotated[
+        int,
+        typer.Option("--events", min=1, metavar="N", help="Show the newest N events."),
+    ] = 20,
     database: DatabaseOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -175,7 +183,10 @@ def show_command(
     with _opened(database, config) as store:
         entry = store.suppression(address)
         history = store.suppression_history(address)
-        events = store.events_for(address, limit=20)
+        # One more than shown reveals whether older events were left out.
+        events = store.events_for(address, limit=events_shown + 1)
+    older = len(events) > events_shown
+    events = events[:events_shown]
     if entry is None:
         out.print(f"{escape(address)} is not suppressed")
     else:
@@ -222,6 +233,10 @@ def show_command(
                 escape(event.diagnostic or ""),
             )
         out.print(table)
+    if older:
+        out.print(
+            f"older events left out; pass --events {2 * events_shown} to see more"
+        )
     if entry is None:
         raise typer.Exit(EXIT_NOT_FOUND)
 
@@ -321,7 +336,7 @@ def import_command(
         typer.Option(
             "--format",
             metavar="FORMAT",
-            help="csv or jsonl; default jsonl for a .jsonl file, else csv.",
+            help="csv or jsonl (or json); default jsonl for a .jsonl file, else csv.",
         ),
     ] = None,
     actor: Annotated[
@@ -341,7 +356,7 @@ def import_command(
     from watchdog.store.transfer import FileFormat, read_rows  # noqa: PLC0415
 
     if input_format is not None:
-        fmt = FileFormat(input_format)
+        fmt = FileFormat(input_format.file_format)
     elif file.suffix == ".jsonl":
         fmt = FileFormat.JSONL
     else:
@@ -364,7 +379,7 @@ def import_command(
 def export_command(
     output_format: Annotated[
         TransferFormat,
-        typer.Option("--format", metavar="FORMAT", help="csv or jsonl."),
+        typer.Option("--format", metavar="FORMAT", help="csv or jsonl (or json)."),
     ] = TransferFormat.CSV,
     output: Annotated[
         Path | None,
@@ -378,7 +393,7 @@ def export_command(
     """Export every entry ordered by address."""
     from watchdog.store.transfer import FileFormat, write_rows  # noqa: PLC0415
 
-    file_format = FileFormat(output_format)
+    file_format = FileFormat(output_format.file_format)
     if output is not None and not output.parent.is_dir():
         fail(f"cannot write {str(output)!r}: folder {str(output.parent)!r} not found")
     with _opened(database, config, create=False) as store:
