@@ -486,6 +486,8 @@ class Store(SuppressionList):
         """Return the UIDs of ``present`` left in the folder by earlier passes.
 
         Forgets left UIDs of another UIDVALIDITY and those no longer present.
+        The message rows of the latter lose their UID and UIDVALIDITY (see
+        ``watchdog.store.left.still_present``).
         """
         with self._write("reading messages left in place") as conn:
             return left.still_present(conn, source, folder, uidvalidity, present)

@@ -250,8 +250,8 @@ class FolderPass:
         # INTERNALDATE by UID for the current batch, which bounds the
         # arrival time the soft-bounce window uses.
         self._received: dict[int, datetime | None] = {}
-        # UIDs left in place and counted by an earlier pass that this pass
-        # reads again, because mail is no longer left; they are not counted.
+        # UIDs left in place and counted by an earlier pass. This pass reads
+        # them again because mail is no longer left, and does not count them.
         self._counted_before: frozenset[int] = frozenset()
         # Keys of rows that took a new UID after a UIDVALIDITY change in
         # this pass. Their messages stayed in place and were counted before.
