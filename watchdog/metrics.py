@@ -98,7 +98,7 @@ class Metrics:
         )
         self.suppressions = Gauge(
             _NS + "_suppressions",
-            "Addresses on the suppression list, by reason.",
+            "Addresses on the suppression list, by reason, counted once a minute.",
             ["reason"],
             registry=r,
         )
