@@ -285,3 +285,30 @@ async def test_dead_zone_spares_others() -> None:
     }
     assert states["z1.test"] == {State.DNS_ERROR}
     assert states["z2.test"] == {State.NOT_LISTED}
+
+
+async def test_servfail_zone_skips_targets() -> None:
+    """A zone whose test points fail with SERVFAIL is not asked about each target.
+
+    The prefetch already got SERVFAIL for every target, and a zone that fails
+    its test points voids its answers, so asking each target again through
+    dnspython, with a retry, would only hammer the failing resolver.
+    """
+    zones = [Zone(name="z1.test", kinds=frozenset({ZoneKind.IP4}))]
+    targets = [parse_target(f"192.0.2.{n}") for n in range(1, 41)]
+    received: list[bytes] = []
+
+    def servfail(query: bytes) -> list[bytes]:
+        received.append(query)
+        return [reply(query, rcode=2)]
+
+    with scripted_server(servfail) as port:
+        dns = Dns(
+            nameservers=[f"127.0.0.1:{port}"], timeout_seconds=0.5, lifetime_seconds=1
+        )
+        monitor = BlocklistMonitor(Settings(dns=dns), zones=zones)
+        results = await monitor.run(targets)
+
+    assert {result.state for result in results} == {State.DNS_ERROR}
+    assert {result.reason for result in results} == {"servfail"}
+    assert len(received) < 2 * (len(targets) + 2)

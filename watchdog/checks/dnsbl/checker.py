@@ -75,8 +75,10 @@ async def check_zones(
     are asked afresh every pass: a cached NXDOMAIN for 127.0.0.1 would keep
     trusting a zone that began listing everything. A zone that fails its
     test points turns its listed and not-listed answers into
-    ``zone_unhealthy``. A zone paused by ``backoff`` is not queried, and its
-    targets come back ``operator_error``.
+    ``zone_unhealthy``. A zone whose test points all fail with a DNS error
+    is not asked about the targets the prefetch left unanswered, which come
+    back ``dns_error`` with the test points' reason. A zone paused by
+    ``backoff`` is not queried, and its targets come back ``operator_error``.
     """
     # Each pause is read once, so a pause that ends meanwhile cannot leave
     # a zone in neither list, and so out of the pass and its metrics.
@@ -139,11 +141,16 @@ async def _check_zone(
     lookup: Lookup, plan: _ZonePlan, backoff: ZoneBackoff
 ) -> tuple[list[ZoneResult], Health]:
     zone = plan.zone
-    answers = await _answers(lookup, zone, plan.names)
-    canaries, found = answers[: plan.points], answers[plan.points :]
-
+    canaries = await _answers(lookup, zone, plan.names[: plan.points])
     health = _zone_health(plan.kinds, canaries)
-    if any(answer.state is State.OPERATOR_ERROR for answer in answers):
+    # When every test point failed with a DNS error, the targets the
+    # prefetch could not answer are not asked again one by one: the zone
+    # is void this pass anyway, and a SERVFAIL storm would cost each of
+    # them a retry through dnspython.
+    failed = canaries[0] if _all_failed(canaries) else None
+    found = await _answers(lookup, zone, plan.names[plan.points :], failed)
+
+    if any(answer.state is State.OPERATOR_ERROR for answer in [*canaries, *found]):
         backoff.start(zone.name)
 
     if not health.healthy:
@@ -175,11 +182,18 @@ def _zone_health(kinds: Sequence[ZoneKind], canaries: Sequence[Answer]) -> Healt
     return HEALTHY
 
 
-async def _answers(lookup: Lookup, zone: Zone, names: Sequence[str]) -> list[Answer]:
+def _all_failed(canaries: Sequence[Answer]) -> bool:
+    return bool(canaries) and all(a.state is State.DNS_ERROR for a in canaries)
+
+
+async def _answers(
+    lookup: Lookup, zone: Zone, names: Sequence[str], failed: Answer | None = None
+) -> list[Answer]:
     """Return the interpreted answer of ``zone`` for each name, in order.
 
     Cached records (the prefetch fills the cache) are read without a task;
-    only the names missing from the cache are looked up concurrently.
+    only the names missing from the cache are looked up concurrently, or
+    given ``failed`` without a lookup when it is set.
     """
     answers: list[Answer | None] = []
     missing: list[int] = []
@@ -191,9 +205,12 @@ async def _answers(lookup: Lookup, zone: Zone, names: Sequence[str]) -> list[Ans
             answers.append(NOT_LISTED)
         else:
             answers.append(interpret(zone, records.addresses, records.reason))
-    looked_up = await asyncio.gather(
-        *(_answer(lookup, zone, names[index]) for index in missing)
-    )
+    if failed is not None:
+        looked_up = [failed] * len(missing)
+    else:
+        looked_up = await asyncio.gather(
+            *(_answer(lookup, zone, names[index]) for index in missing)
+        )
     for index, answer in zip(missing, looked_up, strict=True):
         answers[index] = answer
     return [answer for answer in answers if answer is not None]
