@@ -143,10 +143,9 @@ async def _check_zone(
     zone = plan.zone
     canaries = await _answers(lookup, zone, plan.names[: plan.points])
     health = _zone_health(plan.kinds, canaries)
-    # When every test point failed with a DNS error, the targets the
-    # prefetch could not answer are not asked again one by one: the zone
-    # is void this pass anyway, and a SERVFAIL storm would cost each of
-    # them a retry through dnspython.
+    # When every test point failed with a DNS error, the zone is void this
+    # pass anyway. So the targets the prefetch could not answer are not
+    # asked again, which in a SERVFAIL storm would cost each a retry.
     failed = canaries[0] if _all_failed(canaries) else None
     found = await _answers(lookup, zone, plan.names[plan.points :], failed)
 
