@@ -102,7 +102,10 @@ def check_ip_command(
         for result in results:
             sys.stdout.write(json.dumps(result.to_json()) + "\n")
     else:
-        output_console().print(_table(results))
+        console = output_console()
+        console.print(_table(results))
+        for listing_zone, url in _delisting_pages(results).items():
+            console.print(f"delisting for {listing_zone}: {url}", markup=False)
         _print_failure_hint(results)
     raise typer.Exit(exit_status(results))
 
@@ -206,6 +209,17 @@ def exit_status(results: Sequence[ZoneResult]) -> int:
     if any(result.state not in KNOWN_STATES for result in results):
         return EXIT_ERRORS
     return EXIT_CLEAN
+
+
+def _delisting_pages(results: Sequence[ZoneResult]) -> dict[str, str]:
+    """Return the delisting page of each zone that lists a target, in order."""
+    from watchdog.checks.dnsbl.answer import State  # noqa: PLC0415
+
+    return {
+        result.zone: result.delist_url
+        for result in results
+        if result.state is State.LISTED and result.delist_url
+    }
 
 
 def _table(results: Sequence[ZoneResult]) -> Table:

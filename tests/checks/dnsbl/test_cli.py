@@ -96,3 +96,10 @@ def test_table_output(dns_servers: DnsServers) -> None:
     _, output = _run(dns_servers, "192.0.2.10", "--zone", "zen.test")
     assert "listed" in output
     assert "127.0.0.4 XBL (critical)" in output
+    assert "delisting for zen.test: https://zen.test/remove" in output
+
+
+def test_table_no_delisting_when_clean(dns_servers: DnsServers) -> None:
+    _, output = _run(dns_servers, "192.0.2.99", "--zone", "zen.test")
+    assert "not_listed" in output
+    assert "delisting" not in output
