@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -248,6 +249,55 @@ def test_copytruncate(log: Path) -> None:
     seen, result = _read(follower, lines)
     assert seen == [b"after"]
     assert result.rotations == [Rotation.TRUNCATED]
+
+
+def _copytruncate(log: Path) -> Path:
+    """Copy mail.log to mail.log.1 and empty mail.log, as logrotate does."""
+    copy = log.with_name("mail.log.1")
+    shutil.copyfile(log, copy)
+    with log.open("r+b") as stream:
+        stream.truncate(0)
+    return copy
+
+
+def test_copytruncate_unread_lines(log: Path) -> None:
+    """Lines written before the copy but not read yet are read from the copy."""
+    follower, lines = LogFollower(log, from_start=True), Lines()
+    _read(follower, lines)
+    _append(log, "unread 1\n")
+    _copytruncate(log)
+    _append(log, "after 1\n")
+    seen, result = _read(follower, lines)
+    assert seen == [b"unread 1", b"after 1"]
+    assert result.rotations == [Rotation.TRUNCATED]
+    assert not result.position_lost
+
+
+def test_copytruncate_new_file_empty(log: Path) -> None:
+    """The copy is read while the truncated file is still empty."""
+    follower, lines = LogFollower(log, from_start=True), Lines()
+    _read(follower, lines)
+    _append(log, "unread 1\n")
+    _copytruncate(log)
+    assert _read(follower, lines)[0] == [b"unread 1"]
+    _append(log, "after 1\n")
+    seen, result = _read(follower, lines)
+    assert seen == [b"after 1"]
+    assert result.rotations == []
+
+
+def test_restart_after_copytruncate(log: Path) -> None:
+    """copytruncate while stopped: the rest of the copy, then mail.log."""
+    follower, lines = LogFollower(log, from_start=True), Lines()
+    _, result = _read(follower, lines)
+    follower.close()
+    _append(log, "unread 1\n")
+    _copytruncate(log)
+    _append(log, "after 1\n")
+    seen, result = _read(LogFollower(log, result.position), lines)
+    assert seen == [b"unread 1", b"after 1"]
+    assert result.rotations == [Rotation.TRUNCATED]
+    assert not result.position_lost
 
 
 def test_truncated_and_regrown(log: Path) -> None:

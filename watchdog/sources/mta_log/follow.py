@@ -15,8 +15,11 @@ Rotation:
   the reader noticed, the file in between (``mail.log.1`` by then) is read
   whole before the new one;
 - ``copytruncate``: the file shrinks below the offset, or its first bytes
-  change, and reading starts again at offset 0. Lines written between the
-  copy and the truncation are lost, as ``copytruncate`` documents;
+  change. The lines after the offset that were written before the copy are
+  read from the copy (the rotation-named sibling that starts with the same
+  bytes, ``mail.log.1``), then reading starts again at offset 0. Lines
+  written between the copy and the truncation are lost, as
+  ``copytruncate`` documents;
 - a rename while the daemon was stopped: the stored inode is looked for
   among the uncompressed siblings of the path (``mail.log.1``,
   ``mail.log-20261204``) and the rest of that file is read first.
@@ -181,6 +184,7 @@ class LogFollower:
         self._splitter = LineSplitter(max_line_bytes)
         self._head = ("", 0)
         self._waited = False
+        self._reading_copy = False
 
     def close(self) -> None:
         """Close the open file, if any."""
@@ -223,10 +227,16 @@ class LogFollower:
             self._waited = True
             return False
         if saved is not None:
-            same = (current.st_dev, current.st_ino) == (saved.device, saved.inode)
+            identity = (saved.device, saved.inode)
+            same = (current.st_dev, current.st_ino) == identity
             result.rotations.append(Rotation.TRUNCATED if same else Rotation.RENAMED)
-            result.position_lost = True
-            self._use(self.path, 0)
+            copy = self._find_copy(saved.head, saved.head_size, saved.offset, identity)
+            if copy is not None:
+                self._use(copy, saved.offset)
+                self._reading_copy = True
+            else:
+                result.position_lost = True
+                self._use(self.path, 0)
         elif self._from_start or self._waited:
             # A file that appears after the reader started holds only new lines.
             self._use(self.path, 0)
@@ -247,8 +257,36 @@ class LogFollower:
                 saved.inode,
             ):
                 continue
-            if info.st_size >= saved.offset and _head_of(candidate, saved) is not None:
+            if (
+                info.st_size >= saved.offset
+                and _head_digest(candidate, saved.head_size) == saved.head
+            ):
                 return candidate
+        return None
+
+    def _find_copy(
+        self, head: str, head_size: int, offset: int, identity: tuple[int, int]
+    ) -> Path | None:
+        """Return the copy that ``copytruncate`` made of a truncated file.
+
+        It is the rotation-named sibling, other than the file ``identity``,
+        that starts with the same ``head_size`` bytes and reaches ``offset``.
+        The lines after ``offset`` in it were written before the copy and
+        not read yet.
+        """
+        if not head_size:
+            return None
+        for sibling in self._siblings():
+            suffix = sibling.name[len(self.path.name) :]
+            if _ROTATION_SUFFIX.fullmatch(suffix) is None:
+                continue
+            info = _stat(sibling)
+            if info is None or info.st_size < offset:
+                continue
+            if (info.st_dev, info.st_ino) == identity:
+                continue
+            if _head_digest(sibling, head_size) == head:
+                return sibling
         return None
 
     def _siblings(self) -> list[Path]:
@@ -292,6 +330,7 @@ class LogFollower:
     def _use(self, path: Path, offset: int | None) -> None:
         """Open ``path`` at ``offset``, or at its last line when None."""
         self.close()
+        self._reading_copy = False
         stream, info = _open_regular(path)
         if offset is None:
             offset = _last_line_start(stream, info.st_size)
@@ -336,8 +375,11 @@ class LogFollower:
             if result.more:
                 return False
             self._splitter.finish(on_line)
+            # Leaving the copy of a copytruncate rotation, counted already.
+            renamed = not self._reading_copy
             self._use(self._next_rotation(current) or self.path, 0)
-            result.rotations.append(Rotation.RENAMED)
+            if renamed:
+                result.rotations.append(Rotation.RENAMED)
             return True
         return self._truncated(current, result)
 
@@ -345,10 +387,18 @@ class LogFollower:
         """Start over at offset 0 when the open file was truncated or replaced."""
         if current.st_size >= self._splitter.consumed and not self._replaced():
             return False
+        result.rotations.append(Rotation.TRUNCATED)
+        digest, size = self._head
+        assert self._identity is not None
+        offset = self._splitter.consumed
+        copy = self._find_copy(digest, size, offset, self._identity)
+        if copy is not None:
+            self._use(copy, offset)
+            self._reading_copy = True
+            return True
         self._file_handle().seek(0)
         self._splitter.reset(0)
         self._head = ("", 0)
-        result.rotations.append(Rotation.TRUNCATED)
         return True
 
     def _stat_open(self) -> os.stat_result:
@@ -417,14 +467,13 @@ def _hash_at(stream: BinaryIO, size: int) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _head_of(path: Path, saved: Position) -> str | None:
-    """Return the head hash of ``path`` when it matches ``saved``, else None."""
+def _head_digest(path: Path, size: int) -> str | None:
+    """Return the hash of the first ``size`` bytes of ``path``, or None."""
     try:
         with path.open("rb") as stream:
-            digest = _hash_at(stream, saved.head_size)
+            return _hash_at(stream, size)
     except OSError:
         return None
-    return digest if digest == saved.head else None
 
 
 def _last_line_start(stream: BinaryIO, size: int) -> int:
