@@ -301,6 +301,38 @@ async def test_failed_save_rereads(store: Store, tmp_path: Path) -> None:
     assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
 
 
+async def test_cancelled_during_commit(store: Store, tmp_path: Path) -> None:
+    """A poll cancelled while its save commits still counts that batch, once.
+
+    The store commits on its own thread, so cancelling the poll does not
+    stop the COMMIT, and the next poll must resume after the batch.
+    """
+    log = tmp_path / "mail.log"
+    _write(log, sample_lines())
+    metrics = Metrics()
+    state = MtaLogState.of(store)
+    real_save = state.save
+    committed = asyncio.Event()
+
+    async def late_save(*args: object, **kwargs: object) -> None:
+        async def commit() -> None:
+            await asyncio.sleep(0.2)
+            await real_save(*args, **kwargs)  # type: ignore[arg-type]
+            committed.set()
+
+        await asyncio.shield(asyncio.ensure_future(commit()))
+
+    state.save = late_save  # type: ignore[method-assign]
+    source = MtaLogSource(_settings(log), state, metrics, default_provider_map())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(source.poll(), 0.1)
+    assert not committed.is_set()
+    # The next poll waits for that commit instead of rereading the batch.
+    await source.poll()
+    assert committed.is_set()
+    assert _attempts(metrics.registry) == EXPECTED_ATTEMPTS
+
+
 async def test_shared_database_one_reader(database_url: str, tmp_path: Path) -> None:
     """Two daemons on one database: one reads, the other stands by, no line twice."""
     log = tmp_path / "mail.log"

@@ -10,7 +10,9 @@ so a backlog drains without one poll running for minutes.
 
 When a poll fails (an unreadable file, a database error, a cancelled
 poll) the reader is rebuilt from the stored state at the next poll, so the
-lines of a batch that was not committed are read again.
+lines of a batch that was not committed are read again. A cancelled poll
+does not stop a COMMIT already on the store's thread, so a batch's save
+and count run on to the end, and the next poll waits for them.
 
 Daemons that share a database take the store's consumer lock of the log
 (``state_key``) for each poll, so only one of them reads a given log. The
@@ -144,6 +146,7 @@ class MtaLogSource:
         self._standby = False
         self._damaged = {"malformed": 0, "too_long": 0}
         self._damaged_warned_at: float | None = None
+        self._late_commit: asyncio.Future[None] | None = None
 
     async def poll(self) -> PollSummary:
         """Read and count the lines added since the last poll.
@@ -214,18 +217,15 @@ class MtaLogSource:
                     "truncated; lines written to it after the stop were not "
                     "counted. Keep one rotation uncompressed (delaycompress)",
                 )
-            if result.position != reader.saved or batch.changed:
-                # An idle poll changes nothing, so it writes nothing either.
-                if consumer_lock is not None and self._lock is not None:
-                    await self._lock.check(consumer_lock)
-                await self._state.save(
-                    self._settings.key,
-                    result.position,
-                    self._line_time(batch.counts),
-                    batch.changed,
-                )
-                reader.saved = result.position
-            self._count(batch.counts, result)
+            # Shielded, because a cancelled await does not stop a COMMIT on
+            # the store's thread, and a committed batch must be counted.
+            commit = asyncio.ensure_future(self._commit(consumer_lock, reader, batch))
+            try:
+                await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                commit.add_done_callback(self._log_late_failure)
+                self._late_commit = commit
+                raise
             read += result.bytes_read
             stopping = self._stop is not None and self._stop.is_set()
             if not result.more or stopping:
@@ -235,7 +235,41 @@ class MtaLogSource:
                     self._wake()
                 return
 
+    async def _commit(
+        self, consumer_lock: ConsumerLock | None, reader: _Reader, batch: _Batch
+    ) -> None:
+        """Store the batch's position and changes, then count the batch."""
+        result = batch.result
+        assert result.position is not None
+        if result.position != reader.saved or batch.changed:
+            # An idle poll changes nothing, so it writes nothing either.
+            if consumer_lock is not None and self._lock is not None:
+                await self._lock.check(consumer_lock)
+            await self._state.save(
+                self._settings.key,
+                result.position,
+                self._line_time(batch.counts),
+                batch.changed,
+            )
+            reader.saved = result.position
+        self._count(batch.counts, result)
+
+    def _log_late_failure(self, commit: asyncio.Future[None]) -> None:
+        """Log the failure of a commit that outlived its cancelled poll."""
+        if commit.cancelled() or commit.exception() is None:
+            return
+        log.warning(
+            "mta_log_commit_failed",
+            path=str(self._settings.path),
+            error=str(commit.exception()),
+            hint="the batch is read again at the next poll",
+        )
+
     async def _open(self) -> _Reader:
+        if self._late_commit is not None:
+            # The stored position is only final once that commit has ended.
+            await asyncio.wait([self._late_commit])
+            self._late_commit = None
         settings = self._settings
         saved = await self._state.load(settings.key)
         if saved.last_line_at is not None:
