@@ -396,3 +396,17 @@ def test_collector_restored_after_error() -> None:
         raise RuntimeError("pass failed")
 
     assert gc.isenabled()
+
+
+async def test_history_of_unchecked_targets_forgotten(
+    dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """History held in memory stays bounded when targets come and go."""
+    settings = Settings(dns=Dns(nameservers=[dns_servers.unbound.nameserver]))
+    monitor = BlocklistMonitor(settings, zones=[test_zones["zen.test"]])
+
+    for last_octet in range(20, 25):
+        await monitor.run([parse_target(f"192.0.2.{last_octet}")])
+
+    assert len(monitor.history) == 1
+    assert monitor.history.get("192.0.2.24", "zen.test") is not None

@@ -63,3 +63,30 @@ def test_relisting_resets_first_listed() -> None:
     entry = history.get("192.0.2.10", "zen.test")
     assert entry is not None
     assert entry.first_listed == 3.0
+
+
+def _pair_result(target: str, state: State) -> ZoneResult:
+    return ZoneResult(target=target, kind="ip4", zone="zen.test", state=state)
+
+
+def test_retain_forgets_unchecked_pairs() -> None:
+    history = History()
+    history.update(_pair_result("192.0.2.1", State.LISTED), 1.0)
+    history.update(_pair_result("192.0.2.2", State.LISTED), 1.0)
+    history.mark_saved()
+
+    forgotten = history.retain([("192.0.2.1", "zen.test")])
+
+    assert forgotten == 1
+    assert len(history) == 1
+    assert history.get("192.0.2.2", "zen.test") is None
+    assert history.get("192.0.2.1", "zen.test") is not None
+
+
+def test_retain_keeps_unsaved_entries() -> None:
+    """An entry whose save failed stays until a save writes it."""
+    history = History()
+    history.update(_pair_result("192.0.2.2", State.LISTED), 1.0)
+
+    assert history.retain([]) == 0
+    assert set(history.changed()) == {("192.0.2.2", "zen.test")}

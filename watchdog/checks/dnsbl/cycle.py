@@ -133,10 +133,17 @@ class BlocklistMonitor:
             outcome = await check_zones(self.lookup, self.zones, chosen, self.backoff)
             now = self._wall_clock()
             transitions = self._record(outcome, now)
+            # Each result adds at most one entry, so more entries than
+            # results means some belong to pairs this pass did not check.
+            if len(self.history) > len(outcome.results):
+                self.history.retain((r.target, r.zone) for r in outcome.results)
             if self.exporter is not None:
                 self.exporter.export(outcome, now)
         if store is not None:
             await self._save(store, transitions)
+        else:
+            # Nothing will save the changed entries, so none is kept for it.
+            self.history.mark_saved()
         self._log_pass(outcome, time.perf_counter() - started)
         return outcome.results
 

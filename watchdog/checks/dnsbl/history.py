@@ -7,7 +7,7 @@ reads as a delisting or a new listing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from watchdog.checks.dnsbl.answer import KNOWN_STATES, State
@@ -60,6 +60,23 @@ class History:
     def mark_saved(self) -> None:
         """Record that every changed entry has been persisted."""
         self._changed.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def retain(self, checked: Iterable[tuple[str, str]]) -> int:
+        """Forget the saved entries of pairs not in ``checked`` and return their count.
+
+        A target that left the settings (a learned link domain that expired)
+        would otherwise keep its entries in memory for the life of the
+        process. Entries not yet saved stay, so the next save still writes
+        them. A pair checked again later starts from a new baseline.
+        """
+        keep = set(checked) | self._changed
+        unchecked = [key for key in self._entries if key not in keep]
+        for key in unchecked:
+            del self._entries[key]
+        return len(unchecked)
 
     def get(self, target: str, zone: str) -> Entry | None:
         """Return the entry of ``target`` in ``zone``, or None before any."""
