@@ -25,6 +25,7 @@ from watchdog.checks.dnsbl.answer import State
 from watchdog.checks.dnsbl.catalogue import Zone, ZoneKind, load_catalogue
 from watchdog.checks.dnsbl.cycle import BlocklistMonitor
 from watchdog.checks.dnsbl.fastquery import FastResolver
+from watchdog.checks.dnsbl.lookup import MAX_REASON_CHARS
 from watchdog.checks.dnsbl.selection import catalogue_path
 from watchdog.checks.dnsbl.targets import parse_target
 from watchdog.checks.dnsbl.wire import TYPE_A, TYPE_TXT, Reply
@@ -312,3 +313,27 @@ async def test_servfail_zone_skips_targets() -> None:
     assert {result.state for result in results} == {State.DNS_ERROR}
     assert {result.reason for result in results} == {"servfail"}
     assert len(received) < 2 * (len(targets) + 2)
+
+
+def long_reasons(query: bytes) -> list[bytes]:
+    """List every target, with 200 TXT strings of 255 octets as its reason."""
+    name, rdtype = question_of(query)
+    if name.startswith("1.0.0.127."):
+        return nxdomain(query)
+    if rdtype == TYPE_TXT:
+        records = [txt_record(b"%03d" % n + b"x" * 252) for n in range(200)]
+        return [reply(query, records)]
+    return [reply(query, [a_record("127.0.0.2")])]
+
+
+async def test_long_txt_reason_cut() -> None:
+    """A listing's TXT reason is cut, not carried whole into the results."""
+    zones = [Zone(name="z1.test", kinds=frozenset({ZoneKind.IP4}))]
+    with scripted_server(long_reasons) as port:
+        dns = Dns(nameservers=[f"127.0.0.1:{port}"])
+        monitor = BlocklistMonitor(Settings(dns=dns), zones=zones)
+        (result,) = await monitor.run([parse_target("192.0.2.1")])
+
+    assert result.state is State.LISTED
+    assert len(result.reason) == MAX_REASON_CHARS
+    assert result.reason.endswith("…")

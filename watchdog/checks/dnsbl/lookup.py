@@ -28,6 +28,7 @@ MIN_CACHE_SECONDS = 60.0
 MAX_CACHE_SECONDS = 3600.0
 DEFAULT_RETRIES = 1
 RETRY_PAUSE_SECONDS = 0.2
+MAX_REASON_CHARS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,18 @@ def _absent(ttl: float) -> Records:
     # Most names of a cycle are absent with one of a few TTLs, so the
     # records are shared rather than built per name.
     return Records(ttl=ttl)
+
+
+def joined_reason(texts: Iterable[str]) -> str:
+    """Join the TXT records of a listing, cut to ``MAX_REASON_CHARS``.
+
+    Lists explain a listing in a line or two, so a longer TXT answer is cut
+    rather than carried whole into results, logs and the command line.
+    """
+    reason = " ".join(sorted(texts))
+    if len(reason) > MAX_REASON_CHARS:
+        return reason[: MAX_REASON_CHARS - 1] + "…"
+    return reason
 
 
 def clamp_ttl(ttl: float) -> float:
@@ -212,7 +225,7 @@ class Lookup:
                 continue
             reason = ""
             if isinstance(text, Reply) and not text.negative:
-                reason = " ".join(sorted(text.records))
+                reason = joined_reason(text.records)
             addresses = tuple(sorted(reply.records))
             records = Records(addresses=addresses, reason=reason, ttl=reply.ttl)
             self._remember(name, records, seconds + more, now)
@@ -277,7 +290,7 @@ class Lookup:
             texts = await self._resolve(name, dns.rdatatype.TXT)
         except DnsError:
             texts = MIN_CACHE_SECONDS
-        reason = "" if isinstance(texts, float) else " ".join(sorted(texts[0]))
+        reason = "" if isinstance(texts, float) else joined_reason(texts[0])
         return Records(addresses=addresses[0], reason=reason, ttl=addresses[1])
 
     async def _resolve(
