@@ -66,6 +66,25 @@ class Daemon:
         return code, time.monotonic() - started
 
 
+def daemon_sections(work: Path) -> str:
+    """Return the database, HTTP and log sections of a test daemon's config.
+
+    The database lives in ``work``, the HTTP port is free, and the log is
+    JSON at debug level so that tests can read its events.
+    """
+    return f"""\
+[database]
+url = "sqlite:///{work / "watchdog.db"}"
+
+[http]
+port = {free_port()}
+
+[log]
+format = "json"
+level = "debug"
+"""
+
+
 def write_config(
     work: Path,
     *,
@@ -80,17 +99,8 @@ def write_config(
     secret.chmod(0o600)
     config = work / "watchdog.toml"
     config.write_text(
-        f"""\
-[database]
-url = "sqlite:///{work / "watchdog.db"}"
-
-[http]
-port = {free_port()}
-
-[log]
-format = "json"
-level = "debug"
-
+        daemon_sections(work)
+        + f"""
 [limits]
 workers = 2
 

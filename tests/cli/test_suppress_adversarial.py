@@ -179,20 +179,26 @@ def test_remove_empty_note(run: Invoke) -> None:
     assert "--note is empty" in result.output
 
 
-def test_show_events(run: Invoke, database_url: str) -> None:
-    """show lists the events that put the address on the list."""
+def _record_hard_bounces(database_url: str, count: int) -> None:
+    """Record ``count`` verified 5.1.1 bounces of a@example.com."""
     store = Store(database_url)
     store.upgrade()
-    store.record(
-        MessageRef("bounces", "INBOX", uidvalidity=1, uid=1),
-        sha256=hashlib.sha256(b"show").hexdigest(),
-        size=10,
-        verdict=bounce("a@example.com", status="5.1.1"),
-        outcome=Outcome.PROCESSED,
-        verified=True,
-        policy=Policy(),
-    )
+    for uid in range(1, count + 1):
+        store.record(
+            MessageRef("bounces", "INBOX", uidvalidity=1, uid=uid),
+            sha256=hashlib.sha256(b"bounce %d" % uid).hexdigest(),
+            size=10,
+            verdict=bounce("a@example.com", status="5.1.1"),
+            outcome=Outcome.PROCESSED,
+            verified=True,
+            policy=Policy(),
+        )
     store.close()
+
+
+def test_show_events(run: Invoke, database_url: str) -> None:
+    """show lists the events that put the address on the list."""
+    _record_hard_bounces(database_url, 1)
     result = run("suppress", "show", "a@EXAMPLE.COM")
     assert result.exit_code == 0, result.output
     assert "5.1.1" in result.output
@@ -234,19 +240,7 @@ def test_read_command_missing_sqlite_file(tmp_path: Path, command: list[str]) ->
 
 def test_show_says_events_left_out(run: Invoke, database_url: str) -> None:
     """show names the option that shows the older events it left out."""
-    store = Store(database_url)
-    store.upgrade()
-    for uid in range(1, 4):
-        store.record(
-            MessageRef("bounces", "INBOX", uidvalidity=1, uid=uid),
-            sha256=hashlib.sha256(b"left out %d" % uid).hexdigest(),
-            size=10,
-            verdict=bounce("a@example.com", status="5.1.1"),
-            outcome=Outcome.PROCESSED,
-            verified=True,
-            policy=Policy(),
-        )
-    store.close()
+    _record_hard_bounces(database_url, 3)
 
     some = run("suppress", "show", "a@example.com", "--events", "2")
     every = run("suppress", "show", "a@example.com", "--events", "3")

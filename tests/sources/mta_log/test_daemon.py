@@ -7,24 +7,16 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.cli.test_run import running_daemon
-from tests.servers.common import free_port, wait_until
+from tests.cli.test_run import daemon_sections, running_daemon
+from tests.servers.common import wait_until
 from tests.sources.mta_log.samples import EXPECTED_ATTEMPTS, SAMPLE
 
 
 def _config(work: Path, log: Path) -> Path:
     config = work / "watchdog.toml"
     config.write_text(
-        f"""\
-[database]
-url = "sqlite:///{work / "watchdog.db"}"
-
-[http]
-port = {free_port()}
-
-[log]
-format = "json"
-
+        daemon_sections(work)
+        + f"""
 [mta_log]
 enabled = true
 path = "{log}"

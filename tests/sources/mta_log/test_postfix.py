@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_run import Daemon, running_daemon
-from tests.servers.common import free_port
+from tests.cli.test_run import Daemon, daemon_sections, running_daemon
 from tests.servers.postfix import LIFETIME_SECONDS, Postfix, running_postfix
 
 pytestmark = pytest.mark.slow
@@ -34,17 +33,8 @@ def postfix() -> Iterator[Postfix]:
 def _config(work: Path, log: Path) -> Path:
     config = work / "watchdog.toml"
     config.write_text(
-        f"""\
-[database]
-url = "sqlite:///{work / "watchdog.db"}"
-
-[http]
-port = {free_port()}
-
-[log]
-format = "json"
-level = "debug"
-
+        daemon_sections(work)
+        + f"""
 [mta_log]
 enabled = true
 path = "{log}"
