@@ -11,7 +11,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -51,31 +51,53 @@ class UdpResolver:
         return query
 
 
-@contextlib.contextmanager
-def run_blackhole() -> Iterator[UdpResolver]:
-    """Bind a UDP socket on 127.0.0.1 that reads every query and never replies."""
+# Called with each datagram the socket receives and the client's address.
+Handler = Callable[[bytes, tuple[str, int]], None]
+
+
+def _bound_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(_POLL_SECONDS)
-    resolver = UdpResolver(sock.getsockname()[1])
-    stop = threading.Event()
+    return sock
+
+
+@contextlib.contextmanager
+def _serving(
+    sock: socket.socket, handle: Handler, stop: threading.Event | None = None
+) -> Iterator[None]:
+    """Hand every datagram on ``sock`` to ``handle`` from a thread until exit.
+
+    On exit ``stop`` (a new event by default) is set, which ends the thread,
+    and ``sock`` is closed.
+    """
+    stop = stop or threading.Event()
 
     def serve() -> None:
         while not stop.is_set():
             try:
-                data, _client = sock.recvfrom(_MAX_DATAGRAM)
+                data, client = sock.recvfrom(_MAX_DATAGRAM)
             except TimeoutError:
                 continue
-            resolver.note(data)
+            handle(data, client)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield resolver
+        yield
     finally:
         stop.set()
         thread.join(timeout=2)
         sock.close()
+
+
+@contextlib.contextmanager
+def run_blackhole() -> Iterator[UdpResolver]:
+    """Bind a UDP socket on 127.0.0.1 that reads every query and never replies."""
+    sock = _bound_socket()
+    resolver = UdpResolver(sock.getsockname()[1])
+    with _serving(sock, lambda data, _client: resolver.note(data)):
+        yield resolver
 
 
 @contextlib.contextmanager
@@ -87,9 +109,7 @@ def run_slow_forwarder(
     Queries for a name in ``drop`` (absolute, lower case, with the final
     dot) or below it get no reply, as if that zone's nameservers were down.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(_POLL_SECONDS)
+    sock = _bound_socket()
     resolver = UdpResolver(sock.getsockname()[1])
     stop = threading.Event()
 
@@ -108,29 +128,19 @@ def run_slow_forwarder(
         with contextlib.suppress(OSError):
             sock.sendto(reply, client)
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, client = sock.recvfrom(_MAX_DATAGRAM)
-            except TimeoutError:
-                continue
-            query = resolver.note(data)
-            if query is None or not query.question:
-                continue
-            name = query.question[0].name.to_text().lower()
-            if any(name == zone or name.endswith("." + zone) for zone in drop):
-                continue
-            worker = threading.Thread(target=answer, args=(data, client), daemon=True)
-            worker.start()
+    def forward(data: bytes, client: tuple[str, int]) -> None:
+        query = resolver.note(data)
+        if query is None or not query.question:
+            return
+        name = query.question[0].name.to_text().lower()
+        if any(name == zone or name.endswith("." + zone) for zone in drop):
+            return
+        worker = threading.Thread(target=answer, args=(data, client), daemon=True)
+        worker.start()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    # The delayed answers end early on the event that stops the server.
+    with _serving(sock, forward, stop):
         yield resolver
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        sock.close()
 
 
 # How ``run_mismatched_replier`` replies: with the query ID plus one, from
@@ -145,13 +155,10 @@ def run_mismatched_replier(mismatch: str) -> Iterator[UdpResolver]:
     ``mismatch`` is one of ``MISMATCHES``. Such a reply is what a forger
     who cannot see the query sends, so a client must keep waiting.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(_POLL_SECONDS)
+    sock = _bound_socket()
     other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     other.bind(("127.0.0.1", 0))
     resolver = UdpResolver(sock.getsockname()[1])
-    stop = threading.Event()
 
     def reply_to(query: dns.message.Message) -> tuple[socket.socket, bytes]:
         wire = bytearray(dns.message.make_response(query).to_wire())
@@ -162,25 +169,13 @@ def run_mismatched_replier(mismatch: str) -> Iterator[UdpResolver]:
             return other, bytes(wire)
         return sock, bytes(5)
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, client = sock.recvfrom(_MAX_DATAGRAM)
-            except TimeoutError:
-                continue
-            query = resolver.note(data)
-            if query is None:
-                continue
-            sender, wire = reply_to(query)
-            with contextlib.suppress(OSError):
-                sender.sendto(wire, client)
+    def mismatch_reply(data: bytes, client: tuple[str, int]) -> None:
+        query = resolver.note(data)
+        if query is None:
+            return
+        sender, wire = reply_to(query)
+        with contextlib.suppress(OSError):
+            sender.sendto(wire, client)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with other, _serving(sock, mismatch_reply):
         yield resolver
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        sock.close()
-        other.close()
