@@ -81,3 +81,25 @@ async def test_restored_history_makes_no_transition(store: Store) -> None:
 
     assert history.update(result, 1_700_002_000.0) is None
     assert history.changed()[KEY].first_listed == LISTED.first_listed
+
+
+async def test_forget_keeps_listed_rows(store: Store) -> None:
+    """forget deletes rows that never recorded a listing and keeps the others."""
+    history = ListingHistory.of(store)
+    clean = ("192.0.2.99", "zen.test")
+    await history.save([], {KEY: LISTED, clean: Entry(State.NOT_LISTED)})
+
+    await history.forget([KEY, clean, ("192.0.2.1", "nowhere.test")])
+
+    assert await history.load() == {KEY: LISTED}
+
+
+async def test_forget_many_keys(store: Store) -> None:
+    """More keys than one DELETE takes are all forgotten."""
+    history = ListingHistory.of(store)
+    keys = [(f"198.18.{n // 250}.{n % 250}", "zen.test") for n in range(1_200)]
+    await history.save([], dict.fromkeys(keys, Entry(State.NOT_LISTED)))
+
+    await history.forget(keys)
+
+    assert await history.load() == {}

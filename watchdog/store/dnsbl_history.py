@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, Insert, UniqueConstraint, select
+from sqlalchemy import Column, Insert, UniqueConstraint, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
@@ -26,6 +26,9 @@ from watchdog.store.side_table import SideTable
 from watchdog.store.transactions import utcnow
 
 HistoryKey = tuple[str, str]
+# Keys per DELETE. Each binds two parameters, and SQLite before 3.32
+# allows at most 999 in one statement.
+FORGET_CHUNK = 400
 
 
 def _moment(*, nullable: bool) -> Any:
@@ -89,6 +92,25 @@ class ListingHistory(SideTable):
         del transitions
         if entries:
             await self.runner(self._save, dict(entries))
+
+    async def forget(self, keys: Sequence[HistoryKey]) -> None:
+        """Delete the rows of ``keys`` that never recorded a listing.
+
+        Rows whose target was once listed stay, as the record of that
+        listing. Raises StoreError (StoreBusy when a retry may help).
+        """
+        if keys:
+            await self.runner(self._forget, list(keys))
+
+    def _forget(self, keys: list[HistoryKey]) -> None:
+        with translated("forgetting blocklist history"), self.engine.begin() as conn:
+            for start in range(0, len(keys), FORGET_CHUNK):
+                chunk = keys[start : start + FORGET_CHUNK]
+                conn.execute(
+                    delete(listing_table).where(
+                        L.first_listed.is_(None), tuple_(L.target, L.zone).in_(chunk)
+                    )
+                )
 
     def _load(self) -> dict[HistoryKey, Entry]:
         with translated("loading blocklist history"), self.engine.connect() as plain:

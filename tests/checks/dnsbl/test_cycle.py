@@ -49,6 +49,11 @@ class ListStore:
         self.saved.extend(transitions)
         self.entries.update(entries)
 
+    async def forget(self, keys: Sequence[tuple[str, str]]) -> None:
+        for key in keys:
+            if self.entries[key].first_listed is None:
+                del self.entries[key]
+
 
 def _direct(settings: Settings, dns_servers: DnsServers) -> Settings:
     """Return settings that ask rbldnsd itself, so no resolver cache delays a flip."""
@@ -410,3 +415,21 @@ async def test_history_of_unchecked_targets_forgotten(
 
     assert len(monitor.history) == 1
     assert monitor.history.get("192.0.2.24", "zen.test") is not None
+
+
+async def test_history_rows_of_unchecked_targets_deleted(
+    dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """Saved rows of pairs no longer checked go, unless they hold a listing."""
+    settings = Settings(dns=Dns(nameservers=[dns_servers.unbound.nameserver]))
+    monitor = BlocklistMonitor(settings, zones=[test_zones["zen.test"]])
+    store = ListStore()
+    listed, clean = parse_target("192.0.2.10"), parse_target("192.0.2.99")
+
+    await monitor.run([listed, clean], store=store)
+    await monitor.run([parse_target("192.0.2.98")], store=store)
+
+    assert set(store.entries) == {
+        ("192.0.2.10", "zen.test"),
+        ("192.0.2.98", "zen.test"),
+    }

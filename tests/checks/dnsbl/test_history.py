@@ -77,7 +77,7 @@ def test_retain_forgets_unchecked_pairs() -> None:
 
     forgotten = history.retain([("192.0.2.1", "zen.test")])
 
-    assert forgotten == 1
+    assert forgotten == [("192.0.2.2", "zen.test")]
     assert len(history) == 1
     assert history.get("192.0.2.2", "zen.test") is None
     assert history.get("192.0.2.1", "zen.test") is not None
@@ -88,5 +88,5 @@ def test_retain_keeps_unsaved_entries() -> None:
     history = History()
     history.update(_pair_result("192.0.2.2", State.LISTED), 1.0)
 
-    assert history.retain([]) == 0
+    assert history.retain([]) == []
     assert set(history.changed()) == {("192.0.2.2", "zen.test")}

@@ -55,6 +55,9 @@ class TransitionStore(Protocol):
     ) -> None:
         """Persist one cycle: its transitions and every entry it changed."""
 
+    async def forget(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete the saved entries of ``keys`` that never recorded a listing."""
+
 
 class BlocklistMonitor:
     """The state kept between cycles: cache, paused zones and history.
@@ -135,12 +138,15 @@ class BlocklistMonitor:
             transitions = self._record(outcome, now)
             # Each result adds at most one entry, so more entries than
             # results means some belong to pairs this pass did not check.
+            forgotten = []
             if len(self.history) > len(outcome.results):
-                self.history.retain((r.target, r.zone) for r in outcome.results)
+                checked = ((r.target, r.zone) for r in outcome.results)
+                forgotten = self.history.retain(checked)
             if self.exporter is not None:
                 self.exporter.export(outcome, now)
         if store is not None:
             await self._save(store, transitions)
+            await self._forget(store, forgotten)
         else:
             # Nothing will save the changed entries, so none is kept for it.
             self.history.mark_saved()
@@ -163,6 +169,22 @@ class BlocklistMonitor:
             )
             return
         self.history.mark_saved()
+
+    async def _forget(
+        self, store: TransitionStore, keys: list[tuple[str, str]]
+    ) -> None:
+        # Rows of pairs no longer checked that never recorded a listing
+        # carry nothing worth keeping, so the table does not grow with
+        # every target that ever came and went. Rows with a listing stay.
+        if not keys:
+            return
+        try:
+            await store.forget(keys)
+        except StoreError as exc:
+            # Left for the next process, which loads and forgets them again.
+            self.log.error(
+                "dnsbl_history_forget_failed", error=str(exc), entries=len(keys)
+            )
 
     def _record(self, outcome: Pass, now: float) -> list[Transition]:
         transitions = []

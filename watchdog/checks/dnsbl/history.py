@@ -64,8 +64,8 @@ class History:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def retain(self, checked: Iterable[tuple[str, str]]) -> int:
-        """Forget the saved entries of pairs not in ``checked`` and return their count.
+    def retain(self, checked: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Forget the saved entries of pairs not in ``checked`` and return their keys.
 
         A target that left the settings (a learned link domain that expired)
         would otherwise keep its entries in memory for the life of the
@@ -76,7 +76,7 @@ class History:
         unchecked = [key for key in self._entries if key not in keep]
         for key in unchecked:
             del self._entries[key]
-        return len(unchecked)
+        return unchecked
 
     def get(self, target: str, zone: str) -> Entry | None:
         """Return the entry of ``target`` in ``zone``, or None before any."""
