@@ -433,3 +433,34 @@ async def test_history_rows_of_unchecked_targets_deleted(
         ("192.0.2.10", "zen.test"),
         ("192.0.2.98", "zen.test"),
     }
+
+
+async def test_readded_target_delisting_reported(
+    settings: Settings, dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """A listed target that leaves and returns delisted is reported as delisted.
+
+    A restart reports it so, from the saved row, and so must a process
+    that kept running.
+    """
+    monitor = BlocklistMonitor(
+        _direct(settings, dns_servers), zones=[test_zones["flip.test"]]
+    )
+    store = ListStore()
+    target, other = parse_target("192.0.2.63"), parse_target("192.0.2.64")
+    try:
+        _flip(dns_servers, FLIP_CLEAN + "192.0.2.63\n", "192.0.2.63", listed=True)
+        await monitor.run([target, other], store)
+        await monitor.run([other], store)
+        _flip(dns_servers, FLIP_CLEAN, "192.0.2.63", listed=False)
+        monitor.lookup.forget()
+        with structlog.testing.capture_logs() as logs:
+            await monitor.run([target, other], store)
+    finally:
+        dns_servers.rbldnsd.write("flip.ip4set", FLIP_CLEAN)
+    events = [(log["event"], log["log_level"]) for log in logs]
+    entry = store.entries[("192.0.2.63", "flip.test")]
+
+    assert ("dnsbl_delisted", "warning") in events
+    assert entry.first_listed is not None
+    assert entry.delisted is not None

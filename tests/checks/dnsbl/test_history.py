@@ -72,7 +72,7 @@ def _pair_result(target: str, state: State) -> ZoneResult:
 def test_retain_forgets_unchecked_pairs() -> None:
     history = History()
     history.update(_pair_result("192.0.2.1", State.LISTED), 1.0)
-    history.update(_pair_result("192.0.2.2", State.LISTED), 1.0)
+    history.update(_pair_result("192.0.2.2", State.NOT_LISTED), 1.0)
     history.mark_saved()
 
     forgotten = history.retain([("192.0.2.1", "zen.test")])
@@ -90,3 +90,16 @@ def test_retain_keeps_unsaved_entries() -> None:
 
     assert history.retain([]) == []
     assert set(history.changed()) == {("192.0.2.2", "zen.test")}
+
+
+def test_retain_keeps_listing_records() -> None:
+    """An unchecked entry that records a listing stays, as its row does."""
+    history = History()
+    history.update(_pair_result("192.0.2.3", State.LISTED), 1.0)
+    history.update(_pair_result("192.0.2.3", State.NOT_LISTED), 2.0)
+    history.mark_saved()
+
+    assert history.retain([]) == []
+    entry = history.get("192.0.2.3", "zen.test")
+    assert entry is not None
+    assert entry.first_listed == 1.0

@@ -70,10 +70,17 @@ class History:
         A target that left the settings (a learned link domain that expired)
         would otherwise keep its entries in memory for the life of the
         process. Entries not yet saved stay, so the next save still writes
-        them. A pair checked again later starts from a new baseline.
+        them. Entries that record a listing stay too, as their rows stay in
+        the store: a target that returns is then compared with its last
+        known state, as it is after a restart. Any other pair checked again
+        later starts from a new baseline.
         """
         keep = set(checked) | self._changed
-        unchecked = [key for key in self._entries if key not in keep]
+        unchecked = [
+            key
+            for key, entry in self._entries.items()
+            if key not in keep and entry.first_listed is None
+        ]
         for key in unchecked:
             del self._entries[key]
         return unchecked
