@@ -105,7 +105,11 @@ def check_ip_command(
         console = output_console()
         console.print(_table(results))
         for listing_zone, url in _delisting_pages(results).items():
-            console.print(f"delisting for {listing_zone}: {url}", markup=False)
+            # The page comes from an editable catalogue, so it is printed as
+            # literal text, without markup, emoji codes or control characters.
+            # It stays on one line however long, so it can be copied whole.
+            line = literal_text(f"delisting for {listing_zone}: {url}")
+            console.print(line, soft_wrap=True)
         _print_failure_hint(results)
     raise typer.Exit(exit_status(results))
 

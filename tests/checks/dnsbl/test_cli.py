@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pathlib
 from collections.abc import Iterator
 
 import pytest
@@ -103,3 +104,38 @@ def test_table_no_delisting_when_clean(dns_servers: DnsServers) -> None:
     _, output = _run(dns_servers, "192.0.2.99", "--zone", "zen.test")
     assert "not_listed" in output
     assert "delisting" not in output
+
+
+def test_table_delisting_page_literal(
+    dns_servers: DnsServers, tmp_path: pathlib.Path
+) -> None:
+    """A delisting page from an edited catalogue reaches the terminal as text.
+
+    It also stays on one line however long, so it can be copied whole.
+    """
+    path = "x" * 300
+    hostile = (
+        rf'"https://zen.test/\e[2J\e]0;owned\a[bold]remove[/bold] :warning:{path}"'
+    )
+    catalogue = tmp_path / "zones.yaml"
+    catalogue.write_text(
+        ZONES_FILE.read_text().replace("https://zen.test/remove", hostile, 1)
+    )
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        [
+            "check",
+            "ip",
+            "192.0.2.10",
+            "--zone",
+            "zen.test",
+            "--nameserver",
+            dns_servers.unbound.nameserver,
+        ],
+        env={"WATCHDOG_BLOCKLISTS__ZONES_FILE": str(catalogue), "COLUMNS": "200"},
+    )
+
+    assert "\x1b" not in result.stdout
+    assert "\a" not in result.stdout
+    assert f"[bold]remove[/bold] :warning:{path}\n" in result.stdout
