@@ -249,3 +249,34 @@ def test_show_says_events_left_out(run: Invoke, database_url: str) -> None:
     assert "pass --events 4 to see more" in some.output
     assert every.exit_code == 0, every.output
     assert "left out" not in every.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "a@example.com", "--events", str(2**63 - 1)],
+        ["list", "--limit", str(2**63)],
+    ],
+)
+def test_huge_count_rejected(run: Invoke, args: list[str]) -> None:
+    """A count past what the database takes as a LIMIT is a usage error."""
+    run("suppress", "add", "a@example.com")
+
+    result = run("suppress", *args)
+
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, OverflowError)
+
+
+def test_json_export_imports_back(run: Invoke, tmp_path: Path) -> None:
+    """A file written by export --format json imports without --format."""
+    run("suppress", "add", "a@example.com", "--note", "kept")
+    exported = tmp_path / "list.json"
+    run("suppress", "export", "--format", "json", "-o", str(exported))
+    run("suppress", "remove", "a@example.com", "--note", "test")
+
+    result = run("suppress", "import", str(exported))
+
+    assert result.exit_code == 0, result.output
+    assert "added 1," in result.output

@@ -36,6 +36,9 @@ EXIT_NOT_FOUND = 1
 EXIT_REJECTED_ROWS = 1
 # Rejected import rows printed one by one; the rest are only counted.
 MAX_REPORTED_REJECTIONS = 100
+# Largest --limit and --events. Both become an SQL LIMIT, a signed 64-bit
+# integer in SQLite and PostgreSQL, and show asks for one row more.
+MAX_COUNT = 2**31 - 1
 
 app = typer.Typer(
     help="Read and edit the suppression list.", no_args_is_help=True, cls=Group
@@ -133,7 +136,11 @@ def list_command(
     limit: Annotated[
         int,
         typer.Option(
-            "--limit", min=0, metavar="N", help="Print at most N entries; 0 prints all."
+            "--limit",
+            min=0,
+            max=MAX_COUNT,
+            metavar="N",
+            help="Print at most N entries; 0 prints all.",
         ),
     ] = 100,
     output_format: Annotated[
@@ -171,7 +178,13 @@ def show_command(
     ],
     events_shown: Annotated[
         int,
-        typer.Option("--events", min=1, metavar="N", help="Show the newest N events."),
+        typer.Option(
+            "--events",
+            min=1,
+            max=MAX_COUNT,
+            metavar="N",
+            help="Show the newest N events.",
+        ),
     ] = 20,
     database: DatabaseOption = None,
     config: ConfigOption = None,
@@ -234,9 +247,9 @@ def show_command(
             )
         out.print(table)
     if older:
-        out.print(
-            f"older events left out; pass --events {2 * events_shown} to see more"
-        )
+        more = min(2 * events_shown, MAX_COUNT)
+        hint = f"; pass --events {more} to see more" if more > events_shown else ""
+        out.print(f"older events left out{hint}")
     if entry is None:
         raise typer.Exit(EXIT_NOT_FOUND)
 
@@ -336,7 +349,10 @@ def import_command(
         typer.Option(
             "--format",
             metavar="FORMAT",
-            help="csv or jsonl (or json); default jsonl for a .jsonl file, else csv.",
+            help=(
+                "csv or jsonl (or json); default jsonl for a .jsonl or .json file,"
+                " else csv."
+            ),
         ),
     ] = None,
     actor: Annotated[
@@ -357,7 +373,7 @@ def import_command(
 
     if input_format is not None:
         fmt = FileFormat(input_format.file_format)
-    elif file.suffix == ".jsonl":
+    elif file.suffix in (".jsonl", ".json"):
         fmt = FileFormat.JSONL
     else:
         fmt = FileFormat.CSV
