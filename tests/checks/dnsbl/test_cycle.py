@@ -464,3 +464,24 @@ async def test_readded_target_delisting_reported(
     assert ("dnsbl_delisted", "warning") in events
     assert entry.first_listed is not None
     assert entry.delisted is not None
+
+
+async def test_history_forgotten_beside_failing_zone(
+    dns_servers: DnsServers, test_zones: dict[str, Zone]
+) -> None:
+    """A zone that answers no known state does not hide unchecked pairs.
+
+    Its results add no entry, so the results outnumber the entries while
+    an entry of a target no longer checked is still held.
+    """
+    settings = Settings(dns=Dns(nameservers=[dns_servers.unbound.nameserver]))
+    zones = [test_zones["zen.test"], test_zones["refuse.test"]]
+    monitor = BlocklistMonitor(settings, zones=zones)
+    store = ListStore()
+
+    await monitor.run([parse_target("192.0.2.99")], store=store)
+    for _ in range(2):
+        await monitor.run([parse_target("192.0.2.98")], store=store)
+
+    assert monitor.history.get("192.0.2.99", "zen.test") is None
+    assert set(store.entries) == {("192.0.2.98", "zen.test")}

@@ -19,7 +19,7 @@ from typing import Protocol
 import dns.asyncresolver
 import structlog
 
-from watchdog.checks.dnsbl.answer import State
+from watchdog.checks.dnsbl.answer import KNOWN_STATES, State
 from watchdog.checks.dnsbl.catalogue import Zone, load_catalogue
 from watchdog.checks.dnsbl.checker import Pass, ZoneBackoff, check_zones
 from watchdog.checks.dnsbl.exporting import Exporter
@@ -136,10 +136,11 @@ class BlocklistMonitor:
             outcome = await check_zones(self.lookup, self.zones, chosen, self.backoff)
             now = self._wall_clock()
             transitions = self._record(outcome, now)
-            # Each result adds at most one entry, so more entries than
-            # results means some belong to pairs this pass did not check.
+            # Every result in a known state has an entry, so no more entries
+            # than such results means none belongs to an unchecked pair.
+            known = sum(1 for r in outcome.results if r.state in KNOWN_STATES)
             forgotten = []
-            if len(self.history) > len(outcome.results):
+            if len(self.history) > known:
                 checked = ((r.target, r.zone) for r in outcome.results)
                 forgotten = self.history.retain(checked)
             if self.exporter is not None:
