@@ -136,13 +136,7 @@ class BlocklistMonitor:
             outcome = await check_zones(self.lookup, self.zones, chosen, self.backoff)
             now = self._wall_clock()
             transitions = self._record(outcome, now)
-            # Every result in a known state has an entry, so no more entries
-            # than such results means none belongs to an unchecked pair.
-            known = sum(1 for r in outcome.results if r.state in KNOWN_STATES)
-            forgotten = []
-            if len(self.history) > known:
-                checked = ((r.target, r.zone) for r in outcome.results)
-                forgotten = self.history.retain(checked)
+            forgotten = self._forget_unchecked(outcome)
             if self.exporter is not None:
                 self.exporter.export(outcome, now)
         if store is not None:
@@ -153,6 +147,15 @@ class BlocklistMonitor:
             self.history.mark_saved()
         self._log_pass(outcome, time.perf_counter() - started)
         return outcome.results
+
+    def _forget_unchecked(self, outcome: Pass) -> list[tuple[str, str]]:
+        """Forget the history of pairs ``outcome`` did not check; return their keys."""
+        # Every result in a known state has an entry, so no more entries
+        # than such results means none belongs to an unchecked pair.
+        known = sum(1 for r in outcome.results if r.state in KNOWN_STATES)
+        if len(self.history) <= known:
+            return []
+        return self.history.retain((r.target, r.zone) for r in outcome.results)
 
     async def _save(
         self, store: TransitionStore, transitions: list[Transition]
