@@ -44,7 +44,7 @@ BATCH_BYTES = 8 << 20
 POLL_BYTES = 64 << 20
 # Seconds one poll of at most POLL_BYTES may take before it is cancelled.
 POLL_DEADLINE_SECONDS = 300.0
-# Seconds between two warnings about malformed or overlong lines; the
+# Seconds between two warnings about malformed or overlong lines. The
 # metric counts every one of them.
 DAMAGED_WARNING_INTERVAL = 3600.0
 
@@ -208,7 +208,7 @@ class MtaLogSource:
             if result.position is None:
                 self._log_missing()
                 return
-            self._log_found(result)
+            self._log_found()
             if result.position_lost:
                 log.warning(
                     "mta_log_position_lost",
@@ -241,18 +241,16 @@ class MtaLogSource:
         """Store the batch's position and changes, then count the batch."""
         result = batch.result
         assert result.position is not None
+        stamp = self._line_time(batch.counts)
         if result.position != reader.saved or batch.changed:
             # An idle poll changes nothing, so it writes nothing either.
             if consumer_lock is not None and self._lock is not None:
                 await self._lock.check(consumer_lock)
             await self._state.save(
-                self._settings.key,
-                result.position,
-                self._line_time(batch.counts),
-                batch.changed,
+                self._settings.key, result.position, stamp, batch.changed
             )
             reader.saved = result.position
-        self._count(batch.counts, result)
+        self._count(batch.counts, result, stamp)
 
     def _log_late_failure(self, commit: asyncio.Future[None]) -> None:
         """Log the failure of a commit that outlived its cancelled poll."""
@@ -303,7 +301,9 @@ class MtaLogSource:
             return None
         return line_time(counts.last_stamp, datetime.now(UTC))
 
-    def _count(self, counts: Counts, result: ReadResult) -> None:
+    def _count(
+        self, counts: Counts, result: ReadResult, stamp: datetime | None
+    ) -> None:
         metrics = self._metrics
         for (status, provider), number in counts.attempts.items():
             metrics.delivery_attempts.labels(status.value, provider).inc(number)
@@ -316,7 +316,6 @@ class MtaLogSource:
         for rotation in result.rotations:
             metrics.mta_log_rotations.labels(rotation.value).inc()
             log.info("mta_log_rotated", path=str(self._settings.path), kind=rotation)
-        stamp = self._line_time(counts)
         if stamp is not None:
             metrics.mta_log_last_line.set(stamp.timestamp())
         self._damaged["malformed"] += counts.lines[LineKind.MALFORMED]
@@ -357,7 +356,7 @@ class MtaLogSource:
             )
             self._missing_logged = True
 
-    def _log_found(self, result: ReadResult) -> None:
+    def _log_found(self) -> None:
         if self._missing_logged:
             log.info("mta_log_found", path=str(self._settings.path))
             self._missing_logged = False
