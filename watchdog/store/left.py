@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select, update
 
 from watchdog.store import suppressions
-from watchdog.store.models import clean, left_table, message_table
+from watchdog.store.models import folder_key, left_table, message_table
 
 L = left_table.c
 M = message_table.c
@@ -35,7 +35,7 @@ def still_present(
     is no longer in the folder: a later pass must neither confirm it as
     moved nor count it again.
     """
-    source, folder = _names(source, folder)
+    source, folder = folder_key(source, folder)
     in_folder = (L.source == source) & (L.folder == folder)
     conn.execute(delete(left_table).where(in_folder, L.uidvalidity != uidvalidity))
     stored = {
@@ -76,7 +76,7 @@ def remember(
     now: datetime,
 ) -> set[int]:
     """Store UIDs left in the folder; return those not stored before."""
-    source, folder = _names(source, folder)
+    source, folder = folder_key(source, folder)
     new: set[int] = set()
     for uid in uids:
         row = {
@@ -90,8 +90,3 @@ def remember(
         if key is not None:
             new.add(uid)
     return new
-
-
-def _names(source: str, folder: str) -> tuple[str, str]:
-    # Cut like the message row's source and folder, so both match.
-    return clean(source, 200) or "", clean(folder, 1000) or ""

@@ -63,6 +63,11 @@ def clean(text: str | None, limit: int) -> str | None:
     return text.replace("\x00", "\ufffd")[:limit]
 
 
+def folder_key(source: str, folder: str) -> tuple[str, str]:
+    """Return ``source`` and ``folder`` cut as a message row stores them."""
+    return clean(source, 200) or "", clean(folder, 1000) or ""
+
+
 def _time(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(
         default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, select, update
 
 from watchdog.pipeline import MessageRef, Outcome
-from watchdog.store.models import clean, message_table
+from watchdog.store.models import folder_key, message_table
 
 M = message_table.c
 
@@ -62,13 +62,13 @@ def adopt_uids(
 
     Returns the keys of the rows that took a UID.
     """
-    source_key, folder_key = _names(source, folder)
+    source_name, folder_name = folder_key(source, folder)
     adopted: set[str] = set()
     for digest, uid in uids.items():
         params = {
             "match_sha256": digest,
-            "match_source": source_key,
-            "match_folder": folder_key,
+            "match_source": source_name,
+            "match_folder": folder_name,
             "match_uidvalidity": uidvalidity,
             "new_uid": uid,
         }
@@ -108,16 +108,11 @@ def adopt_oversize(conn: Connection, ref: MessageRef, size: int) -> str | None:
 
 def _waiting(source: str, folder: str, uidvalidity: int) -> ColumnElement[bool]:
     """Return the condition of rows that wait for their new UID."""
-    source_key, folder_key = _names(source, folder)
+    source_name, folder_name = folder_key(source, folder)
     return and_(
-        M.source == source_key,
-        M.folder == folder_key,
+        M.source == source_name,
+        M.folder == folder_name,
         M.uidvalidity == uidvalidity,
         M.uid.is_(None),
         M.moved_to.is_(None),
     )
-
-
-def _names(source: str, folder: str) -> tuple[str, str]:
-    # Cut like the message row's source and folder, so both match.
-    return clean(source, 200) or "", clean(folder, 1000) or ""
