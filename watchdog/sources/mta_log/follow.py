@@ -61,7 +61,7 @@ OnLine = Callable[[bytes], None]
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where reading stopped: the file's identity and the next byte to read.
+    """Reading position: the file's identity and the next byte to read.
 
     ``head`` is the SHA-256 of the file's first ``head_size`` bytes, which
     distinguishes a truncated or replaced file from the one read before, even
@@ -97,9 +97,13 @@ class ReadResult:
     bytes_read: int = 0
     too_long: int = 0
     more: bool = False
-    missing: bool = False
     position_lost: bool = False
     rotations: list[Rotation] = field(default_factory=list)
+
+    @property
+    def missing(self) -> bool:
+        """Whether the path did not exist, so no file was read."""
+        return self.position is None
 
 
 class LineSplitter:
@@ -200,7 +204,6 @@ class LogFollower:
             # be taken for the rest of the old file.
             self._truncated(self._stat_open(), result)
         elif not self._open_saved(result):
-            result.missing = True
             return result
         too_long = self._splitter.too_long
         while True:
@@ -238,7 +241,8 @@ class LogFollower:
                 result.position_lost = True
                 self._use(self.path, 0)
         elif self._from_start or self._waited:
-            # A file that appears after the reader started holds only new lines.
+            # A file that appears after the reader started contains only new
+            # lines.
             self._use(self.path, 0)
         else:
             self._use(self.path, None)
@@ -276,10 +280,7 @@ class LogFollower:
         """
         if not head_size:
             return None
-        for sibling in self._siblings():
-            suffix = sibling.name[len(self.path.name) :]
-            if _ROTATION_SUFFIX.fullmatch(suffix) is None:
-                continue
+        for sibling in self._rotations():
             info = _stat(sibling)
             if info is None or info.st_size < offset:
                 continue
@@ -290,7 +291,7 @@ class LogFollower:
         return None
 
     def _siblings(self) -> list[Path]:
-        """Return the uncompressed rotations of the path (``mail.log.1``)."""
+        """Return the uncompressed files whose names extend the path's name."""
         with contextlib.suppress(OSError):
             return sorted(
                 p
@@ -300,6 +301,15 @@ class LogFollower:
                 and not p.name.endswith(_COMPRESSED)
             )
         return []
+
+    def _rotations(self) -> list[Path]:
+        """Return the siblings named as rotations (``mail.log.1``)."""
+        start = len(self.path.name)
+        return [
+            sibling
+            for sibling in self._siblings()
+            if _ROTATION_SUFFIX.fullmatch(sibling.name[start:]) is not None
+        ]
 
     def _next_rotation(self, current: os.stat_result) -> Path | None:
         """Return the rotated file written after the open one, if any.
@@ -313,10 +323,7 @@ class LogFollower:
         """
         opened = self._stat_open()
         later: list[tuple[int, Path]] = []
-        for sibling in self._siblings():
-            suffix = sibling.name[len(self.path.name) :]
-            if _ROTATION_SUFFIX.fullmatch(suffix) is None:
-                continue
+        for sibling in self._rotations():
             info = _stat(sibling)
             if info is None or not info.st_size:
                 continue
@@ -336,7 +343,7 @@ class LogFollower:
             offset = _last_line_start(stream, info.st_size)
         # The offset is inside a line when it was stored while an overlong
         # line was being dropped, or when the file's last DEFAULT_MAX_LINE_BYTES
-        # hold no newline.
+        # contain no newline.
         inside_line = offset > 0 and os.pread(stream.fileno(), 1, offset - 1) != b"\n"
         stream.seek(offset)
         self._file = stream
@@ -405,7 +412,7 @@ class LogFollower:
         return os.fstat(self._file_handle().fileno())
 
     def _replaced(self) -> bool:
-        """Tell whether the file's first bytes differ from those hashed before."""
+        """Return whether the file's first bytes differ from those hashed before."""
         digest, size = self._head
         if not size:
             return False
