@@ -169,9 +169,7 @@ class LineParser:
             and _MESSAGE_ID not in line
         ):
             # A delivery line cut before its status is damaged, not foreign.
-            if b": to=<" in line and b"postfix" in line:
-                return LineKind.MALFORMED
-            return LineKind.SKIPPED
+            return _unmatched(line)
         match = _HEADER.match(line)
         if match is None:
             return _unmatched(line)
@@ -211,20 +209,24 @@ class LineParser:
         addresses = _ADDRESSES.match(body)
         if addresses is None:
             return LineKind.MALFORMED
+
         relay_at = addresses.end()
         dsn_at = body.find(b", dsn=", relay_at)
         status_at = body.find(b", status=", dsn_at)
         if min(dsn_at, status_at) < 0:
             return LineKind.MALFORMED
+
         word = body[status_at + 9 :].partition(b" ")[0]
         if word not in _STATUS_WORDS:
             return LineKind.MALFORMED
         status = _STATUS_WORDS[word]
         if status is None:
             return LineKind.SKIPPED
+
         relay = body[relay_at:].partition(b",")[0].decode("utf-8", "replace")
         if self._ignore_relays and self._ignore_relays.fullmatch(relay):
             return LineKind.SKIPPED
+
         # NUL becomes U+FFFD like invalid UTF-8, because PostgreSQL's text
         # type, where deferred recipients are stored, rejects it.
         recipient = addresses["to"].decode("utf-8", "replace").replace("\0", "\ufffd")
@@ -254,11 +256,11 @@ def _expiry(queue_id: str, body: bytes, stamp: bytes) -> Parsed:
 
 
 def _unmatched(line: bytes) -> LineKind:
-    """Classify a line with a status but no Postfix header.
+    """Classify a line that lacks the syslog header or the status.
 
-    A line that names a Postfix delivery field yet lacks the syslog header
-    is damaged (cut by a full disk, two writers interleaved) and counts as
-    malformed. Other programs' lines with a ``status=`` word are skipped.
+    A line that names a Postfix delivery field is damaged (cut by a full
+    disk, two writers interleaved) and counts as malformed. Other programs'
+    lines are skipped.
     """
     if b"postfix" in line and b": to=<" in line:
         return LineKind.MALFORMED
