@@ -53,7 +53,7 @@ def _absent(ttl: float) -> Records:
 def joined_reason(texts: Iterable[str]) -> str:
     """Join the TXT records of a listing, cut to ``MAX_REASON_CHARS``.
 
-    Lists explain a listing in a line or two, so a longer TXT answer is cut
+    Lists explain a listing in a line or two, so a longer TXT reply is cut
     rather than carried whole into results, logs and the command line.
     """
     reason = " ".join(sorted(texts))
@@ -123,24 +123,18 @@ class Lookup:
             self._timed_out.pop(name, None)
 
     def cached_count(self) -> int:
-        """Return the number of names with a cached answer, expired or not."""
+        """Return the number of cached names, expired or not."""
         return len(self._expires)
 
-    def cached(self, name: str, now: float | None = None) -> Records | None:
-        """Return the cached records of ``name``, or None when absent or expired.
-
-        ``now`` is the clock's current time, for callers that read many names
-        at once; without it the clock is read.
-        """
-        expires = self._expires.get(name)
-        if expires is None:
-            return None
-        if expires > (self._clock() if now is None else now):
-            return self._records[name]
-        return None
+    def cached(self, name: str) -> Records | None:
+        """Return the cached records of ``name``, or None when absent or expired."""
+        return self.cached_many([name])[0]
 
     def cached_many(self, names: Iterable[str]) -> list[Records | None]:
-        """Return ``cached`` for each of ``names``, reading the clock once."""
+        """Return the cached records of each of ``names``, reading the clock once.
+
+        An absent or expired name gets None.
+        """
         now = self._clock()
         expires = self._expires.get
         records = self._records
@@ -183,7 +177,7 @@ class Lookup:
         without a FastResolver. A resolver that stops replying costs the batch
         about one lifetime (see ``batch.Run``).
 
-        Every expired answer is dropped first, so the names of targets that
+        Every expired entry is dropped first, so the names of targets that
         are no longer checked do not stay cached for the life of the process.
         The FastResolver then draws new source ports for the pass.
         """
@@ -193,9 +187,10 @@ class Lookup:
             return
         self.fast.renew()
         self._timed_out = {}
+        # Expired names were just dropped, so every name still cached is fresh.
         pending: dict[str, str] = {}
         for name, zone in requests:
-            if self._expires.get(name, now) <= now:
+            if name not in self._expires:
                 pending.setdefault(name, zone)
 
         found = await self._batch(

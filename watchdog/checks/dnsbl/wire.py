@@ -13,7 +13,10 @@ decide a rare case.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
+
+Key = TypeVar("Key")
+Value = TypeVar("Value")
 
 HEADER = struct.Struct("!HHHHHH")
 RR_FIXED = struct.Struct("!HHIH")
@@ -74,25 +77,21 @@ def encode_question(name: str, rdtype: int) -> bytes:
 
     Raises ValueError for a name that is not ASCII, has an empty label or
     a label over 63 octets, or is longer than 255 octets. Questions are
-    kept in a table that is emptied when full, because every cycle requests the
-    same names again.
+    kept in a bounded table, because every cycle requests the same names
+    again.
     """
     key = (name, rdtype)
     question = _QUESTIONS.get(key)
     if question is None:
         question = _encode_question(name, rdtype)
-        if len(_QUESTIONS) >= QUESTION_TABLE_SIZE:
-            _QUESTIONS.clear()
-        _QUESTIONS[key] = question
+        _keep(_QUESTIONS, key, question, QUESTION_TABLE_SIZE)
     return question
 
 
 def _encode_question(name: str, rdtype: int) -> bytes:
     labels = name.lower().rstrip(".").encode("ascii").split(b".")
     try:
-        known = _LABEL_WIRE.get
-        wire = b"".join([known(label) or _label_wire(label) for label in labels])
-        wire += b"\0"
+        wire = b"".join([_label_wire(label) for label in labels]) + b"\0"
     except ValueError:
         msg = f"invalid DNS name {name!r}: empty label or label over 63 octets"
         raise ValueError(msg) from None
@@ -103,24 +102,24 @@ def _encode_question(name: str, rdtype: int) -> bytes:
 
 
 def _label_wire(label: bytes) -> bytes:
-    """Return ``label`` with its length octet in front.
+    """Return ``label`` with its length octet in front."""
+    if not 0 < len(label) <= MAX_LABEL:
+        raise ValueError(label)
+    return bytes((len(label),)) + label
 
-    Blocklist names repeat a few labels (octets, nibbles, zone labels), so
-    their encodings are kept in a small table that is emptied when full.
+
+def _keep(table: dict[Key, Value], key: Key, value: Value, size: int) -> None:
+    """Store ``value`` under ``key``, emptying ``table`` first when it is full.
+
+    Emptying costs less than tracking which entry is oldest, and the next
+    cycle fills the table again with the names it uses.
     """
-    wire = _LABEL_WIRE.get(label)
-    if wire is None:
-        if not 0 < len(label) <= MAX_LABEL:
-            raise ValueError(label)
-        if len(_LABEL_WIRE) >= LABEL_TABLE_SIZE:
-            _LABEL_WIRE.clear()
-        wire = _LABEL_WIRE[label] = bytes((len(label),)) + label
-    return wire
+    if len(table) >= size:
+        table.clear()
+    table[key] = value
 
 
 _QUESTIONS: dict[tuple[str, int], bytes] = {}
-_LABEL_WIRE: dict[bytes, bytes] = {}
-LABEL_TABLE_SIZE = 4096
 
 
 def encode_query(query_id: int, question: bytes) -> bytes:
@@ -205,9 +204,7 @@ def _negative_ttl(data: bytes, offset: int, count: int) -> float | None:
     except KeyError:
         pass
     ttl = _soa_minimum(data, offset, count)
-    if len(_NEGATIVE_TTLS) >= NEGATIVE_TABLE_SIZE:
-        _NEGATIVE_TTLS.clear()
-    _NEGATIVE_TTLS[key] = ttl
+    _keep(_NEGATIVE_TTLS, key, ttl, NEGATIVE_TABLE_SIZE)
     return ttl
 
 
