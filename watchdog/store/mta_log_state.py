@@ -1,11 +1,11 @@
 """Where the MTA log reader stopped, and the recipients of deferred mail.
 
-``mta_log_position`` contains one row per log (``key``, the configured path
-unless ``mta_log.state_key`` names another): the file's device and inode,
-the offset of the first line not yet counted, a hash of the file's first
-bytes and the time of the last delivery line. ``mta_log_pending`` holds
-the deferred recipients of queued messages, so that an expiry after a
-restart still counts under the right providers.
+``mta_log_position`` contains one row per log, keyed by the configured
+path unless ``mta_log.state_key`` names another key. Each row has the
+file's device and inode, the offset of the first line not yet counted, a
+hash of the file's first bytes and the time of the last delivery line.
+``mta_log_pending`` contains the deferred recipients of queued messages,
+so that an expiry after a restart still counts under the right providers.
 
 Both change in one transaction per read, and the reader adds the counts of
 that read to the metrics only after the COMMIT. A restart therefore resumes
@@ -66,6 +66,9 @@ position_table = MtaLogPosition.__table__  # type: ignore[attr-defined]
 pending_table = MtaLogPending.__table__  # type: ignore[attr-defined]
 P = position_table.c
 Q = pending_table.c
+
+# Queue IDs per DELETE statement, to keep its IN list short.
+_DELETE_BATCH = 500
 
 PendingRow = tuple[str, str, str]
 """(queue ID, recipient, provider)."""
@@ -176,8 +179,8 @@ def _replace_pending(
     if not changed:
         return
     queue_ids = list(changed)
-    for start in range(0, len(queue_ids), 500):
-        part = queue_ids[start : start + 500]
+    for start in range(0, len(queue_ids), _DELETE_BATCH):
+        part = queue_ids[start : start + _DELETE_BATCH]
         conn.execute(delete(pending_table).where(Q.key == key, Q.queue_id.in_(part)))
     rows = list(_rows(key, changed.items()))
     if rows:

@@ -28,8 +28,8 @@ from watchdog.sources.mta_log.lines import (
 UNKNOWN_PROVIDER = "unknown"
 DEFAULT_MAX_PENDING = 100_000
 # Longer recipients are kept as their SHA-256. A PostgreSQL B-tree index
-# entry holds at most 2704 bytes, and the primary key of mta_log_pending
-# also holds the log's key and the queue ID. Postfix 3.7.11 itself
+# entry is at most 2704 bytes, and the primary key of mta_log_pending also
+# contains the log's key and the queue ID. Postfix 3.7.11 itself
 # rejects SMTP commands over 2048 bytes (line_length_limit), and postdrop
 # rejected a 3016-byte recipient from sendmail, so such lines are forged.
 MAX_RECIPIENT_BYTES = 1024
