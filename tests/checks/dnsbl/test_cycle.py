@@ -469,10 +469,10 @@ async def test_readded_target_delisting_reported(
 async def test_history_forgotten_beside_failing_zone(
     dns_servers: DnsServers, test_zones: dict[str, Zone]
 ) -> None:
-    """A zone that answers no known state does not hide unchecked pairs.
+    """A zone whose results are all errors does not hide unchecked pairs.
 
     Its results add no entry, so the results outnumber the entries while
-    an entry of a target no longer checked is still held.
+    an entry of a target no longer checked is still kept.
     """
     settings = Settings(dns=Dns(nameservers=[dns_servers.unbound.nameserver]))
     zones = [test_zones["zen.test"], test_zones["refuse.test"]]
