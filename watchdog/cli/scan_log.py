@@ -67,11 +67,7 @@ def scan_log_command(
             fail(msg, EXIT_USAGE)
 
     options = settings.mta_log
-    parser = LineParser(
-        syslog_names=options.syslog_names,
-        agents=options.agents,
-        ignore_relays=options.ignore_relays,
-    )
+    parser = LineParser.from_settings(options)
     tally = Tally(providers, Pending(max_recipients=options.max_pending_recipients))
 
     def on_line(line: bytes) -> None:

@@ -279,11 +279,7 @@ class MtaLogSource:
             from_start=settings.start_at is StartAt.START,
             max_line_bytes=settings.max_line_bytes,
         )
-        parser = LineParser(
-            syslog_names=settings.syslog_names,
-            agents=settings.agents,
-            ignore_relays=settings.ignore_relays,
-        )
+        parser = LineParser.from_settings(settings)
         tally = Tally(self._providers, pending)
         self._reader = _Reader(follower, tally, parser, saved.position)
         log.info(

@@ -32,6 +32,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchdog.config import MtaLog
 
 
 class Status(StrEnum):
@@ -155,6 +159,15 @@ class LineParser:
         relays = list(ignore_relays)
         self._ignore_relays = wildcard_pattern(relays) if relays else None
         self._names: dict[bytes, bool] = {}
+
+    @classmethod
+    def from_settings(cls, settings: MtaLog) -> LineParser:
+        """Return a parser for the names, agents and relays of ``settings``."""
+        return cls(
+            syslog_names=settings.syslog_names,
+            agents=settings.agents,
+            ignore_relays=settings.ignore_relays,
+        )
 
     def parse(self, line: bytes) -> Parsed:
         """Return the attempt or queue change of ``line``, or why it is neither.
