@@ -59,7 +59,7 @@ def test_scan_log_rotated_files(tmp_path: Path) -> None:
 
 
 def test_scan_log_compression_by_content(tmp_path: Path) -> None:
-    """Compression is told by the file's first bytes, not by its name."""
+    """Compression is detected by the file's first bytes, not by its name."""
     packed = tmp_path / "mail.log.2"
     packed.write_bytes(gzip.compress(SAMPLE.read_bytes()))
     assert _attempts(_json(str(packed))) == EXPECTED_ATTEMPTS

@@ -334,7 +334,7 @@ async def test_cancelled_during_commit(store: Store, tmp_path: Path) -> None:
 
 
 async def test_shared_database_one_reader(database_url: str, tmp_path: Path) -> None:
-    """Two daemons on one database: one reads, the other stands by, no line twice."""
+    """Two daemons on one database: one reads, the other waits, no line twice."""
     log = tmp_path / "mail.log"
     lines = sample_lines()
     _write(log, lines[:45])
@@ -358,11 +358,13 @@ async def test_shared_database_one_reader(database_url: str, tmp_path: Path) -> 
             default_provider_map(),
             lock=LogLock(second_store, settings.key),
         )
+
         held = second_store.take_consumer_lock(SOURCE_NAME, settings.key)
         assert held.won
         assert (await first.poll()).state == "locked"
         held.release()
         assert (await second.poll()).state == "done"
+
         _write(log, lines[45:])
         # The poll's release is queued on the store thread: let it run.
         await second_store.call(lambda: None)
@@ -374,6 +376,7 @@ async def test_shared_database_one_reader(database_url: str, tmp_path: Path) -> 
     finally:
         first_store.close()
         second_store.close()
+
     total = _attempts(first_metrics.registry)
     for key, value in _attempts(second_metrics.registry).items():
         total[key] = total.get(key, 0) + value
