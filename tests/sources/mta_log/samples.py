@@ -2,9 +2,10 @@
 
 ``data/postfix-3.7.11.log`` is the ``maillog_file`` of a run of the
 Postfix fixture (Debian's 3.7.11) relaying to the SMTP sink. It has two
-delivered gmail.com recipients and one rejected with 550 5.1.1. Three
-recipients were deferred with 452 4.2.2 or 450 4.7.28 until their message
-expired, two by ``maximal_queue_lifetime`` and one by ``postsuper -e``.
+delivered gmail.com recipients and one rejected with 550 5.1.1. Four
+recipients of three messages were deferred with 452 4.2.2 or 450 4.7.28
+until their message expired, two messages by ``maximal_queue_lifetime``
+and one by ``postsuper -e``.
 Four non-delivery notifications went to the sender app@bounce.test.
 """
 
