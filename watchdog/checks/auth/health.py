@@ -1,4 +1,4 @@
-"""Tell a resolver that stopped responding from a domain whose nameservers did.
+"""Distinguish a resolver that stopped responding from a dead domain.
 
 A recursive resolver times out on a name when the name's authoritative
 nameservers are down, so timeouts alone cannot tell the two apart. The
@@ -14,7 +14,7 @@ unreachable, and later queries of the run are not sent.
 After a probe proves the resolver alive, the lookups of the domain keep
 failing with reason ``timeout``. Each domain's lookups also share a
 ``DomainTimeouts``, which stops sending queries for names at or below the
-domain after the same number of timeouts in a row, so a domain with dead
+domain after the same number of timeouts in a row. So a domain with dead
 nameservers costs about one lookup lifetime, not one per check.
 """
 
@@ -30,7 +30,6 @@ import dns.inet
 import dns.message
 import dns.name
 import dns.nameserver
-import dns.query
 import dns.rdatatype
 import dns.resolver
 
@@ -85,7 +84,7 @@ class DomainTimeouts(TimeoutStreak):
         self.domain = domain
 
     def covers(self, name: str) -> bool:
-        """Tell whether ``name`` (lower case, no final dot) is under the domain.
+        """Return whether ``name`` (lower case, no final dot) is under the domain.
 
         The domain itself counts as under it.
         """
@@ -121,10 +120,7 @@ class ResolverHealth(TimeoutStreak):
 
         A probe waits ``reply_seconds`` for a reply from each endpoint.
         """
-        if self._probe is None or self._probe.done():
-            sending = self._send_probe(endpoints, reply_seconds)
-            self._probe = asyncio.ensure_future(sending)
-        await asyncio.shield(self._probe)
+        await asyncio.shield(self._start_probe(endpoints, reply_seconds))
 
     def probe_soon(
         self, endpoints: list[Endpoint], reply_seconds: float, sent_at: float
@@ -136,20 +132,24 @@ class ResolverHealth(TimeoutStreak):
         nothing when an answer or a failed probe came after ``sent_at``, or
         a probe is in flight.
         """
-        if self.last_response >= sent_at or self.failed_probe_at >= sent_at:
-            return
-        if self._probe is not None and not self._probe.done():
-            return
-        self._probe = asyncio.ensure_future(self._send_probe(endpoints, reply_seconds))
+        if self.last_response < sent_at and self.failed_probe_at < sent_at:
+            self._start_probe(endpoints, reply_seconds)
 
     def probe_blocking(self, endpoints: list[Endpoint], reply_seconds: float) -> None:
-        """Probe ``endpoints`` one after another and record the outcome.
+        """Probe ``endpoints`` in an event loop of its own and record the outcome.
 
-        For pyspf's lookups, which run in a worker thread.
+        For pyspf's lookups, which run in a worker thread with no event loop.
         """
-        sent_at = time.monotonic()
-        alive = any(_probe_blocking(endpoint, reply_seconds) for endpoint in endpoints)
-        self._record_probe(sent_at, alive=alive)
+        asyncio.run(self._send_probe(endpoints, reply_seconds))
+
+    def _start_probe(
+        self, endpoints: list[Endpoint], reply_seconds: float
+    ) -> asyncio.Task[None]:
+        """Start a probe unless one is in flight, and return the one in flight."""
+        if self._probe is None or self._probe.done():
+            sending = self._send_probe(endpoints, reply_seconds)
+            self._probe = asyncio.ensure_future(sending)
+        return self._probe
 
     async def _send_probe(
         self, endpoints: list[Endpoint], reply_seconds: float
@@ -199,26 +199,6 @@ async def _probe_async(endpoint: Endpoint, reply_seconds: float) -> bool:
     # (truncated, say) still came from the resolver.
     try:
         await dns.asyncquery.udp(
-            query,
-            address,
-            timeout=reply_seconds,
-            port=port,
-            ignore_unexpected=True,
-            ignore_errors=True,
-        )
-    except (dns.exception.Timeout, OSError):
-        return False
-    except dns.exception.DNSException:
-        return True
-    return True
-
-
-def _probe_blocking(endpoint: Endpoint, reply_seconds: float) -> bool:
-    address, port = endpoint
-    query = _probe_query()
-    # Mismatched datagrams are skipped as in ``_probe_async``.
-    try:
-        dns.query.udp(
             query,
             address,
             timeout=reply_seconds,
