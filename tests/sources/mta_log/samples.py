@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.cli.test_run import daemon_sections
+
 SAMPLE = Path(__file__).parent / "data" / "postfix-3.7.11.log"
 
 EXPECTED_ATTEMPTS = {
@@ -61,3 +63,19 @@ def as_rfc3339(line: bytes) -> bytes:
     return _STAMP.sub(
         lambda m: b"2026-12-" + m[2] + b"T" + m[3] + b".123456+00:00 ", line
     )
+
+
+def daemon_config(work: Path, log: Path, *, start_at: str = "end") -> Path:
+    """Write a test daemon's config that reads ``log`` every 0.2 s; return it."""
+    config = work / "watchdog.toml"
+    config.write_text(
+        daemon_sections(work)
+        + f"""
+[mta_log]
+enabled = true
+path = "{log}"
+poll_interval_seconds = 0.2
+start_at = "{start_at}"
+"""
+    )
+    return config

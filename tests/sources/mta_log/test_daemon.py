@@ -7,31 +7,18 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.cli.test_run import daemon_sections, running_daemon
+from tests.cli.test_run import running_daemon
 from tests.servers.common import wait_until
-from tests.sources.mta_log.samples import EXPECTED_ATTEMPTS, SAMPLE
-
-
-def _config(work: Path, log: Path) -> Path:
-    config = work / "watchdog.toml"
-    config.write_text(
-        daemon_sections(work)
-        + f"""
-[mta_log]
-enabled = true
-path = "{log}"
-poll_interval_seconds = 0.2
-start_at = "start"
-"""
-    )
-    return config
+from tests.sources.mta_log.samples import EXPECTED_ATTEMPTS, SAMPLE, daemon_config
 
 
 def test_unreadable_log_retried(tmp_path: Path) -> None:
     """An unreadable log fails each poll in the log and /healthz, then recovers."""
     log = tmp_path / "mail.log"
     log.mkdir()
-    with running_daemon(_config(tmp_path, log), tmp_path) as daemon:
+    with running_daemon(
+        daemon_config(tmp_path, log, start_at="start"), tmp_path
+    ) as daemon:
 
         def failures() -> list[dict[str, object]]:
             return [e for e in daemon.events() if e.get("event") == "poll_failed"]

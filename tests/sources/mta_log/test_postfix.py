@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_run import Daemon, daemon_sections, running_daemon
+from tests.cli.test_run import Daemon, running_daemon
 from tests.servers.postfix import LIFETIME_SECONDS, Postfix, running_postfix
+from tests.sources.mta_log.samples import daemon_config
 
 pytestmark = pytest.mark.slow
 
@@ -28,20 +29,6 @@ WAIT_SECONDS = LIFETIME_SECONDS + 15
 def postfix() -> Iterator[Postfix]:
     with running_postfix() as instance:
         yield instance
-
-
-def _config(work: Path, log: Path) -> Path:
-    config = work / "watchdog.toml"
-    config.write_text(
-        daemon_sections(work)
-        + f"""
-[mta_log]
-enabled = true
-path = "{log}"
-poll_interval_seconds = 0.2
-"""
-    )
-    return config
 
 
 def _attempts(daemon: Daemon) -> dict[tuple[str, str], float]:
@@ -114,7 +101,7 @@ def _merge(*scrapes: dict[tuple[str, str], float]) -> dict[tuple[str, str], floa
 
 def test_daemon_counts_postfix_log(postfix: Postfix, tmp_path: Path) -> None:
     """Sent, bounced, deferred and expired attempts are counted exactly once."""
-    config = _config(tmp_path, postfix.log)
+    config = daemon_config(tmp_path, postfix.log)
     sender = "app-e2e@bounce.test"
     with running_daemon(config, tmp_path) as daemon:
         _wait(lambda: "mta_log_opened" in daemon.log.read_text(), "start", postfix)
