@@ -484,7 +484,7 @@ class FolderPass:
                 for r in reports
                 if r.destination is None and r.result.outcome is not Outcome.FAILED
             ]
-            left = self._remember_left(uidvalidity, staying, counted=self._adopted)
+            left = self._remember_left(uidvalidity, staying)
         self._count(left)
         return reports, tuple(left)
 
@@ -517,18 +517,14 @@ class FolderPass:
         return self._store.adopt_uids(plan.source, plan.folder, uidvalidity, uids)
 
     def _remember_left(
-        self,
-        uidvalidity: int,
-        reports: Sequence[MessageReport],
-        *,
-        counted: Set[str] = frozenset(),
+        self, uidvalidity: int, reports: Sequence[MessageReport]
     ) -> list[Counted]:
         """Store the UIDs of messages that stay in place; return those to count.
 
         A message is counted by the pass that first stores its UID, so a
         pass that finds it in place again, in this process or after a
         restart, counts nothing. Nor is one counted whose key is in
-        ``counted``: its row took a new UID after a UIDVALIDITY change, so
+        ``_adopted``: its row took a new UID after a UIDVALIDITY change, so
         the copies of those bytes were left and counted under the old
         UIDVALIDITY. NOTE: a copy appended after the change and read in
         the same pass is therefore not counted either.
@@ -539,7 +535,7 @@ class FolderPass:
         return [
             _as_counted(by_uid[uid].result)
             for uid in sorted(new)
-            if by_uid[uid].result.sha256 not in counted
+            if by_uid[uid].result.sha256 not in self._adopted
         ]
 
     async def _move(
@@ -583,7 +579,7 @@ class FolderPass:
 
         Runs on the store thread.
         """
-        counted = self._remember_left(uidvalidity, group, counted=self._adopted)
+        counted = self._remember_left(uidvalidity, group)
         self._count(counted)
         return counted
 
