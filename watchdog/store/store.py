@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, case, select, text, update
 from sqlalchemy.engine import make_url
 
 from watchdog.classify.verdict import Verdict
@@ -407,14 +407,12 @@ class Store(SuppressionList):
                 .where(B.source == source, B.folder == folder)
                 .values(uidvalidity=value, updated_at=now)
             )
-            stale = (M.source == source) & (M.folder == folder)
-            stale &= M.uidvalidity != value
+            unmoved_value = case((M.moved_to.is_(None), value), else_=M.uidvalidity)
             conn.execute(
                 update(message_table)
-                .where(stale, M.moved_to.is_(None))
-                .values(uid=None, uidvalidity=value)
+                .where(M.source == source, M.folder == folder, M.uidvalidity != value)
+                .values(uid=None, uidvalidity=unmoved_value)
             )
-            conn.execute(update(message_table).where(stale).values(uid=None))
             return True
 
     def mark_moved(self, sha256: str, folder: str) -> None:
