@@ -107,6 +107,8 @@ class Lookup:
         domain: str | None = None,
     ) -> None:
         self.resolver = resolver
+        # The nameservers that a liveness probe goes to.
+        self.probe_endpoints = udp_endpoints(resolver)
         self.health = health if health is not None else ResolverHealth()
         self.domain_timeouts = (
             DomainTimeouts(domain, self.health.limit) if domain else None
@@ -137,7 +139,7 @@ class Lookup:
         probe_timer = asyncio.get_running_loop().call_later(
             self.resolver.timeout,
             self.health.probe_soon,
-            udp_endpoints(self.resolver),
+            self.probe_endpoints,
             self.resolver.timeout,
             sent_at,
         )
@@ -188,7 +190,7 @@ class Lookup:
         """
         health = self.health
         if health.needs_probe:
-            await health.probe(udp_endpoints(self.resolver), self.resolver.timeout)
+            await health.probe(self.probe_endpoints, self.resolver.timeout)
         if health.unreachable:
             msg = (
                 f"DNS query {name!r} {rdtype} not sent: the last "
