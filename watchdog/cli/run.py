@@ -131,7 +131,7 @@ def scan_command(
 
 
 def _has_work(settings: Settings) -> bool:
-    """Tell whether the daemon has a source to poll or a target to check."""
+    """Return whether the daemon has a source to poll or a target to check."""
     sending = settings.sending
     return bool(
         settings.mailboxes

@@ -36,8 +36,8 @@ EXIT_NOT_FOUND = 1
 EXIT_REJECTED_ROWS = 1
 # Rejected import rows printed one by one; the rest are only counted.
 MAX_REPORTED_REJECTIONS = 100
-# Largest --limit and --events. Both become an SQL LIMIT, a signed 64-bit
-# integer in SQLite and PostgreSQL, and show asks for one row more.
+# Largest --limit and --events. Both become an SQL LIMIT, which is a signed
+# 64-bit integer in SQLite and PostgreSQL, and show requests one row more.
 MAX_COUNT = 2**31 - 1
 
 app = typer.Typer(
