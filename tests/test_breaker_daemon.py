@@ -299,7 +299,7 @@ async def test_left_mail_counted_once(dovecot: Dovecot, database_url: str) -> No
 async def test_left_copies_counted_once(dovecot: Dovecot, database_url: str) -> None:
     """Two left copies with the same bytes count once each, across a restart.
 
-    They share one message row, so only their UIDs tell them apart.
+    They share one message row, so only their UIDs distinguish them.
     """
     user = f"breakercopies{next(USERS)}"
     dovecot.add_user(user)

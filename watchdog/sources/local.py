@@ -188,7 +188,7 @@ def from_line_date(line: bytes) -> datetime | None:
 
 
 def _is_regular(path: Path) -> bool:
-    """Tell whether ``path`` is, or links to, a regular file."""
+    """Return whether ``path`` is, or links to, a regular file."""
     try:
         return stat.S_ISREG(path.stat().st_mode)
     except OSError:
@@ -196,7 +196,7 @@ def _is_regular(path: Path) -> bool:
 
 
 def _is_special(path: Path) -> bool:
-    """Tell whether ``path`` exists but is neither a folder nor a regular file."""
+    """Return whether ``path`` exists but is neither a folder nor a regular file."""
     return path.exists() and not path.is_dir() and not _is_regular(path)
 
 

@@ -13,8 +13,8 @@ its reply arrived, the next pass finds the recorded messages gone from the
 source folder, marks them moved then and counts them. If the MOVE never
 ran, the next pass moves the duplicates and counts them under the outcome
 stored for the first copy. Either way each message is counted once. When
-UIDVALIDITY changed meanwhile, the stored UIDs name nothing, so the pass
-that has read the whole folder again does the same with the recorded
+UIDVALIDITY changed meanwhile, the stored UIDs are cleared. The pass that
+has read the whole folder again then does the same with the recorded
 messages it did not find there. A message left in place is counted when
 its UID is first stored as left, in the transaction of its record, and
 later passes skip that UID. Once mail is no longer left, they read it
@@ -306,10 +306,10 @@ class FolderPass:
 
         Call it only after a pass that read every UID listed at its start.
         Each read gives a recorded message still in the folder its new UID
-        back. So a row whose UID the change cleared and that no read took
-        is of a message that left the folder before the change, by a MOVE
-        whose reply was lost. NOTE: as in ``_confirm_moves``, a message
-        that another client expunged meanwhile is counted the same way.
+        back. A row still without a UID therefore belongs to a message that
+        left the folder before the change, by a MOVE whose reply was lost.
+        NOTE: as in ``_confirm_moves``, a message that another client
+        expunged meanwhile is counted the same way.
         """
         plan, store = self._plan, self._store
         gone = await store.call(
