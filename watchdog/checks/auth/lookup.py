@@ -128,10 +128,10 @@ class Lookup:
         domain's earlier queries timed out while the resolver responded.
         """
         name = normalise(name)
-        await self._raise_if_cut_off(name, rdtype)
         domain = self.domain_timeouts
         if domain is not None and not domain.covers(name):
             domain = None
+        await self._raise_if_cut_off(name, rdtype, domain)
         self.queries += 1
         sent_at = time.monotonic()
         # A query still unanswered after one try's timeout starts a probe,
@@ -181,8 +181,13 @@ class Lookup:
         canonical = normalise(answer.canonical_name.to_text())
         return Answer(name, rdtype, records, canonical)
 
-    async def _raise_if_cut_off(self, name: str, rdtype: str) -> None:
+    async def _raise_if_cut_off(
+        self, name: str, rdtype: str, domain: DomainTimeouts | None
+    ) -> None:
         """Raise DnsError, sending nothing, when the resolver or domain is cut off.
+
+        ``domain`` is the audited domain's timeout count, or None for a name
+        outside it.
 
         Timeouts alone do not cut the resolver off: a probe must get no
         reply first. When the probe gets a reply, the count starts again
@@ -201,8 +206,7 @@ class Lookup:
                 "or --nameserver answers"
             )
             raise DnsError(msg, name=name, reason="resolver_unreachable")
-        domain = self.domain_timeouts
-        if domain is not None and domain.exceeded and domain.covers(name):
+        if domain is not None and domain.exceeded:
             msg = (
                 f"DNS query {name!r} {rdtype} not sent: the last "
                 f"{domain.consecutive_timeouts} queries for names under "

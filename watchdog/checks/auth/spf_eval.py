@@ -101,10 +101,10 @@ def resolver_lookup(
     """
 
     def lookup(name: str, qtype: str) -> list[SpfRow]:
-        _raise_if_cut_off(resolver, health, domain_timeouts, name, qtype)
         domain = domain_timeouts
         if domain is not None and not domain.covers(normalise(name)):
             domain = None
+        _raise_if_cut_off(resolver, health, domain, name, qtype)
         counters = [c for c in (health, domain) if c is not None]
         sent_at = time.monotonic()
         try:
@@ -138,22 +138,23 @@ def resolver_lookup(
 def _raise_if_cut_off(
     resolver: dns.resolver.Resolver,
     health: ResolverHealth | None,
-    domain_timeouts: DomainTimeouts | None,
+    domain: DomainTimeouts | None,
     name: str,
     qtype: str,
 ) -> None:
+    """Raise ``spf.TempError`` when the resolver or ``domain`` is cut off.
+
+    ``domain`` is the audited domain's timeout count, or None for a name
+    outside it.
+    """
     if health is not None and health.needs_probe:
         health.probe_blocking(udp_endpoints(resolver), resolver.timeout)
     if health is not None and health.unreachable:
         raise spf.TempError(f"DNS {name} {qtype}: resolver unreachable, not sent")
-    if (
-        domain_timeouts is not None
-        and domain_timeouts.exceeded
-        and domain_timeouts.covers(normalise(name))
-    ):
+    if domain is not None and domain.exceeded:
         msg = (
             f"DNS {name} {qtype}: not sent, because the nameservers of "
-            f"{domain_timeouts.domain} stopped answering"
+            f"{domain.domain} stopped answering"
         )
         raise spf.TempError(msg)
 
