@@ -30,7 +30,7 @@ from tests.jobs.mailbox_support import (
     settings_for,
     unique,
 )
-from tests.jobs.test_mailbox import assert_clean
+from tests.jobs.test_mailbox import assert_clean, fill
 from tests.servers.common import wait_until
 from tests.servers.dovecot import Dovecot, running_dovecot
 from tests.servers.faultproxy import Fault, FaultProxy, Mode
@@ -52,16 +52,26 @@ def dovecot() -> Iterator[Dovecot]:
         yield instance
 
 
+def add_user(dovecot: Dovecot, prefix: str) -> str:
+    """Create a Dovecot user named ``prefix`` and a number, and return it."""
+    user = f"{prefix}{next(USERS)}"
+    dovecot.add_user(user)
+    return user
+
+
+def ordinary_mail(user: str) -> list[bytes]:
+    """Return the ordinary samples, each made unique to ``user``."""
+    return [unique(raw, f"{user}-{n}") for n, raw in enumerate(ordinary_samples())]
+
+
 @pytest.mark.dovecot
 async def test_left_mail_moved_after_leave_off(
     dovecot: Dovecot, database_url: str
 ) -> None:
     """Mail left under ``leave`` moves, counted once, once ``move`` is set."""
-    user = f"pipeleaveoff{next(USERS)}"
-    dovecot.add_user(user)
-    ordinary = [unique(raw, f"{user}-{n}") for n, raw in enumerate(ordinary_samples())]
-    for raw in ordinary:
-        dovecot.append(user, raw)
+    user = add_user(dovecot, "pipeleaveoff")
+    ordinary = ordinary_mail(user)
+    fill(dovecot, user, ordinary)
 
     leaving = make_rig(settings_for(dovecot, user, unrecognised="leave"), database_url)
     await drain(leaving)
@@ -82,11 +92,9 @@ async def test_left_mail_uidvalidity_change(
     dovecot: Dovecot, database_url: str
 ) -> None:
     """Mail left in place is not counted again after UIDVALIDITY changes."""
-    user = f"pipeleftuv{next(USERS)}"
-    dovecot.add_user(user)
-    ordinary = [unique(raw, f"{user}-{n}") for n, raw in enumerate(ordinary_samples())]
-    for raw in ordinary:
-        dovecot.append(user, raw)
+    user = add_user(dovecot, "pipeleftuv")
+    ordinary = ordinary_mail(user)
+    fill(dovecot, user, ordinary)
     settings = settings_for(dovecot, user, unrecognised="leave")
 
     first = make_rig(settings, database_url)
@@ -112,11 +120,9 @@ async def test_lost_move_two_uidvalidity_changes(
     a pass records the next batch and fails before moving it. After the
     second change the whole folder is read again.
     """
-    user = f"piptwouv{next(USERS)}"
-    dovecot.add_user(user)
+    user = add_user(dovecot, "piptwouv")
     raws = make_bounces(10, user)
-    for raw in raws:
-        dovecot.append(user, raw)
+    fill(dovecot, user, raws)
     proxy = FaultProxy(dovecot.imap_port)
     proxy.start()
     rigs = []
@@ -172,11 +178,9 @@ async def test_deleted_left_mail_not_confirmed(
     dovecot: Dovecot, database_url: str
 ) -> None:
     """Left mail someone deleted is not counted as moved once ``move`` is set."""
-    user = f"pipdeleted{next(USERS)}"
-    dovecot.add_user(user)
-    ordinary = [unique(raw, f"{user}-{n}") for n, raw in enumerate(ordinary_samples())]
-    for raw in ordinary:
-        dovecot.append(user, raw)
+    user = add_user(dovecot, "pipdeleted")
+    ordinary = ordinary_mail(user)
+    fill(dovecot, user, ordinary)
 
     leaving = make_rig(settings_for(dovecot, user, unrecognised="leave"), database_url)
     await drain(leaving)
@@ -238,12 +242,10 @@ def test_sigkill_after_uidvalidity_change(
     Every message ends in one folder with one row, each moved message's
     row is marked moved, and left mail has its UID stored.
     """
-    user = f"pipkilluv{next(USERS)}"
-    dovecot.add_user(user)
+    user = add_user(dovecot, "pipkilluv")
     raws = make_bounces(8, user)
-    ordinary = [unique(raw, f"{user}-{n}") for n, raw in enumerate(ordinary_samples())]
-    for raw in raws + ordinary:
-        dovecot.append(user, raw)
+    ordinary = ordinary_mail(user)
+    fill(dovecot, user, raws + ordinary)
     proxy = FaultProxy(dovecot.imap_port)
     proxy.start()
     try:
@@ -305,11 +307,9 @@ async def test_flagged_mail_uidvalidity_change(
     dovecot: Dovecot, database_url: str
 ) -> None:
     """Mail only flagged, on a server that cannot move, counts once across a change."""
-    user = f"pipflagged{next(USERS)}"
-    dovecot.add_user(user)
+    user = add_user(dovecot, "pipflagged")
     raws = make_bounces(3, user)
-    for raw in raws:
-        dovecot.append(user, raw)
+    fill(dovecot, user, raws)
     settings = settings_for(dovecot, user)
 
     first = make_rig(settings, database_url)
@@ -337,12 +337,10 @@ def test_sigkill_mid_move(
     The proxy forwards the server's reply only up to ``[COPYUID``, so the
     server has moved the batch when the daemon dies.
     """
-    user = f"pipkillmove{next(USERS)}"
-    dovecot.add_user(user)
+    user = add_user(dovecot, "pipkillmove")
     raws = make_bounces(8, user)
-    ordinary = [unique(raw, f"{user}-{n}") for n, raw in enumerate(ordinary_samples())]
-    for raw in raws + ordinary:
-        dovecot.append(user, raw)
+    ordinary = ordinary_mail(user)
+    fill(dovecot, user, raws + ordinary)
     proxy = FaultProxy(dovecot.imap_port)
     proxy.start()
     try:
@@ -394,8 +392,7 @@ async def test_oversize_same_size_after_change(
     dovecot: Dovecot, database_url: str
 ) -> None:
     """A new oversized message the size of a lost MOVE's message is recorded."""
-    user = f"pipoversize{next(USERS)}"
-    dovecot.add_user(user)
+    user = add_user(dovecot, "pipoversize")
     raw = make_bounces(1, user)[0]
     moved, arrived = unique(raw, "aaaa"), unique(raw, "bbbb")
     dovecot.append(user, moved)
