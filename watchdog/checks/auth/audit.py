@@ -95,14 +95,20 @@ async def run_audit(
         health,
         policy_history,
     )
+    # Each audited domain, its selectors and those known only as learned.
+    audited = [
+        (normalise(domain), *_selectors_for(domain, configured, learned))
+        for domain in domains
+    ]
     domain_runs = [
         _audit_domain(
             run,
-            normalise(domain),
-            *_selectors_for(domain, configured, learned),
-            identifiers_for(normalise(domain), learned, sending.return_path_domains),
+            domain,
+            selectors,
+            learned_only,
+            identifiers_for(domain, learned, sending.return_path_domains),
         )
-        for domain in domains
+        for domain, selectors, learned_only in audited
     ]
     ptr_runs = [check_ptr(Lookup(resolver, health), ip, helo) for ip in ips]
     # PTR lookups run beside the domains, so that the timeouts of a domain
@@ -118,25 +124,14 @@ async def run_audit(
             _record_ptr(metrics, report)
     if metrics is not None:
         _record_status(metrics, findings)
-        scope = _scope(findings, domains, configured, learned, ips)
-        drop_stale_series(metrics, scope)
+        selector_pairs = [
+            (domain, selector)
+            for domain, selectors, _ in audited
+            for selector in selectors
+        ]
+        names = [domain for domain, _, _ in audited]
+        drop_stale_series(metrics, AuditScope.of(findings, names, selector_pairs, ips))
     return findings
-
-
-def _scope(
-    findings: list[Finding],
-    domains: list[str],
-    configured: list[str],
-    learned: Collection[Learned],
-    ips: list[str],
-) -> AuditScope:
-    audited = [normalise(domain) for domain in domains]
-    selector_pairs = [
-        (domain, selector)
-        for domain in audited
-        for selector in _selectors_for(domain, configured, learned)[0]
-    ]
-    return AuditScope.of(findings, audited, selector_pairs, ips)
 
 
 def _selectors_for(
