@@ -238,7 +238,7 @@ def test_read_command_missing_sqlite_file(tmp_path: Path, command: list[str]) ->
     assert not path.exists()
 
 
-def test_show_says_events_left_out(run: Invoke, database_url: str) -> None:
+def test_show_notes_older_events(run: Invoke, database_url: str) -> None:
     """show names the option that shows the older events it left out."""
     _record_hard_bounces(database_url, 3)
 
