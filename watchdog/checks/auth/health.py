@@ -170,9 +170,9 @@ class ResolverHealth(TimeoutStreak):
 def udp_endpoints(resolver: dns.resolver.BaseResolver) -> list[Endpoint]:
     """Return the address and port of each plain-DNS nameserver of ``resolver``.
 
-    NOTE: DNS-over-HTTPS, TLS and QUIC nameservers are left out, so a
-    resolver made only of those cannot be probed and is taken as
-    unreachable after ``limit`` timeouts, as before probes existed.
+    NOTE: DNS-over-HTTPS, TLS and QUIC nameservers are left out. A resolver
+    made only of those gets a probe with no endpoint, which counts as no
+    reply, so ``limit`` timeouts alone take it as unreachable.
     """
     endpoints: list[Endpoint] = []
     for nameserver in resolver.nameservers:
