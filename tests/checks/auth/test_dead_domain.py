@@ -1,7 +1,7 @@
-"""A domain whose nameservers are down, behind a resolver that still answers.
+"""A domain whose nameservers are down, behind a resolver that still responds.
 
 A fresh unbound per test recurses to nsd for the test zones and to a
-loopback port where nothing listens for ``gone.test``, so every lookup of
+loopback port where nothing listens for ``gone.test``. So every lookup of
 ``x.gone.test`` times out in unbound while unbound answers everything else.
 It is fresh because unbound learns that a silent server is down and then
 answers SERVFAIL at once instead of timing out.

@@ -150,7 +150,7 @@ MISMATCHES = ("wrong_id", "other_port", "garbage")
 
 @contextlib.contextmanager
 def run_mismatched_replier(mismatch: str) -> Iterator[UdpResolver]:
-    """Reply to every query with a datagram that does not answer it.
+    """Reply to every query with a datagram that does not match it.
 
     ``mismatch`` is one of ``MISMATCHES``. Such a reply is what a forger
     who cannot see the query sends, so a client must keep waiting.
