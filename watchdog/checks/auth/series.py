@@ -45,8 +45,8 @@ class AuditScope:
         return cls(frozenset(domains), frozenset(selectors), frozenset(ips), checks)
 
 
-def drop_stale_series(metrics: Metrics, scope: AuditScope) -> int:
-    """Remove every audit series outside ``scope`` and return how many went.
+def drop_stale_series(metrics: Metrics, scope: AuditScope) -> None:
+    """Remove every audit series outside ``scope``.
 
     A series of a domain, selector or IP inside the scope stays even when
     this run could not set it (a failed lookup keeps the last known value).
@@ -61,14 +61,11 @@ def drop_stale_series(metrics: Metrics, scope: AuditScope) -> int:
         (metrics.auth_dkim_key_bits, ("domain", "selector"), scope.selectors),
         (metrics.auth_ptr_fcrdns_ok, ("ip",), {(ip,) for ip in scope.ips}),
     ]
-    removed = 0
     for gauge, names, kept in rules:
         for labels in _label_sets(gauge):
             values = tuple(labels[name] for name in names)
             if values not in kept:
                 gauge.remove(*values)
-                removed += 1
-    return removed
 
 
 def _label_sets(gauge: Gauge) -> list[dict[str, str]]:
